@@ -70,6 +70,7 @@ fn page(p: Page) -> wit_types::Page {
         },
         end_offset: p.end_offset,
         checkpointable: p.checkpointable,
+        counters: p.counters,
     }
 }
 

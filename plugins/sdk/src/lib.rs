@@ -132,6 +132,8 @@ pub struct Page {
     pub end_offset: String,
     /// False while the offset points inside a snapshot that cannot be resumed.
     pub checkpointable: bool,
+    /// Named counts the host sums per table for the run summary, e.g. `nulled.<column>`.
+    pub counters: Vec<(String, u64)>,
 }
 
 impl Page {
@@ -141,6 +143,7 @@ impl Page {
             rows: Rows::JsonLines(String::new()),
             end_offset: start_offset.unwrap_or("{}").to_string(),
             checkpointable: true,
+            counters: Vec::new(),
         }
     }
 }
