@@ -1,0 +1,410 @@
+//! JSON Lines pages to Arrow: each line parsed once, then each column filled from borrowed values.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use arrow_array::builder::{BinaryBuilder, BooleanBuilder, PrimitiveBuilder, StringBuilder};
+use arrow_array::types::{
+    ArrowPrimitiveType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
+    Int64Type, TimestampMicrosecondType,
+};
+use arrow_array::{ArrayRef, ListArray, MapArray, NullArray, RecordBatch, RecordBatchOptions, StructArray};
+use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{ArrowError, DataType, Field, FieldRef, Fields, SchemaRef, TimeUnit};
+use serde_json::{Map, Value};
+
+use crate::schema::{map_fields, type_name};
+use crate::{ConvertError, UnknownFields, coerce, join};
+
+/// One value of one column: where it came from and whether it may be null.
+#[derive(Clone, Copy)]
+struct Cell<'a> {
+    /// The record's index in the page, for errors.
+    row: usize,
+    /// `None` when the key is missing.
+    value: Option<&'a Value>,
+    /// The enclosing struct is null, so this slot is null whatever the field's nullability.
+    masked: bool,
+}
+
+impl<'a> Cell<'a> {
+    fn top(row: usize, value: Option<&'a Value>) -> Self {
+        Cell { row, value, masked: false }
+    }
+
+    /// The value, or `None` for a missing key and for JSON null alike.
+    fn present(&self) -> Option<&'a Value> {
+        self.value.filter(|v| !v.is_null())
+    }
+}
+
+/// Converts one page of JSON Lines.
+pub(crate) fn page(
+    schema: &SchemaRef,
+    page: &[u8],
+    unknown: &mut UnknownFields,
+) -> Result<RecordBatch, ConvertError> {
+    let lines = page.split(|b| *b == b'\n').map(<[u8]>::trim_ascii).filter(|l| !l.is_empty());
+    let mut rows: Vec<Map<String, Value>> =
+        Vec::with_capacity(page.iter().filter(|b| **b == b'\n').count() + 1);
+    for line in lines {
+        let record = serde_json::from_slice(line)
+            .map_err(|e| ConvertError::NotARecord { row: rows.len(), message: e.to_string() })?;
+        rows.push(record);
+    }
+
+    // How many of each record's keys the schema knows; any record with more holds unknown fields.
+    let mut known = vec![0_usize; rows.len()];
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    let mut cells = Vec::with_capacity(rows.len());
+    for field in schema.fields() {
+        cells.clear();
+        for (row, record) in rows.iter().enumerate() {
+            let value = record.get(field.name());
+            known[row] += usize::from(value.is_some());
+            cells.push(Cell::top(row, value));
+        }
+        columns.push(column(field, field.name(), &cells, unknown)?);
+    }
+    for (record, known) in rows.iter().zip(&known) {
+        if record.len() > *known {
+            for key in record.keys().filter(|k| schema.fields().find(k).is_none()) {
+                unknown.record("", key, 1);
+            }
+        }
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options).map_err(arrow_error(""))
+}
+
+fn arrow_error(column: &str) -> impl FnOnce(ArrowError) -> ConvertError + '_ {
+    move |source| ConvertError::Arrow { column: column.to_string(), source }
+}
+
+/// Short, bounded text of a value for an error: never a whole record.
+pub(crate) fn excerpt(value: &Value) -> String {
+    const LIMIT: usize = 60;
+    struct Limited(String);
+    impl Write for Limited {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let room = LIMIT.saturating_sub(self.0.len());
+            if s.len() <= room {
+                self.0.push_str(s);
+                return Ok(());
+            }
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.0.push_str(&s[..end]);
+            self.0.push('…');
+            // Stops serde_json from serialising the rest of a large value.
+            Err(std::fmt::Error)
+        }
+    }
+    let mut text = Limited(String::new());
+    let _ = write!(text, "{value}");
+    text.0
+}
+
+fn mismatch(field: &Field, path: &str, cell: &Cell, value: &Value) -> ConvertError {
+    ConvertError::Mismatch {
+        column: path.to_string(),
+        row: cell.row,
+        expected: type_name(field.data_type()),
+        found: excerpt(value),
+    }
+}
+
+/// A null slot: fine unless the field is non-nullable and no enclosing struct is null.
+fn null_slot(field: &Field, path: &str, cell: &Cell) -> Result<(), ConvertError> {
+    if field.is_nullable() || cell.masked {
+        return Ok(());
+    }
+    Err(ConvertError::NullInNonNullable {
+        column: path.to_string(),
+        row: cell.row,
+        expected: type_name(field.data_type()),
+        found: if cell.value.is_some() { "null" } else { "no value" }.to_string(),
+    })
+}
+
+fn validity(valid: Vec<bool>) -> Option<NullBuffer> {
+    valid.iter().any(|v| !v).then(|| NullBuffer::from(valid))
+}
+
+fn column(
+    field: &Field,
+    path: &str,
+    cells: &[Cell],
+    unknown: &mut UnknownFields,
+) -> Result<ArrayRef, ConvertError> {
+    match field.data_type() {
+        DataType::Utf8 => strings(field, path, cells),
+        DataType::Int64 => primitive::<Int64Type>(field, path, cells, coerce::integer),
+        DataType::Int32 => primitive::<Int32Type>(field, path, cells, |v| narrow(coerce::integer(v))),
+        DataType::Int16 => primitive::<Int16Type>(field, path, cells, |v| narrow(coerce::integer(v))),
+        DataType::Int8 => primitive::<Int8Type>(field, path, cells, |v| narrow(coerce::integer(v))),
+        DataType::Float64 => primitive::<Float64Type>(field, path, cells, coerce::float),
+        DataType::Float32 => primitive::<Float32Type>(field, path, cells, coerce::float32),
+        DataType::Boolean => booleans(field, path, cells),
+        DataType::Date32 => primitive::<Date32Type>(field, path, cells, coerce::date),
+        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => {
+            primitive::<TimestampMicrosecondType>(field, path, cells, coerce::timestamp_utc)
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, None) => {
+            primitive::<TimestampMicrosecondType>(field, path, cells, coerce::timestamp_ntz)
+        }
+        DataType::Decimal128(precision, scale) => {
+            let (precision, scale) = (*precision, *scale);
+            primitive::<Decimal128Type>(field, path, cells, |v| coerce::decimal(v, precision, scale))
+        }
+        DataType::Binary => binaries(field, path, cells),
+        DataType::Null => match cells.iter().find_map(|c| c.present().map(|v| (c, v))) {
+            Some((cell, value)) => Err(mismatch(field, path, cell, value)),
+            None => Ok(Arc::new(NullArray::new(cells.len()))),
+        },
+        DataType::List(item) => lists(item, field, path, cells, unknown),
+        DataType::Struct(fields) => structs(fields, field, path, cells, unknown),
+        DataType::Map(entries, _) => maps(entries, field, path, cells, unknown),
+        other => {
+            Err(ConvertError::UnsupportedType { column: path.to_string(), type_name: other.to_string() })
+        }
+    }
+}
+
+fn narrow<T: TryFrom<i64>>(value: Option<i64>) -> Option<T> {
+    value.and_then(|v| T::try_from(v).ok())
+}
+
+fn primitive<T: ArrowPrimitiveType>(
+    field: &Field,
+    path: &str,
+    cells: &[Cell],
+    parse: impl Fn(&Value) -> Option<T::Native>,
+) -> Result<ArrayRef, ConvertError> {
+    let data_type = field.data_type().clone();
+    if !arrow_array::PrimitiveArray::<T>::is_compatible(&data_type) {
+        return Err(ConvertError::UnsupportedType {
+            column: path.to_string(),
+            type_name: data_type.to_string(),
+        });
+    }
+    let mut builder = PrimitiveBuilder::<T>::with_capacity(cells.len()).with_data_type(data_type);
+    for cell in cells {
+        match cell.present() {
+            Some(value) => match parse(value) {
+                Some(native) => builder.append_value(native),
+                None => return Err(mismatch(field, path, cell, value)),
+            },
+            None => {
+                null_slot(field, path, cell)?;
+                builder.append_null();
+            }
+        }
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+fn strings(field: &Field, path: &str, cells: &[Cell]) -> Result<ArrayRef, ConvertError> {
+    let bytes = cells.iter().map(|c| c.present().and_then(Value::as_str).map_or(0, str::len)).sum();
+    let mut builder = StringBuilder::with_capacity(cells.len(), bytes);
+    for cell in cells {
+        match cell.present() {
+            Some(Value::String(s)) => builder.append_value(s),
+            // Compact JSON text, so that unknown and nested types pass through readably.
+            Some(other) => {
+                let _ = write!(builder, "{other}");
+                builder.append_value("");
+            }
+            None => {
+                null_slot(field, path, cell)?;
+                builder.append_null();
+            }
+        }
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+fn booleans(field: &Field, path: &str, cells: &[Cell]) -> Result<ArrayRef, ConvertError> {
+    let mut builder = BooleanBuilder::with_capacity(cells.len());
+    for cell in cells {
+        match cell.present() {
+            Some(value) => match coerce::boolean(value) {
+                Some(b) => builder.append_value(b),
+                None => return Err(mismatch(field, path, cell, value)),
+            },
+            None => {
+                null_slot(field, path, cell)?;
+                builder.append_null();
+            }
+        }
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+fn binaries(field: &Field, path: &str, cells: &[Cell]) -> Result<ArrayRef, ConvertError> {
+    let bytes =
+        cells.iter().map(|c| c.present().and_then(Value::as_str).map_or(0, |s| s.len() / 4 * 3)).sum();
+    let mut builder = BinaryBuilder::with_capacity(cells.len(), bytes);
+    let mut scratch = Vec::new();
+    for cell in cells {
+        match cell.present() {
+            Some(value) => match value.as_str().and_then(|s| coerce::base64(s, &mut scratch)) {
+                Some(()) => builder.append_value(&scratch),
+                None => return Err(mismatch(field, path, cell, value)),
+            },
+            None => {
+                null_slot(field, path, cell)?;
+                builder.append_null();
+            }
+        }
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+fn offset(len: usize, path: &str) -> Result<i32, ConvertError> {
+    i32::try_from(len).map_err(|_| {
+        arrow_error(path)(ArrowError::InvalidArgumentError("more than 2^31 nested values in one page".into()))
+    })
+}
+
+fn lists(
+    item: &FieldRef,
+    field: &Field,
+    path: &str,
+    cells: &[Cell],
+    unknown: &mut UnknownFields,
+) -> Result<ArrayRef, ConvertError> {
+    let mut offsets = Vec::with_capacity(cells.len() + 1);
+    offsets.push(0_i32);
+    let mut valid = Vec::with_capacity(cells.len());
+    let mut elements = Vec::new();
+    for cell in cells {
+        match cell.present() {
+            Some(Value::Array(values)) => {
+                elements.extend(values.iter().map(|v| Cell::top(cell.row, Some(v))));
+                valid.push(true);
+            }
+            Some(value) => return Err(mismatch(field, path, cell, value)),
+            None => {
+                null_slot(field, path, cell)?;
+                valid.push(false);
+            }
+        }
+        offsets.push(offset(elements.len(), path)?);
+    }
+    let values = column(item, &format!("{path}[]"), &elements, unknown)?;
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+    let array =
+        ListArray::try_new(item.clone(), offsets, values, validity(valid)).map_err(arrow_error(path))?;
+    Ok(Arc::new(array))
+}
+
+fn structs(
+    fields: &Fields,
+    field: &Field,
+    path: &str,
+    cells: &[Cell],
+    unknown: &mut UnknownFields,
+) -> Result<ArrayRef, ConvertError> {
+    let mut objects = Vec::with_capacity(cells.len());
+    for cell in cells {
+        match cell.present() {
+            Some(Value::Object(object)) => objects.push(Some(object)),
+            Some(value) => return Err(mismatch(field, path, cell, value)),
+            None => {
+                null_slot(field, path, cell)?;
+                objects.push(None);
+            }
+        }
+    }
+    let mut known = vec![0_usize; cells.len()];
+    let mut children = Vec::with_capacity(fields.len());
+    let mut child_cells = Vec::with_capacity(cells.len());
+    for child in fields {
+        child_cells.clear();
+        for ((cell, object), known) in cells.iter().zip(&objects).zip(known.iter_mut()) {
+            child_cells.push(match object {
+                Some(object) => {
+                    let value = object.get(child.name());
+                    *known += usize::from(value.is_some());
+                    Cell::top(cell.row, value)
+                }
+                None => Cell { row: cell.row, value: None, masked: true },
+            });
+        }
+        children.push(column(child, &join(path, child.name()), &child_cells, unknown)?);
+    }
+    for (object, known) in objects.iter().zip(&known) {
+        if let Some(object) = object.filter(|o| o.len() > *known) {
+            for key in object.keys().filter(|k| fields.find(k).is_none()) {
+                unknown.record(path, key, 1);
+            }
+        }
+    }
+    let nulls = validity(objects.iter().map(Option::is_some).collect());
+    let array = StructArray::try_new_with_length(fields.clone(), children, nulls, cells.len())
+        .map_err(arrow_error(path))?;
+    Ok(Arc::new(array))
+}
+
+fn maps(
+    entries: &FieldRef,
+    field: &Field,
+    path: &str,
+    cells: &[Cell],
+    unknown: &mut UnknownFields,
+) -> Result<ArrayRef, ConvertError> {
+    let unsupported = || ConvertError::UnsupportedType {
+        column: path.to_string(),
+        type_name: field.data_type().to_string(),
+    };
+    let (key_field, value_field) = map_fields(entries).ok_or_else(unsupported)?;
+    let DataType::Struct(entry_fields) = entries.data_type() else {
+        return Err(unsupported());
+    };
+    let mut offsets = Vec::with_capacity(cells.len() + 1);
+    offsets.push(0_i32);
+    let mut valid = Vec::with_capacity(cells.len());
+    let mut keys: Vec<(usize, &String)> = Vec::new();
+    let mut values = Vec::new();
+    for cell in cells {
+        match cell.present() {
+            Some(Value::Object(object)) => {
+                for (key, value) in object {
+                    keys.push((cell.row, key));
+                    values.push(Cell::top(cell.row, Some(value)));
+                }
+                valid.push(true);
+            }
+            Some(value) => return Err(mismatch(field, path, cell, value)),
+            None => {
+                null_slot(field, path, cell)?;
+                valid.push(false);
+            }
+        }
+        offsets.push(offset(values.len(), path)?);
+    }
+    let key_path = format!("{path}.key");
+    let keys: ArrayRef = if key_field.data_type() == &DataType::Utf8 {
+        let bytes = keys.iter().map(|(_, k)| k.len()).sum();
+        let mut builder = StringBuilder::with_capacity(keys.len(), bytes);
+        keys.iter().for_each(|(_, k)| builder.append_value(k));
+        Arc::new(builder.finish())
+    } else {
+        // JSON keys are always strings; other key types go through the usual string coercions.
+        let owned: Vec<(usize, Value)> =
+            keys.iter().map(|(row, k)| (*row, Value::String((*k).clone()))).collect();
+        let key_cells: Vec<Cell> = owned.iter().map(|(row, k)| Cell::top(*row, Some(k))).collect();
+        column(key_field, &key_path, &key_cells, unknown)?
+    };
+    let values = column(value_field, &format!("{path}.value"), &values, unknown)?;
+    let len = keys.len();
+    let entries_array = StructArray::try_new_with_length(entry_fields.clone(), vec![keys, values], None, len)
+        .map_err(arrow_error(path))?;
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+    let array = MapArray::try_new(entries.clone(), offsets, entries_array, validity(valid), false)
+        .map_err(arrow_error(path))?;
+    Ok(Arc::new(array))
+}
