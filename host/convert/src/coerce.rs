@@ -13,14 +13,9 @@ const EPOCH_DAYS_FROM_CE: i32 = 719_163;
 pub(crate) fn integer(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64().or_else(|| {
-            // 2^63 exactly: the f64 range check must exclude it, since i64::MAX is not representable.
-            n.as_f64()
-                .filter(|f| {
-                    f.fract() == 0.0
-                        && *f >= -9.223_372_036_854_775_808e18
-                        && *f < 9.223_372_036_854_775_808e18
-                })
-                .map(|f| f as i64)
+            // -2^63 is exact in f64 but i64::MAX is not: the upper bound is 2^63, exclusive.
+            let min = i64::MIN as f64;
+            n.as_f64().filter(|f| f.fract() == 0.0 && *f >= min && *f < -min).map(|f| f as i64)
         }),
         Value::String(s) => s.parse().ok(),
         _ => None,
@@ -142,7 +137,7 @@ pub(crate) fn base64(text: &str, out: &mut Vec<u8>) -> Option<()> {
     }
     out.clear();
     let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let chunks = bytes.len() / 4;

@@ -28,7 +28,7 @@ struct Cell<'a> {
 }
 
 impl<'a> Cell<'a> {
-    fn top(row: usize, value: Option<&'a Value>) -> Self {
+    fn at(row: usize, value: Option<&'a Value>) -> Self {
         Cell { row, value, masked: false }
     }
 
@@ -62,7 +62,7 @@ pub(crate) fn page(
         for (row, record) in rows.iter().enumerate() {
             let value = record.get(field.name());
             known[row] += usize::from(value.is_some());
-            cells.push(Cell::top(row, value));
+            cells.push(Cell::at(row, value));
         }
         columns.push(column(field, field.name(), &cells, unknown)?);
     }
@@ -283,7 +283,7 @@ fn lists(
     for cell in cells {
         match cell.present() {
             Some(Value::Array(values)) => {
-                elements.extend(values.iter().map(|v| Cell::top(cell.row, Some(v))));
+                elements.extend(values.iter().map(|v| Cell::at(cell.row, Some(v))));
                 valid.push(true);
             }
             Some(value) => return Err(mismatch(field, path, cell, value)),
@@ -329,7 +329,7 @@ fn structs(
                 Some(object) => {
                     let value = object.get(child.name());
                     *known += usize::from(value.is_some());
-                    Cell::top(cell.row, value)
+                    Cell::at(cell.row, value)
                 }
                 None => Cell { row: cell.row, value: None, masked: true },
             });
@@ -374,7 +374,7 @@ fn maps(
             Some(Value::Object(object)) => {
                 for (key, value) in object {
                     keys.push((cell.row, key));
-                    values.push(Cell::top(cell.row, Some(value)));
+                    values.push(Cell::at(cell.row, Some(value)));
                 }
                 valid.push(true);
             }
@@ -396,7 +396,7 @@ fn maps(
         // JSON keys are always strings; other key types go through the usual string coercions.
         let owned: Vec<(usize, Value)> =
             keys.iter().map(|(row, k)| (*row, Value::String((*k).clone()))).collect();
-        let key_cells: Vec<Cell> = owned.iter().map(|(row, k)| Cell::top(*row, Some(k))).collect();
+        let key_cells: Vec<Cell> = owned.iter().map(|(row, k)| Cell::at(*row, Some(k))).collect();
         column(key_field, &key_path, &key_cells, unknown)?
     };
     let values = column(value_field, &format!("{path}.value"), &values, unknown)?;

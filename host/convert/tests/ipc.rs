@@ -1,0 +1,160 @@
+//! Arrow IPC pages: round trip, relabelling, and mismatches naming the column.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{ListBuilder, StringBuilder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_ipc::writer::StreamWriter;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use weir_convert::{ConvertError, Converter, arrow_schema};
+
+fn table() -> SchemaRef {
+    Arc::new(
+        arrow_schema(
+            r#"{"type":"struct","fields":[
+                {"name":"id","type":"string","nullable":false,"metadata":{"airtable_field_id":"fld1"}},
+                {"name":"n","type":"long","nullable":true,"metadata":{}},
+                {"name":"tags","type":{"type":"array","elementType":"string","containsNull":true},"nullable":true,"metadata":{}}]}"#,
+        )
+        .unwrap(),
+    )
+}
+
+fn stream(batches: &[RecordBatch]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut out, &batches[0].schema()).unwrap();
+    for batch in batches {
+        writer.write(batch).unwrap();
+    }
+    writer.finish().unwrap();
+    drop(writer);
+    out
+}
+
+/// A list column as pyarrow and arrow-rs build it by default: item field named "item".
+fn tags(values: &[Option<Vec<&str>>]) -> ArrayRef {
+    let mut builder = ListBuilder::new(StringBuilder::new());
+    for value in values {
+        match value {
+            Some(items) => {
+                items.iter().for_each(|s| builder.values().append_value(s));
+                builder.append(true);
+            }
+            None => builder.append(false),
+        }
+    }
+    Arc::new(builder.finish())
+}
+
+fn batch(fields: Vec<(&str, ArrayRef, bool)>) -> RecordBatch {
+    let schema = Schema::new(
+        fields
+            .iter()
+            .map(|(name, array, nullable)| Field::new(*name, array.data_type().clone(), *nullable))
+            .collect::<Vec<_>>(),
+    );
+    RecordBatch::try_new(Arc::new(schema), fields.into_iter().map(|(_, a, _)| a).collect()).unwrap()
+}
+
+#[test]
+fn ipc_round_trips_and_relabels_with_the_table_schema() {
+    let first = batch(vec![
+        ("id", Arc::new(StringArray::from(vec!["a", "b"])), false),
+        ("n", Arc::new(Int64Array::from(vec![Some(1), None])), true),
+        ("tags", tags(&[Some(vec!["x", "y"]), None]), true),
+    ]);
+    let second = batch(vec![
+        ("id", Arc::new(StringArray::from(vec!["c"])), false),
+        ("n", Arc::new(Int64Array::from(vec![3])), true),
+        ("tags", tags(&[Some(vec![])]), true),
+    ]);
+    let mut converter = Converter::new(table());
+    let batches = converter.arrow_ipc(&stream(&[first, second])).unwrap();
+    assert_eq!(batches.len(), 2);
+    for batch in &batches {
+        // Same schema object as the table's: "element" item name and field metadata included.
+        assert_eq!(batch.schema(), table());
+    }
+    assert_eq!(batches[0].column(0).as_string::<i32>().value(1), "b");
+    assert_eq!(batches[1].column(1).as_primitive::<Int64Type>().value(0), 3);
+    let tags = batches[0].column(2).as_list::<i32>();
+    assert_eq!(tags.value(0).as_string::<i32>().value(1), "y");
+    assert!(converter.unknown_fields().is_empty());
+}
+
+#[test]
+fn a_type_mismatch_names_the_column() {
+    let wrong = batch(vec![
+        ("id", Arc::new(StringArray::from(vec!["a"])), false),
+        ("n", Arc::new(Int32Array::from(vec![1])), true),
+    ]);
+    match Converter::new(table()).arrow_ipc(&stream(&[wrong])) {
+        Err(ConvertError::IpcMismatch { column, expected, found }) => {
+            assert_eq!((column.as_str(), expected.as_str(), found.as_str()), ("n", "long", "integer"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let wrong_item = batch(vec![("tags", Arc::new(StringArray::from(vec!["x"])), true)]);
+    let error = Converter::new(table()).arrow_ipc(&stream(&[wrong_item]));
+    assert!(matches!(error, Err(ConvertError::IpcMismatch { column, .. }) if column == "tags"));
+}
+
+#[test]
+fn nulls_in_non_nullable_columns_are_rejected_with_their_row() {
+    let first = batch(vec![("id", Arc::new(StringArray::from(vec!["a", "b"])), true)]);
+    let second = batch(vec![("id", Arc::new(StringArray::from(vec![Some("c"), None])), true)]);
+    match Converter::new(table()).arrow_ipc(&stream(&[first, second])) {
+        Err(ConvertError::NullInNonNullable { column, row, .. }) => {
+            assert_eq!((column.as_str(), row), ("id", 3))
+        }
+        other => panic!("{other:?}"),
+    }
+    let no_id = batch(vec![("n", Arc::new(Int64Array::from(vec![1])), true)]);
+    match Converter::new(table()).arrow_ipc(&stream(&[no_id])) {
+        Err(ConvertError::NullInNonNullable { column, found, .. }) => {
+            assert_eq!((column.as_str(), found.as_str()), ("id", "no such column"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn missing_nullable_columns_are_null_and_extra_columns_are_counted() {
+    let page = batch(vec![
+        ("extra", Arc::new(Int64Array::from(vec![1, 2])), true),
+        ("id", Arc::new(StringArray::from(vec!["a", "b"])), false),
+    ]);
+    let mut converter = Converter::new(table());
+    let batches = converter.arrow_ipc(&stream(&[page])).unwrap();
+    assert_eq!(batches[0].schema(), table());
+    assert_eq!(batches[0].column(1).null_count(), 2);
+    assert_eq!(batches[0].column(2).data_type(), table().field(2).data_type());
+    assert_eq!(converter.unknown_fields().get("extra"), Some(&2));
+}
+
+#[test]
+fn garbage_is_an_ipc_error() {
+    let error = Converter::new(table()).arrow_ipc(b"not arrow at all");
+    assert!(matches!(error, Err(ConvertError::Ipc { .. })), "{error:?}");
+    let error = Converter::new(table()).arrow_ipc(b"");
+    assert!(matches!(error, Err(ConvertError::Ipc { .. })), "{error:?}");
+}
+
+#[test]
+fn struct_fields_must_match_by_name() {
+    let schema = Arc::new(
+        arrow_schema(
+            r#"{"type":"struct","fields":[{"name":"o","type":{"type":"struct","fields":[{"name":"a","type":"long","nullable":true,"metadata":{}}]},"nullable":true,"metadata":{}}]}"#,
+        )
+        .unwrap(),
+    );
+    let renamed = arrow_array::StructArray::from(vec![(
+        Arc::new(Field::new("b", DataType::Int64, true)),
+        Arc::new(Int64Array::from(vec![1])) as ArrayRef,
+    )]);
+    let page = batch(vec![("o", Arc::new(renamed), true)]);
+    let error = Converter::new(schema).arrow_ipc(&stream(&[page]));
+    assert!(matches!(&error, Err(ConvertError::IpcMismatch { column, .. }) if column == "o"), "{error:?}");
+}
