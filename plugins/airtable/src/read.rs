@@ -1,0 +1,274 @@
+//! Paged reads: snapshot and cdc offsets, and the restart after an expired page iterator.
+//!
+//! Offsets are JSON objects:
+//!
+//! | offset | meaning | checkpointable |
+//! |---|---|---|
+//! | `{"page", "emitted", "skip"?}` | inside a snapshot listing | no |
+//! | `{"snapshot": "complete"}` | the snapshot was read to its end | yes |
+//! | `{"cursor", "upto", "page", "max", "emitted", "skip"?}` | inside a cdc read | no |
+//! | `{"cursor": "<ISO UTC>" \| null}` | every change up to the cursor was read | yes |
+//!
+//! `emitted` counts the records this read has returned; `skip` how many of them a
+//! restarted listing still has to pass over.
+
+use serde_json::{Map, Value, json};
+use weir_connector_sdk::{ConnectorError, Level, Page, Rows};
+
+use crate::api::{Client, ListQuery, Listing};
+use crate::options::TableOptions;
+use crate::rows::{Record, Shaper};
+use crate::schema::{Cursor, Plan};
+use crate::time;
+
+/// Where a listing is: the page token, and the records passed so far.
+#[derive(Debug, Default)]
+struct Progress {
+    token: Option<String>,
+    emitted: u64,
+    skip: u64,
+}
+
+impl Progress {
+    fn from(offset: &Map<String, Value>) -> Progress {
+        Progress {
+            token: offset.get("page").and_then(Value::as_str).map(str::to_string),
+            emitted: offset.get("emitted").and_then(Value::as_u64).unwrap_or(0),
+            skip: offset.get("skip").and_then(Value::as_u64).unwrap_or(0),
+        }
+    }
+
+    fn write(&self, offset: &mut Map<String, Value>) {
+        offset.insert("page".into(), json!(self.token));
+        offset.insert("emitted".into(), json!(self.emitted));
+        if self.skip > 0 {
+            offset.insert("skip".into(), json!(self.skip));
+        }
+    }
+}
+
+/// One read call: the table, its options and the start offset.
+pub(crate) struct Read<'a> {
+    pub client: &'a Client<'a>,
+    pub plan: &'a Plan,
+    pub options: &'a TableOptions,
+    pub start: Option<&'a str>,
+}
+
+fn parse_offset(start: Option<&str>) -> Result<Map<String, Value>, ConnectorError> {
+    match start.map(str::trim) {
+        None | Some("") => Ok(Map::new()),
+        Some(text) => match serde_json::from_str(text) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(ConnectorError::InvalidOptions(format!(
+                "start offset {text:?} is not a JSON object written by the Airtable connector"
+            ))),
+        },
+    }
+}
+
+fn instant(offset: &Map<String, Value>, key: &str) -> Result<Option<i64>, ConnectorError> {
+    match offset.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => time::parse_ms(s).map(Some).ok_or_else(|| {
+            ConnectorError::InvalidOptions(format!("offset {key} {s:?} is not an ISO-8601 time"))
+        }),
+        Some(other) => {
+            Err(ConnectorError::InvalidOptions(format!("offset {key} {other} is not an ISO-8601 time")))
+        }
+    }
+}
+
+fn formula_time(ms: i64) -> String {
+    format!("'{}'", time::format_ms(ms))
+}
+
+/// `AND(user, IS_AFTER({f}, after), NOT(IS_AFTER({f}, upto)))`, leaving out what is absent.
+fn cdc_filter(cursor: &Cursor, after: Option<i64>, upto: i64, user: Option<&str>) -> String {
+    let field = format!("{{{}}}", cursor.field_name);
+    let mut parts: Vec<String> = user.map(str::to_string).into_iter().collect();
+    if let Some(after) = after {
+        parts.push(format!("IS_AFTER({field}, {})", formula_time(after)));
+    }
+    parts.push(format!("NOT(IS_AFTER({field}, {}))", formula_time(upto)));
+    if parts.len() == 1 { parts.remove(0) } else { format!("AND({})", parts.join(", ")) }
+}
+
+impl Read<'_> {
+    /// One page of the table, as a snapshot or from the cdc cursor.
+    pub(crate) fn page(&self, now_ms: impl Fn() -> i64) -> Result<Page, ConnectorError> {
+        let offset = parse_offset(self.start)?;
+        match &self.plan.cursor {
+            None => self.snapshot(&offset),
+            Some(cursor) => self.cdc(cursor, &offset, now_ms),
+        }
+    }
+
+    fn query(&self, filter: Option<String>, sort: Option<&Cursor>) -> ListQuery {
+        ListQuery {
+            page_size: self.options.page_size,
+            offset: None,
+            view: self.options.view.clone(),
+            fields: self.plan.requested_fields.clone(),
+            filter,
+            sort: sort.map(|c| c.field_name.clone()),
+            max_records: None,
+        }
+    }
+
+    /// Fetches the next page, restarting the listing if its iterator expired, and drops
+    /// the records a restart has to pass over.
+    fn fetch(&self, mut query: ListQuery, progress: &mut Progress) -> Result<Vec<Record>, ConnectorError> {
+        let (id, name) = (&self.plan.table_id, &self.plan.table_name);
+        query.offset = progress.token.clone();
+        let page = match self.client.list(id, name, &query)? {
+            Listing::Page(page) => page,
+            Listing::IteratorExpired => {
+                self.client.host.log(
+                    Level::Warn,
+                    &format!(
+                        "the page iterator of table {name:?} expired; restarting the listing and \
+                         skipping the {} records already read",
+                        progress.emitted
+                    ),
+                );
+                progress.skip = progress.emitted;
+                query.offset = None;
+                match self.client.list(id, name, &query)? {
+                    Listing::Page(page) => page,
+                    // Only a request with a page token can see its iterator expire.
+                    Listing::IteratorExpired => {
+                        return Err(ConnectorError::Internal(
+                            "page iterator expired without a page token".into(),
+                        ));
+                    }
+                }
+            }
+        };
+        let mut records = page.records;
+        let passed = usize::try_from(progress.skip).unwrap_or(usize::MAX).min(records.len());
+        records.drain(..passed);
+        progress.skip -= passed as u64;
+        progress.emitted += records.len() as u64;
+        progress.token = page.offset;
+        Ok(records)
+    }
+
+    fn rows(&self, records: &[Record]) -> (Rows, Vec<(String, u64)>) {
+        let mut shaper = Shaper::default();
+        let mut lines = String::new();
+        for record in records {
+            lines.push_str(&Value::Object(shaper.row(record, &self.plan.columns)).to_string());
+            lines.push('\n');
+        }
+        (Rows::JsonLines(lines), shaper.counters())
+    }
+
+    fn snapshot(&self, offset: &Map<String, Value>) -> Result<Page, ConnectorError> {
+        if offset.get("snapshot").and_then(Value::as_str) == Some("complete") {
+            return Ok(Page::end(self.start));
+        }
+        // Anything else that is not a page token (say a cdc cursor from before the table
+        // lost its lastModifiedTime field) starts the snapshot over.
+        let mut progress = if offset.contains_key("page") && !offset.contains_key("upto") {
+            Progress::from(offset)
+        } else {
+            Progress::default()
+        };
+        let query = self.query(self.options.filter_by_formula.clone(), None);
+        let records = self.fetch(query, &mut progress)?;
+        let (rows, counters) = self.rows(&records);
+        let (end, checkpointable) = if progress.token.is_some() {
+            let mut end = Map::new();
+            progress.write(&mut end);
+            (Value::Object(end), false)
+        } else {
+            (json!({"snapshot": "complete"}), true)
+        };
+        Ok(Page { rows, end_offset: end.to_string(), checkpointable, counters })
+    }
+
+    fn cdc(
+        &self,
+        cursor: &Cursor,
+        offset: &Map<String, Value>,
+        now_ms: impl Fn() -> i64,
+    ) -> Result<Page, ConnectorError> {
+        let from = instant(offset, "cursor")?;
+        let user = self.options.filter_by_formula.as_deref();
+        let (upto, mut max, mut progress) = match instant(offset, "upto")? {
+            Some(upto) if offset.contains_key("page") => {
+                (upto, instant(offset, "max")?, Progress::from(offset))
+            }
+            _ => {
+                let upto = now_ms();
+                if let Some(from) = from {
+                    // Without anything newer than the cursor the read would only re-read its
+                    // lookback window; answering end == start here is what ends the read,
+                    // however many pages that window holds.
+                    let probe = ListQuery {
+                        page_size: 1,
+                        max_records: Some(1),
+                        fields: Some(vec![cursor.field_id.clone()]),
+                        ..self.query(Some(cdc_filter(cursor, Some(from), upto, user)), None)
+                    };
+                    let (id, name) = (&self.plan.table_id, &self.plan.table_name);
+                    match self.client.list(id, name, &probe)? {
+                        Listing::Page(page) if page.records.is_empty() => return Ok(Page::end(self.start)),
+                        _ => {}
+                    }
+                }
+                (upto, None, Progress::default())
+            }
+        };
+        let after = from.map(|c| c - self.options.lookback_seconds * 1000);
+        let query = self.query(Some(cdc_filter(cursor, after, upto, user)), Some(cursor));
+        let records = self.fetch(query, &mut progress)?;
+        for record in &records {
+            let value = record.fields.get(&cursor.field_id).and_then(Value::as_str).and_then(time::parse_ms);
+            max = max.max(value.map(|v| v.min(upto)));
+        }
+        let (rows, counters) = self.rows(&records);
+        let iso = |ms: Option<i64>| ms.map(time::format_ms);
+
+        if progress.token.is_some() {
+            let mut end = Map::new();
+            end.insert("cursor".into(), json!(iso(from)));
+            end.insert("upto".into(), json!(time::format_ms(upto)));
+            end.insert("max".into(), json!(iso(max)));
+            progress.write(&mut end);
+            return Ok(Page {
+                rows,
+                end_offset: Value::Object(end).to_string(),
+                checkpointable: false,
+                counters,
+            });
+        }
+        let mut reached = from.max(max);
+        if reached.is_none() && progress.emitted > 0 {
+            // Records exist but none has a cursor value: without moving on, a read of many
+            // pages would start over for ever. They have all been read up to the read's start.
+            self.client.host.log(
+                Level::Warn,
+                &format!(
+                    "no record of table {:?} has a value in its cursor field {:?}; the cursor moves to {}",
+                    self.plan.table_name,
+                    cursor.field_name,
+                    time::format_ms(upto)
+                ),
+            );
+            reached = Some(upto);
+        }
+        // Handing the start back unchanged when the cursor did not move ends the read even if
+        // the host re-serialised the offset.
+        let end_offset = match self.start {
+            Some(start)
+                if reached == from && !offset.contains_key("upto") && offset.contains_key("cursor") =>
+            {
+                start.to_string()
+            }
+            _ => json!({"cursor": iso(reached)}).to_string(),
+        };
+        Ok(Page { rows, end_offset, checkpointable: true, counters })
+    }
+}

@@ -1,0 +1,143 @@
+//! UTC instants as milliseconds since the Unix epoch, and their ISO-8601 text.
+//!
+//! No clock crate: the guest gets a wall clock from WASI through `std::time`, and the
+//! only calendar arithmetic needed is days ↔ civil dates (Howard Hinnant's algorithms).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Now, in milliseconds since the epoch (UTC).
+pub(crate) fn now_ms() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        // A clock before 1970 is broken; reading "from the epoch" is the harmless answer.
+        Err(_) => 0,
+    }
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
+/// `2024-01-02T03:04:05.000Z`: the one form offsets and formulas use, so equal instants
+/// always compare equal as text.
+pub(crate) fn format_ms(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (h, min, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
+}
+
+fn digits(s: &[u8], at: usize, n: usize) -> Option<i64> {
+    let part = s.get(at..at + n)?;
+    part.iter().try_fold(0i64, |acc, b| b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0')))
+}
+
+/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS[.fff…]][Z|±HH:MM]` (no zone means UTC).
+pub(crate) fn parse_ms(text: &str) -> Option<i64> {
+    let s = text.trim().as_bytes();
+    let (y, m, d) = (digits(s, 0, 4)?, digits(s, 5, 2)?, digits(s, 8, 2)?);
+    if s.get(4) != Some(&b'-') || s.get(7) != Some(&b'-') || !(1..=12).contains(&m) || !(1..=31).contains(&d)
+    {
+        return None;
+    }
+    let mut ms = days_from_civil(y, m, d) * 86_400_000;
+    if s.len() == 10 {
+        return Some(ms);
+    }
+    if !matches!(s.get(10), Some(b'T' | b't' | b' ')) || s.get(13) != Some(&b':') {
+        return None;
+    }
+    let (h, min) = (digits(s, 11, 2)?, digits(s, 14, 2)?);
+    if h > 23 || min > 59 {
+        return None;
+    }
+    ms += h * 3_600_000 + min * 60_000;
+    let mut i = 16;
+    if s.get(i) == Some(&b':') {
+        let sec = digits(s, i + 1, 2)?;
+        if sec > 60 {
+            return None;
+        }
+        ms += sec * 1000;
+        i += 3;
+        if s.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while s.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+            // Only milliseconds matter; finer digits are truncated.
+            let frac = &s[start..i.min(start + 3)];
+            let mut milli = frac.iter().fold(0i64, |acc, b| acc * 10 + i64::from(b - b'0'));
+            for _ in frac.len()..3 {
+                milli *= 10;
+            }
+            ms += milli;
+        }
+    }
+    match s.get(i) {
+        None => Some(ms),
+        Some(b'Z' | b'z') if i + 1 == s.len() => Some(ms),
+        Some(sign @ (b'+' | b'-')) if s.len() == i + 6 && s.get(i + 3) == Some(&b':') => {
+            let offset = digits(s, i + 1, 2)? * 3_600_000 + digits(s, i + 4, 2)? * 60_000;
+            Some(if *sign == b'+' { ms - offset } else { ms + offset })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses_round_trip() {
+        let ms = parse_ms("2024-02-29T23:59:58.123Z").unwrap();
+        assert_eq!(format_ms(ms), "2024-02-29T23:59:58.123Z");
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_ms(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn accepts_the_forms_airtable_writes() {
+        assert_eq!(parse_ms("2022-09-05"), parse_ms("2022-09-05T00:00:00.000Z"));
+        assert_eq!(parse_ms("2024-01-02T03:04:05Z"), parse_ms("2024-01-02T03:04:05.000Z"));
+        assert_eq!(parse_ms("2024-01-02T05:04:05.5+02:00"), parse_ms("2024-01-02T03:04:05.500Z"));
+        assert_eq!(parse_ms("2024-01-02T03:04:05.123456Z"), parse_ms("2024-01-02T03:04:05.123Z"));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_time() {
+        for bad in ["", "yesterday", "2024-13-01", "2024-01-02T25:00:00Z", "2024-01-02T03:04:05Q", "2024-1-2"]
+        {
+            assert_eq!(parse_ms(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn now_is_after_2020() {
+        assert!(now_ms() > parse_ms("2020-01-01").unwrap());
+    }
+}
