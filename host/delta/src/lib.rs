@@ -1,1 +1,430 @@
-//! placeholder
+//! The Delta sink: writes Arrow batches to a Delta table with the write mode that the
+//! table's ingestion type and SCD type call for, and commits the source offset that the
+//! batches reach in the *same* Delta commit as the rows.
+//!
+//! Exactly once rests on that single commit. Each [`DeltaSink::commit`] is one Delta
+//! transaction carrying the rows, an application transaction (`txn`, with the pipeline's
+//! `app_id` and a version that grows by one per commit) and the offset in the commit's
+//! metadata (`weir.app_id`, `weir.version`, `weir.offset`). Delta commits are atomic, so a
+//! crash leaves either all of it or none of it, and [`DeltaSink::last_checkpoint`] always
+//! describes exactly the rows in the table. Replaying a commit whose version the table
+//! already holds writes nothing.
+//!
+//! ```no_run
+//! # async fn demo(schema: arrow_schema::SchemaRef, batch: arrow_array::RecordBatch) -> Result<(), weir_delta::SinkError> {
+//! use weir_delta::{Checkpoint, DeltaSink, WriteMode};
+//!
+//! let mode = WriteMode::Upsert { keys: vec!["id".into()], sequence_by: Some("modified".into()) };
+//! let mut sink = DeltaSink::open("/tmp/warehouse/main/bronze/tasks", schema, &mode).await?;
+//! let next = sink.last_checkpoint("airtable/tasks").await?.map_or(1, |c| c.version + 1);
+//! let checkpoint = Checkpoint { app_id: "airtable/tasks".into(), version: next, offset: r#"{"cursor":"2024-05-01"}"#.into() };
+//! let stats = sink.commit(vec![batch], &mode, &checkpoint).await?;
+//! println!("table version {}: {} inserted, {} updated", stats.version, stats.inserted, stats.updated);
+//! # Ok(()) }
+//! ```
+//!
+//! # Object stores
+//!
+//! A `uri` is a local path (its directories are created) or an object-store URL. Each store
+//! is behind a cargo feature of this crate, which the `weir` binary forwards under the same
+//! name:
+//!
+//! | URL | feature | credentials delta-rs reads from the environment |
+//! |---|---|---|
+//! | `s3://bucket/path` | `s3` | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL` (S3-compatible stores), `AWS_PROFILE`, or the instance/web-identity role; `AWS_S3_ALLOW_UNSAFE_RENAME=true` or a `AWS_S3_LOCKING_PROVIDER=dynamodb` lock for concurrent writers |
+//! | `abfss://container@account.dfs.core.windows.net/path` | `azure` | `AZURE_STORAGE_ACCOUNT_NAME`, then `AZURE_STORAGE_ACCOUNT_KEY`, or `AZURE_STORAGE_SAS_KEY`, or a service principal (`AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_TENANT_ID`), or managed identity |
+//! | `gs://bucket/path` | `gcs` | `GOOGLE_APPLICATION_CREDENTIALS` or `GOOGLE_SERVICE_ACCOUNT` (path to a service-account JSON), or the metadata server |
+//!
+//! Without the feature, such a URL fails in [`DeltaSink::open`] with
+//! [`SinkError::InvalidUri`].
+//!
+//! # Costs
+//!
+//! Append and Replace stream the batches into new files. Upsert and Delete are one Delta
+//! MERGE each: the batches are deduplicated per key in memory, and the target files
+//! that may hold those keys are rewritten. Scd2Upsert reads the open rows (`__END_AT IS
+//! NULL`) of the table to drop changes that are not newer than the open version, and
+//! Scd2Snapshot joins the whole snapshot against the open rows to find changed rows; both
+//! scan the table's open rows once per commit, then run one MERGE. Widening a column's type
+//! rewrites the whole table once, in `open`.
+//!
+//! The offset lives in the commitInfo of its commit. If that commit's JSON file is removed
+//! by log cleanup (by default after 30 days, and only after a checkpoint), the `txn`
+//! survives but the offset cannot be read: [`DeltaSink::last_checkpoint`] then fails with
+//! [`SinkError::OffsetLost`] rather than restart from the beginning. The sink's own commits
+//! never clean up logs.
+
+mod modes;
+mod schema;
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::{DeltaTable, DeltaTableError, ensure_table_uri};
+use futures_util::TryStreamExt;
+
+/// The column of an SCD2 history row that holds when this version became current.
+pub const START_AT: &str = "__START_AT";
+/// The column of an SCD2 history row that holds when this version stopped being current (null while current).
+pub const END_AT: &str = "__END_AT";
+
+const META_APP_ID: &str = "weir.app_id";
+const META_VERSION: &str = "weir.version";
+const META_OFFSET: &str = "weir.offset";
+
+/// How a commit's batches change the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Append the rows (append ingestion, and `APPEND_ONLY`).
+    Append,
+    /// Snapshot SCD1: the table's contents become exactly the batches, in one overwrite commit.
+    Replace,
+    /// CDC SCD1: MERGE on `keys`; a row older than the stored one (by `sequence_by`) is ignored.
+    Upsert {
+        /// The primary key columns.
+        keys: Vec<String>,
+        /// The column that orders versions of a row; without it the last row wins.
+        sequence_by: Option<String>,
+    },
+    /// CDC tombstones: delete the rows with these keys that are not newer than the tombstone.
+    Delete {
+        /// The primary key columns.
+        keys: Vec<String>,
+        /// The column that orders versions of a row; without it every match is deleted.
+        sequence_by: Option<String>,
+    },
+    /// Snapshot SCD2: close the open rows that vanished or changed, open new versions.
+    Scd2Snapshot {
+        /// The primary key columns.
+        keys: Vec<String>,
+    },
+    /// CDC SCD2: each change becomes a history row with `__START_AT`/`__END_AT` from `sequence_by`.
+    Scd2Upsert {
+        /// The primary key columns.
+        keys: Vec<String>,
+        /// The column that orders versions of a row.
+        sequence_by: String,
+    },
+    /// CDC SCD2 tombstones: close the open version of each key.
+    Scd2Delete {
+        /// The primary key columns.
+        keys: Vec<String>,
+        /// The column that orders versions of a row.
+        sequence_by: String,
+    },
+}
+
+impl WriteMode {
+    fn keys(&self) -> &[String] {
+        match self {
+            WriteMode::Append | WriteMode::Replace => &[],
+            WriteMode::Upsert { keys, .. }
+            | WriteMode::Delete { keys, .. }
+            | WriteMode::Scd2Snapshot { keys }
+            | WriteMode::Scd2Upsert { keys, .. }
+            | WriteMode::Scd2Delete { keys, .. } => keys,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            WriteMode::Append => "append",
+            WriteMode::Replace => "replace",
+            WriteMode::Upsert { .. } => "upsert",
+            WriteMode::Delete { .. } => "delete",
+            WriteMode::Scd2Snapshot { .. } => "scd2 snapshot",
+            WriteMode::Scd2Upsert { .. } => "scd2 upsert",
+            WriteMode::Scd2Delete { .. } => "scd2 delete",
+        }
+    }
+}
+
+/// The offset a pipeline reached, committed with the rows it produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Who writes: one id per pipeline and destination table, e.g. `airtable/tasks`.
+    pub app_id: String,
+    /// Grows by one per commit of `app_id`; a version the table already holds is a replay.
+    pub version: i64,
+    /// The source offset the batches reach, as JSON text.
+    pub offset: String,
+}
+
+/// What one commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommitStats {
+    /// The Delta table version after the commit (unchanged for a replay).
+    pub version: i64,
+    /// Rows inserted.
+    pub inserted: u64,
+    /// Rows updated (for SCD2, history rows closed).
+    pub updated: u64,
+    /// Rows deleted.
+    pub deleted: u64,
+}
+
+/// Why the sink failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The location cannot hold a table: a malformed URL, a store whose feature is off, or a path that cannot be created.
+    #[error("cannot use `{uri}` as a Delta table location: {source}")]
+    InvalidUri {
+        /// The location given.
+        uri: String,
+        /// What delta-rs said.
+        source: DeltaTableError,
+    },
+    /// A Delta operation failed.
+    #[error("Delta table `{uri}`: could not {op}: {source}")]
+    Delta {
+        /// The table.
+        uri: String,
+        /// What the sink was doing.
+        op: &'static str,
+        /// What delta-rs said.
+        source: DeltaTableError,
+    },
+    /// Reading or planning with DataFusion failed.
+    #[error("Delta table `{uri}`: query failed: {source}")]
+    Query {
+        /// The table.
+        uri: String,
+        /// What DataFusion said.
+        source: deltalake::datafusion::error::DataFusionError,
+    },
+    /// An Arrow conversion or cast failed.
+    #[error("Delta table `{uri}`: {source}")]
+    Arrow {
+        /// The table.
+        uri: String,
+        /// What Arrow said.
+        source: arrow_schema::ArrowError,
+    },
+    /// The schema changes a column's type in a way that could lose values.
+    #[error(
+        "Delta table `{uri}`: column `{column}` is {table_type} in the table but {new_type} in the new \
+         schema; only widening (int8/16/32 to a larger int, float to double, decimal to a larger precision \
+         with the same scale) is applied automatically. Write to a new table or cast the column in the source"
+    )]
+    IncompatibleType {
+        /// The table.
+        uri: String,
+        /// The column.
+        column: String,
+        /// Its type in the table.
+        table_type: String,
+        /// Its type in the new schema.
+        new_type: String,
+    },
+    /// A key or sequence column named by the write mode is not in the schema.
+    #[error("Delta table `{uri}`: the write mode names column `{column}`, which is not in the schema")]
+    MissingColumn {
+        /// The table.
+        uri: String,
+        /// The column.
+        column: String,
+    },
+    /// A batch has a column that the table does not have.
+    #[error(
+        "Delta table `{uri}`: a batch has column `{column}`, which is not in the table; reopen the sink with a schema that has it"
+    )]
+    UnknownColumn {
+        /// The table.
+        uri: String,
+        /// The column.
+        column: String,
+    },
+    /// The write mode is unusable, e.g. it has no key columns.
+    #[error("Delta table `{uri}`: write mode {mode}: {reason}")]
+    InvalidMode {
+        /// The table.
+        uri: String,
+        /// The mode.
+        mode: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The table holds a `txn` for the app, but the commit that carried its offset is gone.
+    #[error(
+        "Delta table `{uri}`: app `{app_id}` committed version {version}, but the log file with its offset \
+         was removed (log retention); restore the offset or start the app under a new id"
+    )]
+    OffsetLost {
+        /// The table.
+        uri: String,
+        /// The app.
+        app_id: String,
+        /// The txn version the table holds.
+        version: i64,
+    },
+}
+
+impl SinkError {
+    fn delta(uri: &str, op: &'static str, source: DeltaTableError) -> Self {
+        SinkError::Delta { uri: uri.to_string(), op, source }
+    }
+
+    fn query(uri: &str, source: deltalake::datafusion::error::DataFusionError) -> Self {
+        SinkError::Query { uri: uri.to_string(), source }
+    }
+}
+
+/// One destination Delta table.
+pub struct DeltaSink {
+    uri: String,
+    table: DeltaTable,
+    /// The columns the caller declared at open, which SCD2 snapshot compares to detect change.
+    source_columns: Vec<String>,
+}
+
+impl DeltaSink {
+    /// Opens the table at `uri`, creating it with `schema` if absent, and evolves its schema
+    /// (see the crate docs): new columns are added as nullable, vanished columns stay,
+    /// widening types are rewritten, other type changes fail. SCD2 modes add the nullable
+    /// `__START_AT`/`__END_AT` columns.
+    pub async fn open(uri: &str, schema: SchemaRef, mode: &WriteMode) -> Result<DeltaSink, SinkError> {
+        let keyed = !matches!(mode, WriteMode::Append | WriteMode::Replace);
+        if keyed && mode.keys().is_empty() {
+            return Err(SinkError::InvalidMode {
+                uri: uri.to_string(),
+                mode: mode.name(),
+                reason: "it needs at least one primary key column".into(),
+            });
+        }
+        let target = schema::target_schema(uri, &schema, mode)?;
+        let invalid = |source| SinkError::InvalidUri { uri: uri.to_string(), source };
+        let url = ensure_table_uri(uri).map_err(invalid)?;
+        let table = DeltaTable::try_from_url(url).await.map_err(invalid)?;
+        let table = if table.version().is_none() {
+            use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+            let kernel: deltalake::kernel::StructType = target
+                .as_ref()
+                .try_into_kernel()
+                .map_err(|source| SinkError::Arrow { uri: uri.to_string(), source })?;
+            table
+                .create()
+                .with_columns(kernel.fields().cloned())
+                .with_commit_properties(no_log_cleanup(CommitProperties::default()))
+                .await
+                .map_err(|source| match source {
+                    // Create is the first call to touch the store, so a bad location surfaces here.
+                    DeltaTableError::ObjectStore { .. } | DeltaTableError::InvalidTableLocation(_) => {
+                        invalid(source)
+                    }
+                    other => SinkError::delta(uri, "create the table", other),
+                })?
+        } else {
+            schema::evolve(uri, table, &target).await?
+        };
+        Ok(DeltaSink {
+            uri: uri.to_string(),
+            table,
+            source_columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+        })
+    }
+
+    /// The location this sink writes.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The last checkpoint committed by `app_id`: the table's `txn` version for it, and the
+    /// offset stored in the commit that wrote that version.
+    pub async fn last_checkpoint(&self, app_id: &str) -> Result<Option<Checkpoint>, SinkError> {
+        let mut table = self.fresh_table();
+        table.update_state().await.map_err(|source| SinkError::delta(&self.uri, "load the table", source))?;
+        let Some(version) = txn_version(&self.uri, &table, app_id).await? else {
+            return Ok(None);
+        };
+        // Newest first, so the usual case (our own commit is the latest) reads one file.
+        let mut history = table.history(None);
+        while let Some(info) = history
+            .try_next()
+            .await
+            .map_err(|source| SinkError::delta(&self.uri, "read the history", source))?
+        {
+            let matches = info.info.get(META_APP_ID).and_then(|v| v.as_str()) == Some(app_id)
+                && info.info.get(META_VERSION).and_then(|v| v.as_i64()) == Some(version);
+            if matches && let Some(offset) = info.info.get(META_OFFSET).and_then(|v| v.as_str()) {
+                return Ok(Some(Checkpoint {
+                    app_id: app_id.to_string(),
+                    version,
+                    offset: offset.to_string(),
+                }));
+            }
+        }
+        Err(SinkError::OffsetLost { uri: self.uri.clone(), app_id: app_id.to_string(), version })
+    }
+
+    /// Writes `batches` with `mode` in one Delta commit that also carries the checkpoint's
+    /// `txn` and offset. A checkpoint whose version the table already holds for its app is a
+    /// replay: nothing is written and the stats are zero.
+    pub async fn commit(
+        &mut self,
+        batches: Vec<RecordBatch>,
+        mode: &WriteMode,
+        checkpoint: &Checkpoint,
+    ) -> Result<CommitStats, SinkError> {
+        self.table
+            .update_state()
+            .await
+            .map_err(|source| SinkError::delta(&self.uri, "load the table", source))?;
+        let current = version_of(&self.table);
+        if let Some(done) = txn_version(&self.uri, &self.table, &checkpoint.app_id).await?
+            && done >= checkpoint.version
+        {
+            tracing::info!(uri = %self.uri, app_id = %checkpoint.app_id, version = checkpoint.version, "replayed commit skipped");
+            return Ok(CommitStats { version: current, ..CommitStats::default() });
+        }
+        let props = no_log_cleanup(
+            CommitProperties::default()
+                .with_application_transaction(Transaction::new(&checkpoint.app_id, checkpoint.version))
+                .with_metadata([
+                    (META_APP_ID.to_string(), checkpoint.app_id.clone().into()),
+                    (META_VERSION.to_string(), checkpoint.version.into()),
+                    (META_OFFSET.to_string(), checkpoint.offset.clone().into()),
+                ]),
+        );
+        let ctx = modes::Ctx { uri: &self.uri, source_columns: &self.source_columns };
+        let (table, mut stats) = modes::apply(&ctx, self.fresh_table(), batches, mode, props.clone()).await?;
+        let table = if version_of(&table) == current {
+            // MERGE commits nothing when no row changes, but the offset still has to advance.
+            modes::commit_offset_only(&ctx, table, props).await?
+        } else {
+            table
+        };
+        stats.version = version_of(&table);
+        self.table = table;
+        Ok(stats)
+    }
+
+    /// A handle on the same table state; the builders consume their table.
+    fn fresh_table(&self) -> DeltaTable {
+        self.table.clone()
+    }
+}
+
+fn version_of(table: &DeltaTable) -> i64 {
+    table.version().map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+async fn txn_version(uri: &str, table: &DeltaTable, app_id: &str) -> Result<Option<i64>, SinkError> {
+    let state = table.snapshot().map_err(|source| SinkError::delta(uri, "load the table", source))?;
+    state
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await
+        .map_err(|source| SinkError::delta(uri, "read the app transaction", source))
+}
+
+/// Log cleanup would delete the commit files that hold offsets, so the sink never triggers it.
+fn no_log_cleanup(props: CommitProperties) -> CommitProperties {
+    props.with_cleanup_expired_logs(Some(false))
+}
+
+/// Shared by the modes: a batch list that always has a schema, even when empty.
+fn non_empty(batches: Vec<RecordBatch>, schema: &SchemaRef) -> Vec<RecordBatch> {
+    if batches.is_empty() { vec![RecordBatch::new_empty(Arc::clone(schema))] } else { batches }
+}
