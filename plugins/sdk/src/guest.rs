@@ -94,9 +94,9 @@ impl<C: crate::Connector> wit_source::Guest for Export<C> {
         o: Vec<(String, String)>,
         table: String,
         t: Vec<(String, String)>,
-    ) -> Result<wit_types::TableMetadata, wit_types::ConnectorError> {
+    ) -> Result<wit_types::Metadata, wit_types::ConnectorError> {
         let m = C::table_metadata(&WitHost, &options(o), &table, &options(t)).map_err(error)?;
-        Ok(wit_types::TableMetadata {
+        Ok(wit_types::Metadata {
             primary_keys: m.primary_keys,
             cursor_field: m.cursor_field,
             ingestion_type: match m.ingestion_type {

@@ -1,0 +1,381 @@
+//! The http gate: the guest's only way out.
+//!
+//! Three stages, as a Spin factor: [`HttpGate::configure`] reads the manifest and the
+//! connection once (allowed origins, credentials, budgets, retry policy, caps);
+//! a [`crate::Session`] holds one gate per instance; [`HttpGate::send`] serves the guest's
+//! `http.send`. Every request is checked before a socket opens, and again on every
+//! redirect hop and every resolved address.
+
+pub mod allowlist;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::bindings::lakeflow::connect::http::{HttpError, Request, Response};
+use crate::connection::Connection;
+use crate::manifest::{Manifest, Retry};
+use crate::ratelimit::{Budget, RateLimiters};
+use crate::secrets::{Injection, Redactor};
+use crate::template;
+use allowlist::{Origin, ip_allowed};
+
+/// Redirect hops followed before giving up.
+const MAX_REDIRECTS: usize = 5;
+
+/// Headers a guest may not set: credentials are the host's to add, and routing is the gate's.
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "host",
+    "connection",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+];
+
+/// Counters of what the gate did, for summaries and benchmarks.
+#[derive(Debug, Default)]
+pub struct GateStats {
+    pub requests: AtomicU64,
+    pub denied: AtomicU64,
+    pub retries: AtomicU64,
+    pub rate_limited: AtomicU64,
+}
+
+/// A snapshot of [`GateStats`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct GateCounts {
+    pub requests: u64,
+    pub denied: u64,
+    pub retries: u64,
+    pub rate_limited: u64,
+}
+
+/// The outbound HTTP capability of one connection.
+pub struct HttpGate {
+    client: reqwest::Client,
+    allowed: Vec<Origin>,
+    injections: Vec<Injection>,
+    budgets: Vec<Arc<Budget>>,
+    retry: Retry,
+    body_cap: u64,
+    allow_loopback: bool,
+    redactor: Arc<Redactor>,
+    pub stats: Arc<GateStats>,
+}
+
+/// A failure worth another attempt, or not.
+enum Failure {
+    Retry(HttpError),
+    Final(HttpError),
+}
+
+impl HttpGate {
+    /// Configures the gate from the manifest and the connection.
+    pub fn configure(
+        manifest: &Manifest,
+        connection: &Connection,
+        limiters: &RateLimiters,
+        redactor: Arc<Redactor>,
+    ) -> Result<HttpGate, String> {
+        let mut allowed = Vec::new();
+        for t in &manifest.network.allow {
+            let rendered =
+                template::render(t, &connection.options).map_err(|e| format!("network origin {t:?}: {e}"))?;
+            allowed.push(Origin::parse(&rendered).map_err(|e| format!("network origin {t:?}: {e}"))?);
+        }
+        let mut values = connection.options.clone();
+        for (k, v) in connection.secrets.map() {
+            // Secrets only ever appear in budget keys as a digest.
+            values.insert(k.clone(), sha256_hex(v.as_bytes())[..16].to_string());
+        }
+        let mut budgets = Vec::new();
+        for limit in &manifest.rate_limits {
+            let key = template::render(&limit.key, &values)
+                .map_err(|e| format!("rate limit {:?}: {e}", limit.key))?;
+            budgets.push(limiters.budget(&format!("{}/{key}", manifest.name), limit.per_second));
+        }
+        let timeout = Duration::from_secs_f64(connection.limits.http_timeout_seconds);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .dns_resolver(Arc::new(Resolver { allow_loopback: connection.allow_loopback }))
+            .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(HttpGate {
+            client,
+            allowed,
+            injections: crate::secrets::injections(manifest, connection)?,
+            budgets,
+            retry: connection.retry.clone(),
+            body_cap: connection.limits.http_body_mib * 1024 * 1024,
+            allow_loopback: connection.allow_loopback,
+            redactor,
+            stats: Arc::default(),
+        })
+    }
+
+    /// A snapshot of the counters.
+    pub fn counts(&self) -> GateCounts {
+        GateCounts {
+            requests: self.stats.requests.load(Ordering::Relaxed),
+            denied: self.stats.denied.load(Ordering::Relaxed),
+            retries: self.stats.retries.load(Ordering::Relaxed),
+            rate_limited: self.stats.rate_limited.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Checks a URL against the allowed origins and address rules.
+    fn check(&self, url: &url::Url) -> Result<Origin, HttpError> {
+        let origin = Origin::of(url).map_err(HttpError::Denied)?;
+        if !self.allowed.contains(&origin) {
+            return Err(HttpError::Denied(format!(
+                "{origin} is not an allowed origin (allowed: {})",
+                self.allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if let Some(ip) = origin.ip()
+            && !ip_allowed(ip, self.allow_loopback)
+        {
+            return Err(HttpError::Denied(format!(
+                "{ip} is a private, loopback or link-local address{}",
+                if ip.is_loopback() {
+                    " (set allow_loopback = true on the connection for local simulators)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        Ok(origin)
+    }
+
+    /// Serves the guest's `http.send`: gate, pace, authenticate, send, retry, cap, redact.
+    pub async fn send(&self, request: Request) -> Result<Response, HttpError> {
+        let result = self.send_checked(request).await;
+        if let Err(HttpError::Denied(reason)) = &result {
+            self.stats.denied.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target: "weir::http", "denied: {reason}");
+        }
+        result
+    }
+
+    async fn send_checked(&self, request: Request) -> Result<Response, HttpError> {
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|_| HttpError::InvalidRequest(format!("bad method {:?}", request.method)))?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &request.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| HttpError::InvalidRequest(format!("bad header name {name:?}")))?;
+            if FORBIDDEN_HEADERS.contains(&name.as_str()) || self.injections.iter().any(|i| i.header == name)
+            {
+                return Err(HttpError::Denied(format!("the guest may not set the {name} header")));
+            }
+            let value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| HttpError::InvalidRequest(format!("bad value for header {name}")))?;
+            headers.append(name, value);
+        }
+        let mut url = url::Url::parse(&request.url)
+            .map_err(|e| HttpError::InvalidRequest(format!("{:?} is not a URL: {e}", request.url)))?;
+        let mut method = method;
+        let mut body = request.body;
+        for _ in 0..=MAX_REDIRECTS {
+            let origin = self.check(&url)?;
+            let response = self.send_with_retries(&method, &url, &origin, &headers, body.as_deref()).await?;
+            let location = match response.status {
+                301 | 302 | 303 | 307 | 308 => response.headers.iter().find(|(k, _)| k == "location"),
+                _ => None,
+            };
+            let Some((_, location)) = location else { return Ok(response) };
+            let next = url
+                .join(location)
+                .map_err(|e| HttpError::Denied(format!("redirect to an unparseable location: {e}")))?;
+            if let Err(HttpError::Denied(reason)) = self.check(&next) {
+                return Err(HttpError::Denied(format!("redirect leaves the allowed origins: {reason}")));
+            }
+            if response.status == 303
+                || ((response.status == 301 || response.status == 302) && method == reqwest::Method::POST)
+            {
+                method = reqwest::Method::GET;
+                body = None;
+            }
+            url = next;
+        }
+        Err(HttpError::Denied(format!("more than {MAX_REDIRECTS} redirects")))
+    }
+
+    async fn send_with_retries(
+        &self,
+        method: &reqwest::Method,
+        url: &url::Url,
+        origin: &Origin,
+        headers: &reqwest::header::HeaderMap,
+        body: Option<&[u8]>,
+    ) -> Result<Response, HttpError> {
+        let mut attempt = 1;
+        loop {
+            for b in &self.budgets {
+                b.acquire().await;
+            }
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let outcome = self.attempt(method, url, origin, headers, body).await;
+            let last = attempt >= self.retry.max_attempts;
+            match outcome {
+                Ok(response) if response.status == 429 => {
+                    self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    let penalty = retry_after(&response.headers)
+                        .unwrap_or(Duration::from_secs_f64(self.retry.penalty_seconds));
+                    tracing::warn!(target: "weir::http", "429 from {origin}; pausing requests for {penalty:?}");
+                    for b in &self.budgets {
+                        b.pause(penalty);
+                    }
+                    if last {
+                        return Ok(response);
+                    }
+                    if self.budgets.is_empty() {
+                        tokio::time::sleep(penalty).await;
+                    }
+                }
+                Ok(response) if matches!(response.status, 500 | 502 | 503 | 504) && !last => {
+                    tracing::debug!(target: "weir::http", "{} from {origin}, attempt {attempt}; retrying", response.status);
+                    self.backoff(attempt).await;
+                }
+                Ok(response) => {
+                    tracing::debug!(
+                        target: "weir::http",
+                        "{method} {} -> {} ({} bytes, {:?})",
+                        self.redactor.redact(url.path()),
+                        response.status,
+                        response.body.len(),
+                        started.elapsed()
+                    );
+                    return Ok(response);
+                }
+                Err(Failure::Retry(e)) if !last => {
+                    tracing::debug!(target: "weir::http", "attempt {attempt} to {origin} failed: {e:?}; retrying");
+                    self.backoff(attempt).await;
+                }
+                Err(Failure::Retry(e) | Failure::Final(e)) => return Err(e),
+            }
+            attempt += 1;
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Full-jitter exponential backoff.
+    async fn backoff(&self, attempt: u32) {
+        let cap =
+            self.retry.max_backoff_ms.min(self.retry.initial_backoff_ms.saturating_mul(1 << attempt.min(16)));
+        let ms = rand::rng().random_range(0..=cap.max(1));
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+
+    async fn attempt(
+        &self,
+        method: &reqwest::Method,
+        url: &url::Url,
+        origin: &Origin,
+        headers: &reqwest::header::HeaderMap,
+        body: Option<&[u8]>,
+    ) -> Result<Response, Failure> {
+        let mut builder = self.client.request(method.clone(), url.clone()).headers(headers.clone());
+        for i in self.injections.iter().filter(|i| &i.origin == origin) {
+            builder = builder.header(i.header.clone(), i.value.clone());
+        }
+        if let Some(body) = body {
+            builder = builder.body(body.to_vec());
+        }
+        let mut response = builder.send().await.map_err(|e| self.transport(e))?;
+        if response.content_length().is_some_and(|n| n > self.body_cap) {
+            return Err(Failure::Final(HttpError::BodyTooLarge(self.body_cap)));
+        }
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter(|(k, _)| k.as_str() != "set-cookie")
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    self.redactor.redact(&String::from_utf8_lossy(v.as_bytes())).into_owned(),
+                )
+            })
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(e))? {
+            if body.len() as u64 + chunk.len() as u64 > self.body_cap {
+                return Err(Failure::Final(HttpError::BodyTooLarge(self.body_cap)));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response { status, headers, body: self.redactor.redact_bytes(body) })
+    }
+
+    fn transport(&self, e: reqwest::Error) -> Failure {
+        // reqwest's messages name the URL, never headers; redact anyway.
+        let message = self.redactor.redact(&error_chain(&e)).into_owned();
+        if e.is_timeout() {
+            Failure::Retry(HttpError::Timeout(message))
+        } else if e.is_builder() {
+            Failure::Final(HttpError::InvalidRequest(message))
+        } else if message.contains("private, loopback or link-local") {
+            Failure::Final(HttpError::Denied(message))
+        } else {
+            Failure::Retry(HttpError::Connection(message))
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
+    let (_, v) = headers.iter().find(|(k, _)| k == "retry-after")?;
+    v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+/// The hex SHA-256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Resolves names, then drops every address the gate would refuse, so that a name
+/// pointing at a private address (DNS rebinding, `localhost`) is refused like the literal.
+struct Resolver {
+    allow_loopback: bool,
+}
+
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_loopback = self.allow_loopback;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> =
+                addrs.iter().copied().filter(|a| ip_allowed(a.ip(), allow_loopback)).collect();
+            if allowed.is_empty() {
+                return Err(
+                    format!("{host} resolves only to private, loopback or link-local addresses").into()
+                );
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
