@@ -31,9 +31,9 @@
 //!
 //! | URL | feature | credentials delta-rs reads from the environment |
 //! |---|---|---|
-//! | `s3://bucket/path` | `s3` | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL` (S3-compatible stores), `AWS_PROFILE`, or the instance/web-identity role; `AWS_S3_ALLOW_UNSAFE_RENAME=true` or a `AWS_S3_LOCKING_PROVIDER=dynamodb` lock for concurrent writers |
+//! | `s3://bucket/path` | `s3` | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL` (S3-compatible stores), `AWS_PROFILE`, `AWS_ALLOW_HTTP=true` (plain-HTTP endpoints), or the instance/web-identity role (`AWS_ROLE_ARN`, `AWS_WEB_IDENTITY_TOKEN_FILE`); `AWS_S3_ALLOW_UNSAFE_RENAME=true` or a `AWS_S3_LOCKING_PROVIDER=dynamodb` lock for concurrent writers |
 //! | `abfss://container@account.dfs.core.windows.net/path` | `azure` | `AZURE_STORAGE_ACCOUNT_NAME`, then `AZURE_STORAGE_ACCOUNT_KEY`, or `AZURE_STORAGE_SAS_KEY`, or a service principal (`AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_TENANT_ID`), or managed identity |
-//! | `gs://bucket/path` | `gcs` | `GOOGLE_APPLICATION_CREDENTIALS` or `GOOGLE_SERVICE_ACCOUNT` (path to a service-account JSON), or the metadata server |
+//! | `gs://bucket/path` | `gcs` | `GOOGLE_APPLICATION_CREDENTIALS` or `GOOGLE_SERVICE_ACCOUNT` (path to a service-account JSON), `GOOGLE_SERVICE_ACCOUNT_KEY` (the JSON itself), or the metadata server |
 //!
 //! Without the feature, such a URL fails in [`DeltaSink::open`] with
 //! [`SinkError::InvalidUri`].
@@ -175,7 +175,7 @@ pub enum SinkError {
         /// The location given.
         uri: String,
         /// What delta-rs said.
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
     /// A Delta operation failed.
     #[error("Delta table `{uri}`: could not {op}: {source}")]
@@ -185,7 +185,7 @@ pub enum SinkError {
         /// What the sink was doing.
         op: &'static str,
         /// What delta-rs said.
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
     /// Reading or planning with DataFusion failed.
     #[error("Delta table `{uri}`: query failed: {source}")]
@@ -193,7 +193,7 @@ pub enum SinkError {
         /// The table.
         uri: String,
         /// What DataFusion said.
-        source: deltalake::datafusion::error::DataFusionError,
+        source: Box<deltalake::datafusion::error::DataFusionError>,
     },
     /// An Arrow conversion or cast failed.
     #[error("Delta table `{uri}`: {source}")]
@@ -264,11 +264,11 @@ pub enum SinkError {
 
 impl SinkError {
     fn delta(uri: &str, op: &'static str, source: DeltaTableError) -> Self {
-        SinkError::Delta { uri: uri.to_string(), op, source }
+        SinkError::Delta { uri: uri.to_string(), op, source: Box::new(source) }
     }
 
     fn query(uri: &str, source: deltalake::datafusion::error::DataFusionError) -> Self {
-        SinkError::Query { uri: uri.to_string(), source }
+        SinkError::Query { uri: uri.to_string(), source: Box::new(source) }
     }
 }
 
@@ -295,7 +295,7 @@ impl DeltaSink {
             });
         }
         let target = schema::target_schema(uri, &schema, mode)?;
-        let invalid = |source| SinkError::InvalidUri { uri: uri.to_string(), source };
+        let invalid = |source| SinkError::InvalidUri { uri: uri.to_string(), source: Box::new(source) };
         let url = ensure_table_uri(uri).map_err(invalid)?;
         let table = DeltaTable::try_from_url(url).await.map_err(invalid)?;
         let table = if table.version().is_none() {

@@ -346,3 +346,28 @@ async fn keyed_modes_need_their_columns() {
     let mode = WriteMode::Upsert { keys: vec![], sequence_by: None };
     assert!(matches!(DeltaSink::open(&uri, id_name_seq(), &mode).await, Err(SinkError::InvalidMode { .. })));
 }
+
+#[tokio::test]
+async fn rows_txn_and_offset_share_one_log_entry_and_failures_commit_nothing() {
+    let (_dir, uri) = tmp();
+    let s = id_name_seq();
+    let mut sink = DeltaSink::open(&uri, s.clone(), &WriteMode::Append).await.unwrap();
+    let stats = sink.commit(vec![rows(&s, &[(1, "a", 1)])], &WriteMode::Append, &cp(1)).await.unwrap();
+    let entry = std::fs::read_to_string(format!("{uri}/_delta_log/{:020}.json", stats.version)).unwrap();
+    assert!(entry.contains(r#""txn":{"appId":"test/app","version":1"#), "{entry}");
+    assert!(entry.contains(r#""weir.offset":"{\"cursor\":1}""#), "{entry}");
+    assert!(entry.contains(r#""add":"#), "{entry}");
+
+    // A commit that fails before reaching the log leaves data and checkpoint as they were.
+    let stray = schema(&[("id", DataType::Int64), ("surprise", DataType::Utf8)]);
+    let batch = RecordBatch::try_new(
+        stray,
+        vec![Arc::new(Int64Array::from(vec![2])) as ArrayRef, Arc::new(StringArray::from(vec!["x"]))],
+    )
+    .unwrap();
+    let err = sink.commit(vec![batch], &WriteMode::Append, &cp(2)).await.unwrap_err();
+    assert!(matches!(&err, SinkError::UnknownColumn { column, .. } if column == "surprise"), "{err}");
+    assert_eq!(sink.last_checkpoint("test/app").await.unwrap(), Some(cp(1)));
+    assert_eq!(table_version(&uri).await, stats.version);
+    assert_eq!(read(&uri, "").await, ["id=1 name=a seq=1"]);
+}
