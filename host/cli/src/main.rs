@@ -1,1 +1,207 @@
-fn main() {}
+//! `weir`: run sandboxed Lakeflow connectors into Delta tables.
+
+mod connect;
+mod demo;
+mod explore;
+mod pipeline;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use connect::ConnectionArgs;
+
+#[derive(Parser)]
+#[command(name = "weir", version, about = "Run Lakeflow community connectors as sandboxed WebAssembly components.")]
+struct Cli {
+    /// More logging on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the Airtable simulator, then ingest its six tables into bronze_* Delta tables.
+    Demo {
+        /// Where to write connections.toml, the spec and the warehouse.
+        #[arg(long, default_value = "weir-demo")]
+        dir: PathBuf,
+        /// Grow SKU Candidates to this many rows.
+        #[arg(long)]
+        rows: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ingest a pipeline spec (upstream format, YAML or JSON) into Delta tables.
+    Run {
+        /// The pipeline spec.
+        spec: PathBuf,
+        #[arg(long, default_value = "connections.toml", env = "WEIR_CONNECTIONS")]
+        connections: PathBuf,
+        /// Use this connection instead of the spec's connection_name.
+        #[arg(long)]
+        connection: Option<String>,
+        /// A local folder, or s3://, abfss://, gs:// (with the matching cargo feature).
+        #[arg(long, default_value = "warehouse")]
+        warehouse: String,
+        /// Only these tables (source or destination names), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        tables: Option<Vec<String>>,
+        /// Tables ingested at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// Commit every this many rows, at the next checkpointable offset.
+        #[arg(long, default_value_t = 50_000)]
+        commit_rows: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the source's tables.
+    Tables {
+        #[command(flatten)]
+        conn: ConnectionArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a table's schema; --json prints the Spark JSON schema.
+    Schema {
+        #[command(flatten)]
+        conn: ConnectionArgs,
+        #[arg(long, short)]
+        table: String,
+        /// A table option, key=value (repeatable).
+        #[arg(long = "option", short = 'o')]
+        options: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a table's primary keys, cursor field and ingestion type.
+    Metadata {
+        #[command(flatten)]
+        conn: ConnectionArgs,
+        #[arg(long, short)]
+        table: String,
+        #[arg(long = "option", short = 'o')]
+        options: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the first rows of a table; --json prints one JSON object per line.
+    Preview {
+        #[command(flatten)]
+        conn: ConnectionArgs,
+        #[arg(long, short)]
+        table: String,
+        #[arg(long = "option", short = 'o')]
+        options: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that the source is reachable and accepts the credentials.
+    Check {
+        #[command(flatten)]
+        conn: ConnectionArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a connector's manifest, capabilities, digest and contract version.
+    Inspect {
+        /// A bundled connector name or a path to a .wasm component.
+        connector: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve a simulated source on loopback.
+    Sim {
+        #[command(subcommand)]
+        source: SimSource,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimSource {
+    /// An Airtable-compatible API with the Product Launch base.
+    Airtable {
+        #[arg(long, default_value_t = 8787)]
+        port: u16,
+        /// Grow a table to this many rows (see --table).
+        #[arg(long)]
+        rows: Option<usize>,
+        /// The table that --rows grows.
+        #[arg(long, default_value = "SKU Candidates")]
+        table: String,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Turn off the 5 requests/s per base limit.
+        #[arg(long)]
+        no_rate_limit: bool,
+    },
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(true).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    use std::io::IsTerminal;
+    match command {
+        Command::Demo { dir, rows, json } => demo::demo(&dir, rows, json),
+        Command::Run { spec, connections, connection, warehouse, tables, parallel, commit_rows, json } => {
+            let options = pipeline::RunOptions {
+                warehouse: pipeline::warehouse_uri(&warehouse)?,
+                parallel,
+                commit_rows: commit_rows.max(1),
+                progress: !json && std::io::stderr().is_terminal(),
+                only: tables,
+            };
+            let reports = pipeline::run_spec(&spec, &connections, connection.as_deref(), &options)?;
+            report(&reports, json)
+        }
+        Command::Tables { conn, json } => explore::tables(&conn, json),
+        Command::Schema { conn, table, options, json } => explore::schema(&conn, &table, &options, json),
+        Command::Metadata { conn, table, options, json } => explore::metadata(&conn, &table, &options, json),
+        Command::Preview { conn, table, options, limit, json } => explore::preview(&conn, &table, &options, limit, json),
+        Command::Check { conn, json } => explore::check(&conn, json),
+        Command::Inspect { connector, json } => explore::inspect(&connector, json),
+        Command::Sim { source: SimSource::Airtable { port, rows, table, seed, no_rate_limit } } => {
+            demo::serve_sim(port, rows.map(|n| (table, n)), seed, !no_rate_limit)
+        }
+    }
+}
+
+/// Prints a run's summary and fails when any table failed.
+fn report(reports: &[pipeline::TableReport], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(reports)?);
+    } else {
+        pipeline::print_summary(reports);
+    }
+    let failed: Vec<&str> = reports.iter().filter(|r| r.error.is_some()).map(|r| r.destination.as_str()).collect();
+    if failed.is_empty() { Ok(()) } else { anyhow::bail!("{} of {} table(s) failed: {}", failed.len(), reports.len(), failed.join(", ")) }
+}

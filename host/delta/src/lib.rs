@@ -407,6 +407,15 @@ impl DeltaSink {
     }
 }
 
+/// Every row of the table at `uri`, for previews and checks.
+pub async fn read_table(uri: &str) -> Result<Vec<RecordBatch>, SinkError> {
+    let invalid = |source| SinkError::InvalidUri { uri: uri.to_string(), source: Box::new(source) };
+    let url = ensure_table_uri(uri).map_err(invalid)?;
+    let mut table = DeltaTable::try_from_url(url).await.map_err(invalid)?;
+    table.load().await.map_err(|source| SinkError::delta(uri, "load the table", source))?;
+    schema::read_all(uri, &table).await
+}
+
 fn version_of(table: &DeltaTable) -> i64 {
     table.version().map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
 }

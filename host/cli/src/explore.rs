@@ -1,0 +1,250 @@
+//! `tables`, `schema`, `metadata`, `preview`, `check` and `inspect`: looking at a source.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use arrow_array::RecordBatch;
+use serde_json::{Value, json};
+use weir_runtime::Manifest;
+use weir_runtime::session::IngestionType;
+
+use crate::connect::{self, ConnectionArgs};
+
+/// Table options given as `--option key=value`.
+pub fn parse_options(pairs: &[String]) -> Result<Vec<(String, String)>> {
+    pairs
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("table option {p:?} must look like key=value"),
+        })
+        .collect()
+}
+
+pub fn tables(args: &ConnectionArgs, json: bool) -> Result<()> {
+    let mut c = connect::connect(args)?;
+    let tables = c.session.list_tables()?;
+    if json {
+        println!("{}", serde_json::to_string(&tables)?);
+    } else {
+        for t in tables {
+            println!("{t}");
+        }
+    }
+    Ok(())
+}
+
+pub fn schema(args: &ConnectionArgs, table: &str, options: &[String], json: bool) -> Result<()> {
+    let mut c = connect::connect(args)?;
+    let spark = c.session.table_schema(table, &parse_options(options)?)?;
+    // Validate through the converter, so that what we print is what the host will use.
+    weir_convert::arrow_schema(&spark).with_context(|| format!("the schema of table {table:?} is unusable"))?;
+    if json {
+        println!("{spark}");
+        return Ok(());
+    }
+    let value: Value = serde_json::from_str(&spark)?;
+    println!("{table}");
+    print_fields(&value, "");
+    Ok(())
+}
+
+/// Prints a Spark struct's fields as an indented tree.
+fn print_fields(schema: &Value, indent: &str) {
+    let Some(fields) = schema.get("fields").and_then(Value::as_array) else { return };
+    for (i, f) in fields.iter().enumerate() {
+        let last = i + 1 == fields.len();
+        let name = f.get("name").and_then(Value::as_str).unwrap_or("?");
+        let ty = f.get("type").unwrap_or(&Value::Null);
+        let nullable = f.get("nullable").and_then(Value::as_bool).unwrap_or(true);
+        let origin = f
+            .get("metadata")
+            .and_then(|m| m.get("airtable_field_name"))
+            .and_then(Value::as_str)
+            .map(|n| format!("  ← {n:?}"))
+            .unwrap_or_default();
+        println!(
+            "{indent}{} {name}: {}{}{origin}",
+            if last { "└─" } else { "├─" },
+            type_name(ty),
+            if nullable { "" } else { " not null" }
+        );
+        let child_indent = format!("{indent}{}", if last { "   " } else { "│  " });
+        match nested_struct(ty) {
+            Some(s) => print_fields(s, &child_indent),
+            None => {}
+        }
+    }
+}
+
+fn nested_struct(ty: &Value) -> Option<&Value> {
+    match ty.get("type").and_then(Value::as_str) {
+        Some("struct") => Some(ty),
+        Some("array") => ty.get("elementType").and_then(nested_struct),
+        Some("map") => ty.get("valueType").and_then(nested_struct),
+        _ => None,
+    }
+}
+
+fn type_name(ty: &Value) -> String {
+    match ty {
+        Value::String(s) => s.clone(),
+        Value::Object(o) => match o.get("type").and_then(Value::as_str) {
+            Some("array") => format!("array<{}>", o.get("elementType").map(type_name).unwrap_or_default()),
+            Some("map") => format!(
+                "map<{}, {}>",
+                o.get("keyType").map(type_name).unwrap_or_default(),
+                o.get("valueType").map(type_name).unwrap_or_default()
+            ),
+            Some("struct") => "struct".into(),
+            other => other.unwrap_or("?").into(),
+        },
+        _ => "?".into(),
+    }
+}
+
+/// The ingestion type as upstream spells it.
+pub fn ingestion_name(t: IngestionType) -> &'static str {
+    match t {
+        IngestionType::Snapshot => "snapshot",
+        IngestionType::Cdc => "cdc",
+        IngestionType::CdcWithDeletes => "cdc_with_deletes",
+        IngestionType::Append => "append",
+    }
+}
+
+pub fn metadata(args: &ConnectionArgs, table: &str, options: &[String], json: bool) -> Result<()> {
+    let mut c = connect::connect(args)?;
+    let m = c.session.table_metadata(table, &parse_options(options)?)?;
+    if json {
+        println!(
+            "{}",
+            json!({"primary_keys": m.primary_keys, "cursor_field": m.cursor_field, "ingestion_type": ingestion_name(m.ingestion_type)})
+        );
+    } else {
+        println!("table:          {table}");
+        println!("primary keys:   {}", m.primary_keys.join(", "));
+        println!("cursor field:   {}", m.cursor_field.as_deref().unwrap_or("(none)"));
+        println!("ingestion type: {}", ingestion_name(m.ingestion_type));
+    }
+    Ok(())
+}
+
+/// Batches as JSON objects, one per row, values as Arrow typed them.
+pub fn batches_to_json_lines(batches: &[RecordBatch]) -> Result<String> {
+    let mut buf = Vec::new();
+    {
+        let mut writer = arrow_json::LineDelimitedWriter::new(&mut buf);
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        writer.write_batches(&refs)?;
+        writer.finish()?;
+    }
+    Ok(String::from_utf8(buf)?)
+}
+
+pub fn preview(args: &ConnectionArgs, table: &str, options: &[String], limit: usize, json: bool) -> Result<()> {
+    let mut c = connect::connect(args)?;
+    let options = parse_options(options)?;
+    let schema = c.session.arrow_schema(table, &options)?;
+    let mut converter = weir_convert::Converter::new(schema);
+    let mut batches = Vec::new();
+    let mut rows = 0;
+    let mut offset: Option<String> = None;
+    while rows < limit {
+        let page = c.session.read_table(table, &options, offset.as_deref(), &mut converter)?;
+        for b in page.batches {
+            let take = b.num_rows().min(limit - rows);
+            rows += take;
+            batches.push(b.slice(0, take));
+        }
+        if offset.as_deref() == Some(page.end_offset.as_str()) {
+            break;
+        }
+        offset = Some(page.end_offset);
+    }
+    if json {
+        print!("{}", batches_to_json_lines(&batches)?);
+    } else {
+        println!("{}", arrow_cast::pretty::pretty_format_batches(&batches)?);
+        println!("{rows} row(s)");
+    }
+    Ok(())
+}
+
+pub fn check(args: &ConnectionArgs, json: bool) -> Result<()> {
+    let mut c = connect::connect(args)?;
+    match c.session.list_tables() {
+        Ok(tables) => {
+            if json {
+                println!("{}", json!({"ok": true, "connection": c.connection, "tables": tables.len()}));
+            } else {
+                println!(
+                    "ok: connection {:?} reached the source and authenticated; {} table(s) visible",
+                    c.connection,
+                    tables.len()
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.is_auth() => bail!(
+            "{e}\nThe source refused the credentials of connection {:?}: check the secret parameter (it is never shown) and its scopes.",
+            c.connection
+        ),
+        Err(e) => bail!("{e}\nCheck the connection's base URL and network, then run `weir check -v` for details."),
+    }
+}
+
+/// Reads a manifest from a bundled name or a path without compiling anything.
+pub fn inspect(reference: &str, json: bool) -> Result<()> {
+    let bytes = connect::component_bytes(reference, Path::new("."))?;
+    let manifest = Manifest::from_component(&bytes)?;
+    let sha256 = weir_runtime::http::sha256_hex(&bytes);
+    if json {
+        let mut v = serde_json::to_value(&manifest)?;
+        if let Value::Object(o) = &mut v {
+            o.insert("sha256".into(), json!(sha256));
+            o.insert("size_bytes".into(), json!(bytes.len()));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("{} {} — {}", manifest.name, manifest.version, manifest.description);
+    println!("contract:    {}", manifest.contract);
+    println!("sha256:      {sha256}");
+    println!("size:        {} bytes", bytes.len());
+    println!("parameters:");
+    for p in &manifest.parameters {
+        let mut flags = Vec::new();
+        if p.required {
+            flags.push("required".to_string());
+        }
+        if p.secret {
+            flags.push("secret: kept by the host".to_string());
+        }
+        if let Some(d) = &p.default {
+            flags.push(format!("default {d:?}"));
+        }
+        println!("  {:<14} {} {}", p.name, p.description, if flags.is_empty() { String::new() } else { format!("({})", flags.join(", ")) });
+    }
+    println!("capabilities:");
+    for origin in &manifest.network.allow {
+        println!("  network      {origin}");
+    }
+    for a in &manifest.auth {
+        println!("  auth         {} on requests to {} (injected by the host)", a.header, a.origin);
+    }
+    for r in &manifest.rate_limits {
+        println!("  rate limit   {} req/s per {}", r.per_second, r.key);
+    }
+    let l = &manifest.limits;
+    println!(
+        "  limits       memory {} MiB, CPU {} s/call, page {} MiB, HTTP body {} MiB, HTTP timeout {} s",
+        l.memory_mib, l.call_seconds, l.page_mib, l.http_body_mib, l.http_timeout_seconds
+    );
+    println!(
+        "  retries      {} attempts, backoff {}–{} ms, {} s pause after a 429",
+        manifest.retry.max_attempts, manifest.retry.initial_backoff_ms, manifest.retry.max_backoff_ms, manifest.retry.penalty_seconds
+    );
+    println!("  filesystem   none; environment none; sockets none");
+    Ok(())
+}
