@@ -1,1 +1,243 @@
-//! placeholder
+//! An Airtable-compatible HTTP server on loopback, for demos, tests and benchmarks.
+//!
+//! It serves the seed's *Product Launch* base (six linked tables that together use every field
+//! type in `shared/reference/AIRTABLE.md`) with the API's documented behaviour, including its
+//! failures: 401/403 auth errors, the 5 requests/s rate limit with its 30 s penalty, page
+//! iterators that expire, and injected faults (5xx, reset connections, truncated bodies, latency).
+//! Where the real API is vaguer, the simulator is stricter: unknown query parameters, formulas
+//! outside the subset below, and `cellFormat=string` are refused with 422.
+//!
+//! ```no_run
+//! use weir_airtable_sim::{Sim, SimConfig, DEFAULT_BASE_ID, DEFAULT_TOKEN};
+//!
+//! let sim = Sim::start(SimConfig { clock_scale: 0.01, ..SimConfig::default() })?;
+//! let url = format!("{}/v0/{DEFAULT_BASE_ID}/Vendors?pageSize=5", sim.base_url());
+//! // GET `url` with `Authorization: Bearer {DEFAULT_TOKEN}` → {"records":[…],"offset":"itr…/rec…"}
+//! # let _ = (url, DEFAULT_TOKEN);
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+//!
+//! # Endpoints
+//! - `GET /v0/meta/bases`, `GET /v0/meta/bases/{base}/tables`
+//! - `GET /v0/{base}/{tableIdOrName}` and `POST /v0/{base}/{tableIdOrName}/listRecords` with
+//!   `pageSize`, `offset`, `view`, `fields[]`, `sort[i][field]`/`sort[i][direction]`,
+//!   `filterByFormula`, `maxRecords`, `returnFieldsByFieldId`, `cellFormat=json`, and the ignored
+//!   `timeZone`/`userLocale` (in the POST body: `fields` and `sort` are arrays).
+//! - Writes: `POST` (create, ≤ 10), `PATCH` (merge fields, ≤ 10), `DELETE ?records[]=…` (≤ 10).
+//!   Writes stamp the record's modified time; a `lastModifiedTime` field with empty
+//!   `referencedFieldIds` always moves, one that names fields moves only when one of them was
+//!   written (as in Airtable). Counts, lookups and rollups of the written record are recomputed;
+//!   cells in *other* records (inverse links, their lookups) and formulas are not.
+//!
+//! # `filterByFormula` subset
+//! `IS_AFTER(a, b)`, `IS_BEFORE(a, b)` (ISO-8601 dates or date-times, UTC unless an offset is
+//! given), `LAST_MODIFIED_TIME()` (no arguments), `{Field} = 'text'`, `{Field} = 12.5`, `!=`,
+//! `AND(…)`, `OR(…)`, `NOT(x)`, `TRUE()`, `FALSE()`, parentheses. Function names are
+//! case-insensitive; fields are referenced by name in braces. An empty cell equals `''`, `0` and
+//! `FALSE()`. Anything else is answered 422 `INVALID_FILTER_BY_FORMULA` naming the formula.
+//!
+//! # Page iterators
+//! An `offset` is `itr…/rec…`: the iterator and the next record. Iterators keep the filter and
+//! sort of the first page (a snapshot of positions), so paging is O(page). An iterator expires
+//! when idle longer than `iterator_ttl × clock_scale`, or at [`Sim::expire_iterators`].
+//!
+//! # Rate limit and clock
+//! With `rate_limit`, a request that would be the 6th accepted in the last real second gets 429
+//! `RATE_LIMIT_REACHED`, and so does every request to the base for `30 s × clock_scale`
+//! afterwards. The one-second window is never scaled, so a client pacing itself in real time
+//! sees the real limit.
+//!
+//! # Faults
+//! Drawn per list/meta request, after auth and the rate limit, from a generator seeded with
+//! `seed`: the same seed and request order give the same faults.
+//!
+//! # The `weir sim airtable` command
+//! `weir sim airtable --rows N --seed S --port P` maps to
+//! `serve(SimConfig { rows: Some(N), seed: S, ..SimConfig::default() }, TcpListener::bind(("127.0.0.1", P)))`:
+//! `rows` grows every table to at least N rows; `grow` entries override it per table.
+
+mod formula;
+mod grow;
+mod seed;
+mod server;
+mod store;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// The bearer token the simulator accepts by default.
+pub const DEFAULT_TOKEN: &str = "patWeirSim.0123456789abcdef0123456789abcdef";
+
+/// The id of the simulated *Product Launch* base.
+pub const DEFAULT_BASE_ID: &str = "appProductLaunch";
+
+/// How the simulator behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The only bearer token accepted.
+    pub token: String,
+    /// The only base id served; any other answers 403.
+    pub base_id: String,
+    /// Enforce 5 requests/s per base, with the 30 s penalty after a 429.
+    pub rate_limit: bool,
+    /// 1.0 is real time; 0.01 turns the 30 s penalty into 0.3 s and shortens iterator lifetimes alike.
+    pub clock_scale: f64,
+    /// Injected faults.
+    pub faults: Faults,
+    /// Grow every table to at least this many rows (what `weir sim airtable --rows N` sets).
+    pub rows: Option<usize>,
+    /// Grow the named table (name or id) to N rows; overrides `rows` for that table.
+    pub grow: Vec<(String, usize)>,
+    /// Seeds record ids, grown rows and fault draws.
+    pub seed: u64,
+    /// How long an idle page iterator lives before its offsets answer 422 (scaled by `clock_scale`).
+    pub iterator_ttl: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            token: DEFAULT_TOKEN.to_string(),
+            base_id: DEFAULT_BASE_ID.to_string(),
+            rate_limit: false,
+            clock_scale: 1.0,
+            faults: Faults::default(),
+            rows: None,
+            grow: Vec::new(),
+            seed: 0,
+            iterator_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Faults injected into list-records and meta requests; rates are fractions in `[0, 1]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Fraction answered 500/502/503 with an Airtable-shaped body.
+    pub error_rate: f64,
+    /// Fraction whose connection is closed with no response.
+    pub reset_rate: f64,
+    /// Fraction whose body is cut off mid-JSON.
+    pub truncate_rate: f64,
+    /// Added to every list/meta request.
+    pub latency: Duration,
+    /// Fraction of requests carrying an offset answered 422 `LIST_RECORDS_ITERATOR_NOT_AVAILABLE`.
+    pub expire_rate: f64,
+}
+
+/// A snapshot of the simulator's counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Every HTTP request received.
+    pub requests: u64,
+    /// Requests answered 401.
+    pub unauthorized: u64,
+    /// Requests answered 429.
+    pub rate_limited: u64,
+    /// Requests that got an injected fault (latency alone does not count).
+    pub faults_injected: u64,
+    /// Every distinct `Authorization` header value seen.
+    pub authorization_headers: BTreeSet<String>,
+    /// The most requests accepted for the base within any one-second window.
+    pub max_requests_in_any_second: u64,
+}
+
+/// A running simulator on its own thread and tokio runtime; dropping it stops the server.
+pub struct Sim {
+    shared: Arc<server::Shared>,
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sim {
+    /// Builds the base (growing tables as configured) and serves it on `127.0.0.1:0`.
+    pub fn start(config: SimConfig) -> anyhow::Result<Sim> {
+        let shared = Arc::new(server::Shared::new(config)?);
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").context("binding the simulator to loopback")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+        let for_thread = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("airtable-sim".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.into()));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    tokio::select! {
+                        _ = server::run(for_thread, listener) => {}
+                        _ = stopped => {}
+                    }
+                });
+            })
+            .context("spawning the simulator thread")?;
+        ready_rx.recv().context("the simulator thread exited during start-up")??;
+        Ok(Sim { shared, addr, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// `http://127.0.0.1:PORT`, with no trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Invalidates every outstanding offset token, as a server restart would.
+    pub fn expire_iterators(&self) {
+        self.shared.expire_iterators()
+    }
+
+    /// Replaces the injected faults from the next request on.
+    pub fn set_faults(&self, f: Faults) {
+        self.shared.set_faults(f)
+    }
+
+    /// `(table id, table name)` for every table, in schema order.
+    pub fn table_ids(&self) -> Vec<(String, String)> {
+        self.shared.table_ids()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves the simulator on `listener` until this future is dropped (for `weir sim airtable`).
+pub async fn serve(config: SimConfig, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let shared = Arc::new(server::Shared::new(config)?);
+    server::run(shared, listener).await
+}
