@@ -36,13 +36,17 @@ pub(crate) fn grow(base: &mut Base, ti: usize, n: usize, seed: u64) {
             (f.id.clone(), linked)
         })
         .collect();
+    let derives = base.tables[ti]
+        .fields
+        .iter()
+        .any(|f| matches!(f.ftype.as_str(), "count" | "multipleLookupValues" | "rollup"));
     let live = base.tables[ti].live().count();
     let last_created = base.tables[ti].live().map(|r| r.created).max().unwrap_or(1_735_689_600_000);
     base.tables[ti].records.reserve(n.saturating_sub(live));
     for k in 0..n.saturating_sub(live) {
         let created = last_created + (k as i64 + 1) * 37_000;
         let modified = created + rng.below(30 * 86_400) as i64 * 1000;
-        let mut fields = Map::new();
+        let mut fields = Map::with_capacity(base.tables[ti].fields.len());
         for f in &base.tables[ti].fields {
             let links = targets.iter().find(|(id, _)| *id == f.id).map(|(_, l)| l.as_slice()).unwrap_or(&[]);
             if let Some(v) = value_for(f, k, created, links, &mut rng) {
@@ -56,7 +60,9 @@ pub(crate) fn grow(base: &mut Base, ti: usize, n: usize, seed: u64) {
         let mut r = Record { id, created, modified, fields };
         let creator = rng.below(PEOPLE_COUNT as u64) as usize;
         fill_system_cells(&mut base.tables[ti], &mut r, creator);
-        base.derive(ti, &mut r);
+        if derives {
+            base.derive(ti, &mut r);
+        }
         base.tables[ti].push(r);
     }
 }
