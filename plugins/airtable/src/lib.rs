@@ -21,6 +21,9 @@
 //!   its field id and name in the schema's metadata;
 //! - a table with a `lastModifiedTime` field that watches every field is `cdc` on it;
 //!   any other table is `snapshot` (table option `cursor_field` opts a table into cdc);
+//! - a cdc read reaches a checkpointable offset every `checkpoint_records` records
+//!   (default [`DEFAULT_CHECKPOINT_RECORDS`]), so the host can commit a large table in
+//!   steps; a snapshot is one listing, checkpointable only at its end;
 //! - deletes are only visible through Airtable webhooks, which this version does not
 //!   use: no table is `cdc_with_deletes`, and [`Connector::read_deletes`] ends at once.
 
@@ -39,7 +42,7 @@ mod tests;
 
 use weir_connector_sdk::{Connector, ConnectorError, Host, Options, Page, TableMetadata};
 
-pub use options::{DEFAULT_BASE_URL, TABLE_OPTIONS};
+pub use options::{DEFAULT_BASE_URL, DEFAULT_CHECKPOINT_RECORDS, TABLE_OPTIONS};
 
 use api::Client;
 use options::{Connection, TableOptions};

@@ -6,8 +6,20 @@ use weir_connector_sdk::{ConnectorError, Options};
 pub const DEFAULT_BASE_URL: &str = "https://api.airtable.com";
 
 /// The table options this connector understands.
-pub const TABLE_OPTIONS: [&str; 7] =
-    ["view", "fields", "filter_by_formula", "page_size", "lookback_seconds", "column_names", "cursor_field"];
+pub const TABLE_OPTIONS: [&str; 8] = [
+    "view",
+    "fields",
+    "filter_by_formula",
+    "page_size",
+    "lookback_seconds",
+    "checkpoint_records",
+    "column_names",
+    "cursor_field",
+];
+
+/// How many records a cdc read returns at most before it reaches a checkpointable offset,
+/// unless more records than that share one cursor value.
+pub const DEFAULT_CHECKPOINT_RECORDS: u64 = 5000;
 
 /// Pipeline keys the host may pass through with the table configuration; they are not ours.
 const HOST_KEYS: [&str; 4] = ["scd_type", "primary_keys", "sequence_by", "cluster_by"];
@@ -57,6 +69,8 @@ pub(crate) struct TableOptions {
     pub filter_by_formula: Option<String>,
     pub page_size: u32,
     pub lookback_seconds: i64,
+    /// A cdc read ends its listing at a checkpointable offset after about this many records.
+    pub checkpoint_records: u64,
     pub column_names: Naming,
     /// A column, field name or field id to use as the cdc cursor.
     pub cursor_field: Option<String>,
@@ -95,6 +109,14 @@ impl TableOptions {
                 ))
             })?,
         };
+        let checkpoint_records = match non_empty(options, "checkpoint_records") {
+            None => DEFAULT_CHECKPOINT_RECORDS,
+            Some(v) => v.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                ConnectorError::InvalidOptions(format!(
+                    "checkpoint_records must be a whole number of records, at least 1, got {v:?}"
+                ))
+            })?,
+        };
         let column_names = match non_empty(options, "column_names").as_deref() {
             None | Some("snake") => Naming::Snake,
             Some("original") => Naming::Original,
@@ -116,6 +138,7 @@ impl TableOptions {
             filter_by_formula: non_empty(options, "filter_by_formula"),
             page_size,
             lookback_seconds,
+            checkpoint_records,
             column_names,
             cursor_field: non_empty(options, "cursor_field"),
         })
@@ -149,9 +172,18 @@ mod tests {
     fn host_keys_are_ignored_and_bad_values_rejected() {
         let t = TableOptions::parse(&opts(&[("scd_type", "SCD_TYPE_2"), ("weir.anything", "1")])).unwrap();
         assert_eq!((t.page_size, t.lookback_seconds, t.column_names), (100, 300, Naming::Snake));
-        for (k, v) in
-            [("page_size", "0"), ("page_size", "101"), ("lookback_seconds", "-1"), ("column_names", "camel")]
-        {
+        assert_eq!(t.checkpoint_records, DEFAULT_CHECKPOINT_RECORDS);
+        let t = TableOptions::parse(&opts(&[("checkpoint_records", " 1 ")])).unwrap();
+        assert_eq!(t.checkpoint_records, 1);
+        for (k, v) in [
+            ("page_size", "0"),
+            ("page_size", "101"),
+            ("lookback_seconds", "-1"),
+            ("checkpoint_records", "0"),
+            ("checkpoint_records", "-5"),
+            ("checkpoint_records", "many"),
+            ("column_names", "camel"),
+        ] {
             let err = TableOptions::parse(&opts(&[(k, v)])).unwrap_err();
             assert!(matches!(&err, ConnectorError::InvalidOptions(m) if m.contains(k)), "{err}");
         }

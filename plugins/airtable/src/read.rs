@@ -6,11 +6,47 @@
 //! |---|---|---|
 //! | `{"page", "emitted", "skip"?}` | inside a snapshot listing | no |
 //! | `{"snapshot": "complete"}` | the snapshot was read to its end | yes |
-//! | `{"cursor", "upto", "page", "max", "emitted", "skip"?}` | inside a cdc read | no |
+//! | `{"cursor", "continue"?, "upto", "page", "max", "emitted", "skip"?}` | inside a cdc listing | no |
+//! | `{"cursor", "continue": true, "upto"}` | a cdc read's chunk boundary: every change before the cursor (up to `upto`) was read | yes |
 //! | `{"cursor": "<ISO UTC>" \| null}` | every change up to the cursor was read | yes |
 //!
-//! `emitted` counts the records this read has returned; `skip` how many of them a
-//! restarted listing still has to pass over.
+//! `emitted` counts the records the current listing has returned; `skip` how many of them
+//! a restarted listing still has to pass over.
+//!
+//! # Checkpoints inside a cdc read
+//!
+//! The host commits rows only at checkpointable offsets, and a page token is not one. A
+//! cdc read of a large table as one listing would therefore be held in host memory and
+//! land in one commit. So a cdc listing (sorted by the cursor field, ascending) ends early
+//! once it has returned `checkpoint_records` records and the last record of the current
+//! page has a cursor value `v` strictly above the listing's lower bound: that page ends at
+//! `{"cursor": v, "continue": true, "upto": …}`, which is checkpointable.
+//!
+//! The next call continues with a listing of cursor values `≥ v`, written
+//! `IS_AFTER({field}, v − 1 ms)` because Airtable's times have millisecond precision
+//! (`NOT(IS_BEFORE(…))` would also match records with no value). The bound is inclusive
+//! because records tied at `v` may sit on the next page: they are read again rather than
+//! skipped, and the host upserts them by primary key, so the repeat is harmless. Every
+//! record below `v` was on a page already returned, since the listing is sorted.
+//!
+//! The flag tells a continuation from a resume:
+//! - a plain `{"cursor": c}` is a finished read. The next read probes for anything newer
+//!   than `c` (none: end == start, which ends the host's loop) and then lists from
+//!   `c − lookback_seconds`, exclusive, to re-read changes that became visible late;
+//! - `{"cursor": v, "continue": true, "upto": u}` is a read in progress. It lists from `v`
+//!   inclusive, with no probe and no lookback, and keeps the read's cap `u`, so a window
+//!   holding more than a chunk of records is walked through in chunks, not re-read from
+//!   its start on every call. Resuming from it in a new run is just as correct.
+//!
+//! A chunk boundary must be strictly above the lower bound, so each one moves the read
+//! forward and a read has at most one chunk per distinct cursor value. (Inside a lookback
+//! window a boundary can lie below the committed cursor; it is a continuation, so that only
+//! says where to go on from.) When more
+//! than `checkpoint_records` records share one value, the listing keeps paging with its
+//! token (not checkpointable) until the value changes: nothing is skipped and nothing is
+//! read for ever. The cut happens only at a record that has a cursor value: Airtable sorts
+//! empty cells first, so by then every record without one has been returned (and the
+//! continuation's `IS_AFTER` does not match them again).
 
 use serde_json::{Map, Value, json};
 use weir_connector_sdk::{ConnectorError, Level, Page, Rows};
@@ -83,10 +119,36 @@ fn formula_time(ms: i64) -> String {
     format!("'{}'", time::format_ms(ms))
 }
 
-/// `AND(user, IS_AFTER({f}, after), NOT(IS_AFTER({f}, upto)))`, leaving out what is absent.
-fn cdc_filter(cursor: &Cursor, after: Option<i64>, upto: i64, user: Option<&str>) -> String {
+/// Where a cdc listing starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    /// Anywhere: the table's first read.
+    Open,
+    /// Strictly after this instant: a committed cursor less the lookback.
+    After(i64),
+    /// At this instant or later: a continuation after a chunk boundary.
+    From(i64),
+}
+
+impl Bound {
+    /// Whether a chunk boundary at `value` moves the read past where this listing began.
+    fn passed_by(self, value: i64) -> bool {
+        match self {
+            Bound::Open => true,
+            Bound::After(t) | Bound::From(t) => value > t,
+        }
+    }
+}
+
+/// `AND(user, IS_AFTER({f}, lower), NOT(IS_AFTER({f}, upto)))`, leaving out what is absent.
+fn cdc_filter(cursor: &Cursor, bound: Bound, upto: i64, user: Option<&str>) -> String {
     let field = format!("{{{}}}", cursor.field_name);
     let mut parts: Vec<String> = user.map(str::to_string).into_iter().collect();
+    let after = match bound {
+        Bound::Open => None,
+        Bound::After(t) => Some(t),
+        Bound::From(t) => Some(t - 1),
+    };
     if let Some(after) = after {
         parts.push(format!("IS_AFTER({field}, {})", formula_time(after)));
     }
@@ -195,11 +257,16 @@ impl Read<'_> {
         now_ms: impl Fn() -> i64,
     ) -> Result<Page, ConnectorError> {
         let from = instant(offset, "cursor")?;
+        let continues = from.is_some() && offset.get("continue").and_then(Value::as_bool) == Some(true);
         let user = self.options.filter_by_formula.as_deref();
-        let (upto, mut max, mut progress) = match instant(offset, "upto")? {
+        let offset_upto = instant(offset, "upto")?;
+        let (upto, mut max, mut progress) = match offset_upto {
             Some(upto) if offset.contains_key("page") => {
                 (upto, instant(offset, "max")?, Progress::from(offset))
             }
+            // A chunk boundary: the read goes on under the cap it started with, and needs no
+            // probe, since the tied records at the boundary are still to be read.
+            _ if continues => (offset_upto.unwrap_or_else(&now_ms), None, Progress::default()),
             _ => {
                 let upto = now_ms();
                 if let Some(from) = from {
@@ -210,7 +277,7 @@ impl Read<'_> {
                         page_size: 1,
                         max_records: Some(1),
                         fields: Some(vec![cursor.field_id.clone()]),
-                        ..self.query(Some(cdc_filter(cursor, Some(from), upto, user)), None)
+                        ..self.query(Some(cdc_filter(cursor, Bound::After(from), upto, user)), None)
                     };
                     let (id, name) = (&self.plan.table_id, &self.plan.table_name);
                     match self.client.list(id, name, &probe)? {
@@ -221,19 +288,40 @@ impl Read<'_> {
                 (upto, None, Progress::default())
             }
         };
-        let after = from.map(|c| c - self.options.lookback_seconds * 1000);
-        let query = self.query(Some(cdc_filter(cursor, after, upto, user)), Some(cursor));
+        let bound = match from {
+            None => Bound::Open,
+            Some(from) if continues => Bound::From(from),
+            Some(from) => Bound::After(from - self.options.lookback_seconds * 1000),
+        };
+        let query = self.query(Some(cdc_filter(cursor, bound, upto, user)), Some(cursor));
         let records = self.fetch(query, &mut progress)?;
-        for record in &records {
+        let value = |record: &Record| {
             let value = record.fields.get(&cursor.field_id).and_then(Value::as_str).and_then(time::parse_ms);
-            max = max.max(value.map(|v| v.min(upto)));
+            value.map(|v| v.min(upto))
+        };
+        for record in &records {
+            max = max.max(value(record));
         }
         let (rows, counters) = self.rows(&records);
         let iso = |ms: Option<i64>| ms.map(time::format_ms);
 
         if progress.token.is_some() {
+            let boundary = records.last().and_then(value).filter(|v| bound.passed_by(*v));
+            if let Some(boundary) = boundary
+                && progress.emitted >= self.options.checkpoint_records
+            {
+                let end = json!({
+                    "cursor": time::format_ms(boundary),
+                    "continue": true,
+                    "upto": time::format_ms(upto),
+                });
+                return Ok(Page { rows, end_offset: end.to_string(), checkpointable: true, counters });
+            }
             let mut end = Map::new();
             end.insert("cursor".into(), json!(iso(from)));
+            if continues {
+                end.insert("continue".into(), json!(true));
+            }
             end.insert("upto".into(), json!(time::format_ms(upto)));
             end.insert("max".into(), json!(iso(max)));
             progress.write(&mut end);
@@ -260,10 +348,14 @@ impl Read<'_> {
             reached = Some(upto);
         }
         // Handing the start back unchanged when the cursor did not move ends the read even if
-        // the host re-serialised the offset.
+        // the host re-serialised the offset. A continuation always ends in a plain cursor, so
+        // the next call probes before the read is declared finished.
         let end_offset = match self.start {
             Some(start)
-                if reached == from && !offset.contains_key("upto") && offset.contains_key("cursor") =>
+                if reached == from
+                    && !continues
+                    && !offset.contains_key("upto")
+                    && offset.contains_key("cursor") =>
             {
                 start.to_string()
             }

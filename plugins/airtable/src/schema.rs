@@ -203,7 +203,8 @@ pub(crate) fn snake_case(name: &str) -> String {
         if c.is_ascii_uppercase() && i > 0 {
             let prev = chars[i - 1];
             // "SKUs", "IDs": a lone plural s after an acronym belongs to it.
-            let plural = chars.get(i + 1) == Some(&'s') && !chars.get(i + 2).is_some_and(char::is_ascii_lowercase);
+            let plural =
+                chars.get(i + 1) == Some(&'s') && !chars.get(i + 2).is_some_and(char::is_ascii_lowercase);
             let next_lower = chars.get(i + 1).is_some_and(char::is_ascii_lowercase) && !plural;
             if prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower)
             {

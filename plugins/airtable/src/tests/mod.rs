@@ -3,7 +3,9 @@
 //! End-to-end tests against the simulator, through the sandbox, live in the top-level
 //! `tests/` crate; these pin down exactly what the connector asks and what it emits.
 
+mod checkpoints;
 mod errors;
+mod fake;
 mod read;
 mod rows;
 mod schema;

@@ -1,0 +1,236 @@
+//! Chunked cdc reads run through the host's loop against [`FakeAirtable`]: every record
+//! arrives, checkpoints come every `checkpoint_records` records, the read ends, and a
+//! restart from any checkpoint still yields every record.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use super::fake::FakeAirtable;
+use super::*;
+use crate::Airtable;
+use crate::time::{format_ms, parse_ms};
+
+const NOW: &str = "2024-05-01T00:00:00.000Z";
+const T0: &str = "2024-04-01T00:00:00.000Z";
+
+/// One call of the host's loop.
+#[derive(Debug)]
+struct Step {
+    end: String,
+    checkpointable: bool,
+    ids: Vec<String>,
+    /// List-records requests the call sent.
+    requests: usize,
+}
+
+/// Feeds each end offset back as the next start, as the host does, until end == start.
+fn host_loop(
+    fake: &FakeAirtable,
+    options: &[(&str, &str)],
+    start: Option<&str>,
+    max_calls: usize,
+) -> Vec<Step> {
+    let now = parse_ms(NOW).unwrap_or_default();
+    let options = opts(options);
+    let mut start = start.map(str::to_string);
+    let mut steps = Vec::new();
+    for _ in 0..max_calls {
+        let before = fake.list_requests();
+        let page = Airtable::read_table_at(
+            fake,
+            &connection(),
+            "Compliance Records",
+            &options,
+            start.as_deref(),
+            || now,
+        )
+        .expect("read_table");
+        let done = start.as_deref() == Some(page.end_offset.as_str());
+        steps.push(Step {
+            end: page.end_offset.clone(),
+            checkpointable: page.checkpointable,
+            ids: ids(&rows(&page)),
+            requests: fake.list_requests() - before,
+        });
+        if done {
+            return steps;
+        }
+        start = Some(page.end_offset);
+    }
+    panic!("the read did not end within {max_calls} calls: {:?}", steps.last());
+}
+
+/// `Updated` of the i-th record: groups of three share a millisecond, so ties straddle
+/// pages and neighbouring values are 1 ms apart; `None` leaves the cell empty.
+fn updated(i: usize) -> String {
+    format_ms(parse_ms(T0).unwrap_or_default() + (i / 3) as i64)
+}
+
+/// `n` records `recT0000…`, created in a shuffled order so only the sort puts them in
+/// cursor order; `value(i)` is the i-th record's `Updated`.
+fn table(n: usize, value: impl Fn(usize) -> Option<String>) -> Vec<Value> {
+    assert!(!n.is_multiple_of(7), "7 must not divide n, or the shuffle repeats");
+    (0..n)
+        .map(|p| (p * 7) % n)
+        .map(|i| {
+            let mut fields = json!({"fldC1": format!("row {i}")});
+            if let Some(v) = value(i) {
+                fields["fldC3"] = json!(v);
+            }
+            record(&format!("recT{i:04}"), fields)
+        })
+        .collect()
+}
+
+fn all_ids(records: &[Value]) -> BTreeSet<String> {
+    records.iter().filter_map(|r| r["id"].as_str()).map(str::to_string).collect()
+}
+
+fn emitted(steps: &[Step]) -> BTreeSet<String> {
+    steps.iter().flat_map(|s| s.ids.iter().cloned()).collect()
+}
+
+/// The most rows the host holds uncommitted at once (rows since the last checkpoint).
+fn largest_stretch(steps: &[Step]) -> usize {
+    let (mut pending, mut largest) = (0, 0);
+    for step in steps {
+        pending += step.ids.len();
+        largest = largest.max(pending);
+        if step.checkpointable {
+            pending = 0;
+        }
+    }
+    largest
+}
+
+fn offset(step: &Step) -> Value {
+    serde_json::from_str(&step.end).expect("offsets are JSON")
+}
+
+// 600 rows: five without a cursor value, groups of three ties, and 80 rows (more than a
+// chunk) on one value.
+const N: usize = 600;
+const TIE: std::ops::Range<usize> = 300..380;
+const CHUNK: usize = 50;
+const PAGE: usize = 10;
+const OPTIONS: [(&str, &str); 3] =
+    [("page_size", "10"), ("checkpoint_records", "50"), ("lookback_seconds", "0")];
+
+fn big_table() -> Vec<Value> {
+    table(N, |i| match i {
+        0..5 => None,
+        i if TIE.contains(&i) => Some(updated(TIE.start)),
+        i => Some(updated(i)),
+    })
+}
+
+#[test]
+fn a_first_cdc_read_of_a_large_table_checkpoints_every_chunk_and_ends() {
+    let records = big_table();
+    let fake = FakeAirtable::compliance(records.clone());
+    let steps = host_loop(&fake, &OPTIONS, None, 200);
+
+    assert_eq!(emitted(&steps), all_ids(&records));
+    let checkpoints = steps.iter().filter(|s| s.checkpointable).count();
+    assert!(checkpoints >= N / CHUNK, "{checkpoints} checkpoints for {N} rows");
+    // A chunk overshoots by at most a page, and by the tied rows where it cannot cut.
+    let stretch = largest_stretch(&steps);
+    assert!(stretch <= CHUNK + TIE.len() + PAGE, "{stretch} rows between checkpoints");
+    // Rows read twice are only the ties at chunk boundaries.
+    let total: usize = steps.iter().map(|s| s.ids.len()).sum();
+    assert!(total <= N + 3 * checkpoints + TIE.len(), "{total} rows emitted for {N}");
+
+    // It ends in a plain cursor at the newest change; then one probe hands it back.
+    let last = &steps[steps.len() - 1];
+    assert_eq!(offset(&steps[steps.len() - 2]), json!({"cursor": updated(N - 1)}));
+    assert_eq!((last.ids.len(), last.requests), (0, 1));
+    // Every checkpoint before that is a chunk boundary under the read's one cap.
+    for step in steps.iter().filter(|s| s.checkpointable).take(checkpoints - 2) {
+        let o = offset(step);
+        assert_eq!((o["continue"].clone(), o["upto"].clone()), (json!(true), json!(NOW)), "{o}");
+    }
+}
+
+#[test]
+fn a_crash_after_any_checkpoint_still_yields_every_record() {
+    let records = big_table();
+    let fake = FakeAirtable::compliance(records.clone());
+    let steps = host_loop(&fake, &OPTIONS, None, 200);
+    let mut restarts = 0;
+    for (k, step) in steps.iter().enumerate().filter(|(_, s)| s.checkpointable) {
+        // The host committed every row up to this checkpoint; the rest died with it.
+        let mut seen = emitted(&steps[..=k]);
+        let resumed = host_loop(&fake, &OPTIONS, Some(&step.end), 200);
+        seen.extend(emitted(&resumed));
+        assert_eq!(seen, all_ids(&records), "restarting from {}", step.end);
+        restarts += 1;
+    }
+    assert!(restarts >= N / CHUNK);
+}
+
+#[test]
+fn a_lookback_window_bigger_than_a_chunk_is_walked_through_once() {
+    let records = big_table();
+    let fake = FakeAirtable::compliance(records.clone());
+    // The hour of lookback covers every change, which are all within a second of T0.
+    let options = [("page_size", "10"), ("checkpoint_records", "50"), ("lookback_seconds", "3600")];
+    let start = json!({"cursor": updated(450)}).to_string();
+    let steps = host_loop(&fake, &options, Some(&start), 200);
+
+    // Records without a cursor value are not after anything, so only the first read has them.
+    let valued: BTreeSet<String> = (5..N).map(|i| format!("recT{i:04}")).collect();
+    assert_eq!(emitted(&steps), valued);
+    let checkpoints = steps.iter().filter(|s| s.checkpointable).count();
+    assert!(checkpoints >= valued.len() / CHUNK, "{checkpoints} checkpoints");
+    let total: usize = steps.iter().map(|s| s.ids.len()).sum();
+    assert!(total <= valued.len() + 3 * checkpoints + TIE.len(), "the window was re-read: {total} rows");
+    assert_eq!(offset(&steps[steps.len() - 2]), json!({"cursor": updated(N - 1)}));
+}
+
+#[test]
+fn more_tied_records_than_a_chunk_page_on_until_the_cursor_value_changes() {
+    let (a, b) = ("2024-04-01T00:00:00.000Z", "2024-04-01T00:00:00.001Z");
+    let records = table(50, |i| Some(if i < 30 { a } else { b }.to_string()));
+    let fake = FakeAirtable::compliance(records.clone());
+    let options = [("page_size", "4"), ("checkpoint_records", "5")];
+    let steps = host_loop(&fake, &options, None, 40);
+
+    assert_eq!(emitted(&steps), all_ids(&records));
+    let flags: Vec<bool> = steps.iter().map(|s| s.checkpointable).collect();
+    let (f, t) = (false, true);
+    // 8 rows, a cut at A; 30 A's and 2 B's with no cut until B; 20 B's; the probe.
+    assert_eq!(flags, [f, t, f, f, f, f, f, f, f, t, f, f, f, f, t, t]);
+    let cuts: Vec<Value> = steps.iter().filter(|s| s.checkpointable).map(offset).collect();
+    assert_eq!(
+        cuts,
+        [
+            json!({"cursor": a, "continue": true, "upto": NOW}),
+            json!({"cursor": b, "continue": true, "upto": NOW}),
+            json!({"cursor": b}),
+            json!({"cursor": b}),
+        ]
+    );
+    // Inside the tie the listing keeps its inclusive bound, so a restart there re-reads it.
+    assert_eq!(offset(&steps[2])["continue"], json!(true));
+    assert_eq!(steps.iter().map(|s| s.ids.len()).sum::<usize>(), 8 + 32 + 20);
+}
+
+#[test]
+fn a_continuation_lists_from_the_boundary_inclusive_without_lookback_or_probe() {
+    let fake = FakeAirtable::compliance(table(10, |i| Some(updated(i * 3))));
+    let start = json!({"cursor": updated(12), "continue": true, "upto": NOW}).to_string();
+    let steps = host_loop(&fake, &[("lookback_seconds", "3600")], Some(&start), 5);
+    // Record i changed i ms after T0: the one at the boundary (4 ms) is read again, none before.
+    assert_eq!(steps[0].ids, ["recT0004", "recT0005", "recT0006", "recT0007", "recT0008", "recT0009"]);
+    assert_eq!(steps[0].requests, 1);
+    assert_eq!(offset(&steps[0]), json!({"cursor": updated(27)}));
+    let sent = fake.sent.borrow();
+    let listing = sent.iter().find(|s| s.param("sort[0][field]").is_some()).expect("a listing");
+    assert_eq!(
+        listing.param("filterByFormula"),
+        Some(
+            "AND(IS_AFTER({Updated}, '2024-04-01T00:00:00.003Z'), NOT(IS_AFTER({Updated}, '2024-05-01T00:00:00.000Z')))"
+        )
+    );
+}
