@@ -231,14 +231,15 @@ impl Manifest {
         }
         for limit in &self.rate_limits {
             check("rate limit key", &limit.key)?;
-            if !(limit.per_second > 0.0) {
+            if limit.per_second.is_nan() || limit.per_second <= 0.0 {
                 return invalid(format!("rate limit {:?} needs per_second > 0", limit.key));
             }
         }
         if self.retry.max_attempts == 0 {
             return invalid("retry.max_attempts must be at least 1".into());
         }
-        if self.limits.memory_mib == 0 || !(self.limits.call_seconds > 0.0) {
+        if self.limits.memory_mib == 0 || self.limits.call_seconds.is_nan() || self.limits.call_seconds <= 0.0
+        {
             return invalid("limits.memory_mib and limits.call_seconds must be positive".into());
         }
         Ok(())

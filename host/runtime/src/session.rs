@@ -67,7 +67,7 @@ impl log::Host for State {
                 cut -= 1;
             }
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         let c = &self.connector;
         match level {
