@@ -16,6 +16,12 @@
 //! | `echo_log` | fetch `target` and log the answer |
 //! | `panic` | panic |
 //! | `none` | behave: one row per call, then end |
+//!
+//! Table `wide` is benign whatever the attack: it serves [`WIDE_PAGE_ROWS`]-row pages of a
+//! 20-column table of mixed types ([`WIDE_SCHEMA`]), generated deterministically by
+//! [`wide_page`], for as many pages as its `pages` table option says (default 10). Offsets are
+//! `{"page": n}`. The benchmarks call [`wide_page`] natively too, to compare a read through the
+//! sandbox with the same work done without it.
 
 use weir_connector_sdk::{
     Connector, ConnectorError, Host, Level, Options, Page, Request, Rows, TableMetadata,
@@ -25,6 +31,137 @@ use weir_connector_sdk::{
 pub struct Hostile;
 
 const SCHEMA: &str = r#"{"type":"struct","fields":[{"name":"id","type":"string","nullable":false,"metadata":{}},{"name":"value","type":"string","nullable":true,"metadata":{}}]}"#;
+
+/// The Spark JSON schema of table `wide`: 20 columns of mixed types.
+pub const WIDE_SCHEMA: &str = concat!(
+    r#"{"type":"struct","fields":["#,
+    r#"{"name":"id","type":"string","nullable":false,"metadata":{}},"#,
+    r#"{"name":"seq","type":"long","nullable":false,"metadata":{}},"#,
+    r#"{"name":"name","type":"string","nullable":true,"metadata":{}},"#,
+    r#"{"name":"category","type":"string","nullable":true,"metadata":{}},"#,
+    r#"{"name":"description","type":"string","nullable":true,"metadata":{}},"#,
+    r#"{"name":"email","type":"string","nullable":true,"metadata":{}},"#,
+    r#"{"name":"notes","type":"string","nullable":true,"metadata":{}},"#,
+    r#"{"name":"quantity","type":"long","nullable":true,"metadata":{}},"#,
+    r#"{"name":"views","type":"long","nullable":true,"metadata":{}},"#,
+    r#"{"name":"price","type":"double","nullable":true,"metadata":{}},"#,
+    r#"{"name":"weight","type":"double","nullable":true,"metadata":{}},"#,
+    r#"{"name":"score","type":"double","nullable":true,"metadata":{}},"#,
+    r#"{"name":"active","type":"boolean","nullable":true,"metadata":{}},"#,
+    r#"{"name":"featured","type":"boolean","nullable":true,"metadata":{}},"#,
+    r#"{"name":"created","type":"timestamp","nullable":true,"metadata":{}},"#,
+    r#"{"name":"modified","type":"timestamp","nullable":true,"metadata":{}},"#,
+    r#"{"name":"launch","type":"date","nullable":true,"metadata":{}},"#,
+    r#"{"name":"cost","type":"decimal(18,2)","nullable":true,"metadata":{}},"#,
+    r#"{"name":"tags","type":{"type":"array","elementType":"string","containsNull":true},"nullable":true,"metadata":{}},"#,
+    r#"{"name":"owner","type":{"type":"struct","fields":["#,
+    r#"{"name":"name","type":"string","nullable":true,"metadata":{}},"#,
+    r#"{"name":"email","type":"string","nullable":true,"metadata":{}},"#,
+    r#"{"name":"id","type":"long","nullable":true,"metadata":{}}]},"nullable":true,"metadata":{}}"#,
+    r#"]}"#
+);
+
+/// Rows in each page of table `wide`.
+pub const WIDE_PAGE_ROWS: u64 = 100;
+
+const WORDS: [&str; 8] = ["Aurora", "Breeze", "Cirrus", "Drift", "Ember", "Fjord", "Glow", "Halo"];
+const CATEGORIES: [&str; 4] = ["Lighting", "Audio", "Kitchen", "Garden"];
+
+/// A fixed mix of a row number, so every page is the same on every call and platform.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Page `n` of table `wide` as JSON Lines: rows `n * 100 .. n * 100 + 100`.
+pub fn wide_page(n: u64) -> String {
+    let mut out = String::with_capacity(WIDE_PAGE_ROWS as usize * 700);
+    for i in n * WIDE_PAGE_ROWS..(n + 1) * WIDE_PAGE_ROWS {
+        let h = mix(i);
+        let word = |k: u32| WORDS[((h >> (k * 3)) % 8) as usize];
+        // Epoch seconds spread over 2024, rendered as RFC 3339 text the way APIs send them.
+        let created = 1_704_067_200 + (h % 31_536_000);
+        let day = |secs: u64| {
+            let days = secs / 86_400;
+            let (y, m, d) = civil(days as i64);
+            let rest = secs % 86_400;
+            (format!("{y:04}-{m:02}-{d:02}"), rest / 3600, rest / 60 % 60, rest % 60)
+        };
+        let (c_date, ch, cm, cs) = day(created);
+        let (m_date, mh, mm, ms) = day(created + (h >> 40) % 864_000);
+        let notes: serde_json::Value =
+            if h.is_multiple_of(5) { serde_json::Value::Null } else { format!("note {}", h % 10_000).into() };
+        let row = serde_json::json!({
+            "id": format!("rec{i:014}"),
+            "seq": i,
+            "name": format!("{} {} {}", word(0), word(1), i),
+            "category": CATEGORIES[(h % 4) as usize],
+            "description": format!(
+                "The {} {} line, batch {}: {} and {} finish.",
+                word(2), word(3), h % 97, word(4), word(5)
+            ),
+            "email": format!("{}.{}@example.com", word(6).to_lowercase(), h % 1000),
+            "notes": notes,
+            "quantity": (h >> 8) % 10_000,
+            "views": (h >> 16) % 1_000_000,
+            "price": ((h >> 20) % 100_000) as f64 / 100.0,
+            "weight": ((h >> 24) % 5_000) as f64 / 1000.0,
+            "score": ((h >> 28) % 1000) as f64 / 10.0,
+            "active": h.is_multiple_of(2),
+            "featured": h.is_multiple_of(7),
+            "created": format!("{c_date}T{ch:02}:{cm:02}:{cs:02}.000Z"),
+            "modified": format!("{m_date}T{mh:02}:{mm:02}:{ms:02}.000Z"),
+            "launch": m_date,
+            "cost": format!("{}.{:02}", (h >> 32) % 10_000, (h >> 12) % 100),
+            "tags": [word(7), CATEGORIES[((h >> 5) % 4) as usize]],
+            "owner": {"name": word(8), "email": format!("owner{}@example.com", h % 50), "id": h % 50},
+        });
+        out.push_str(&row.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Serves table `wide`: the page the offset names, or the end once `pages` are done.
+fn read_wide(table_options: &Options, start_offset: Option<&str>) -> Result<Page, ConnectorError> {
+    let pages = match table_options.get("pages") {
+        None => 10,
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            ConnectorError::InvalidOptions(format!("pages must be a whole number, got {v:?}"))
+        })?,
+    };
+    let page = match start_offset {
+        None => 0,
+        Some(text) => serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v.get("page").and_then(serde_json::Value::as_u64))
+            .ok_or_else(|| ConnectorError::InvalidOptions(format!("offset {text:?} has no page number")))?,
+    };
+    if page >= pages {
+        return Ok(Page::end(start_offset));
+    }
+    Ok(Page {
+        rows: Rows::JsonLines(wide_page(page)),
+        end_offset: serde_json::json!({"page": page + 1}).to_string(),
+        checkpointable: true,
+        counters: Vec::new(),
+    })
+}
 
 fn rows(values: &[String]) -> Rows {
     let mut out = String::new();
@@ -49,6 +186,8 @@ fn fetch(host: &dyn Host, url: &str, headers: Vec<(String, String)>) -> Result<S
     }
 }
 
+// Unbounded on purpose: the sandbox must stop it.
+#[allow(unconditional_recursion)]
 #[inline(never)]
 fn recurse(n: u64) -> u64 {
     // The array and black_box keep each frame real.
@@ -116,12 +255,13 @@ fn observe(host: &dyn Host, options: &Options) -> Result<Vec<String>, ConnectorE
 
 impl Connector for Hostile {
     fn list_tables(_host: &dyn Host, _options: &Options) -> Result<Vec<String>, ConnectorError> {
-        Ok(vec!["t".into()])
+        Ok(vec!["t".into(), "wide".into()])
     }
 
     fn table_schema(_: &dyn Host, _: &Options, table: &str, _: &Options) -> Result<String, ConnectorError> {
         match table {
             "t" => Ok(SCHEMA.into()),
+            "wide" => Ok(WIDE_SCHEMA.into()),
             other => Err(ConnectorError::UnknownTable(other.into())),
         }
     }
@@ -133,7 +273,7 @@ impl Connector for Hostile {
         _: &Options,
     ) -> Result<TableMetadata, ConnectorError> {
         match table {
-            "t" => Ok(TableMetadata {
+            "t" | "wide" => Ok(TableMetadata {
                 primary_keys: vec!["id".into()],
                 cursor_field: None,
                 ingestion_type: weir_connector_sdk::IngestionType::Snapshot,
@@ -146,9 +286,12 @@ impl Connector for Hostile {
         host: &dyn Host,
         options: &Options,
         table: &str,
-        _: &Options,
+        table_options: &Options,
         start_offset: Option<&str>,
     ) -> Result<Page, ConnectorError> {
+        if table == "wide" {
+            return read_wide(table_options, start_offset);
+        }
         if table != "t" {
             return Err(ConnectorError::UnknownTable(table.into()));
         }
@@ -166,3 +309,49 @@ impl Connector for Hostile {
 
 #[cfg(target_arch = "wasm32")]
 weir_connector_sdk::export_connector!(Hostile);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_match_the_calendar() {
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(civil(19_723), (2024, 1, 1));
+        assert_eq!(civil(19_782), (2024, 2, 29));
+    }
+
+    #[test]
+    fn wide_pages_are_deterministic_and_have_every_column() {
+        let page = wide_page(3);
+        assert_eq!(page, wide_page(3));
+        assert_ne!(page, wide_page(4));
+        let rows: Vec<serde_json::Value> = page.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(rows.len() as u64, WIDE_PAGE_ROWS);
+        assert_eq!(rows[0]["id"], "rec00000000000300");
+        assert_eq!(rows[99]["seq"], 399);
+        let schema: serde_json::Value = serde_json::from_str(WIDE_SCHEMA).unwrap();
+        let columns: Vec<&str> =
+            schema["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+        assert_eq!(columns.len(), 20);
+        for row in &rows {
+            let keys: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(keys, columns);
+        }
+    }
+
+    #[test]
+    fn wide_reads_page_by_offset_and_ends() {
+        let options: Options = [("pages".to_string(), "2".to_string())].into();
+        let first = read_wide(&options, None).unwrap();
+        assert_eq!(first.end_offset, r#"{"page":1}"#);
+        let second = read_wide(&options, Some(&first.end_offset)).unwrap();
+        assert_eq!(second.rows, Rows::JsonLines(wide_page(1)));
+        let end = read_wide(&options, Some(&second.end_offset)).unwrap();
+        assert_eq!(
+            (end.end_offset.as_str(), end.rows),
+            (second.end_offset.as_str(), Rows::JsonLines(String::new()))
+        );
+        assert!(read_wide(&options, Some(r#"{"cursor":1}"#)).is_err());
+    }
+}
