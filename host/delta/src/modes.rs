@@ -213,7 +213,9 @@ async fn scd2_snapshot(
     } else {
         compared
             .iter()
-            .map(|c| format!("s.{q} IS DISTINCT FROM t.{q}", q = ident(c)))
+            // Parenthesised: sqlparser reads the right side of IS DISTINCT FROM as a whole
+            // expression, so unbracketed terms would nest into `a IS DISTINCT FROM (b OR …)`.
+            .map(|c| format!("(s.{q} IS DISTINCT FROM t.{q})", q = ident(c)))
             .collect::<Vec<_>>()
             .join(" OR ")
     };
