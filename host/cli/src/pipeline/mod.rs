@@ -47,6 +47,8 @@ struct Prepared {
     plan: Planned,
     schema: SchemaRef,
     metadata: TableMetadata,
+    /// What the connector reads, before APPEND_ONLY overrides how it is written.
+    source_ingestion: IngestionType,
     mode: WriteMode,
     delete_mode: Option<WriteMode>,
     uri: String,
@@ -179,6 +181,7 @@ fn prepare(
         let uri = format!("{}/{}", options.warehouse, plan.destination.join("/"));
         let app_id = format!("weir/{}/{}", connection.name, plan.destination_name());
         out.push(Prepared {
+            source_ingestion: metadata.ingestion_type,
             metadata: TableMetadata { ingestion_type: ingestion, ..metadata },
             plan,
             schema,
@@ -232,7 +235,7 @@ fn ingest(
         let last = tokio.block_on(sink.last_checkpoint(&app_id))?;
         let mut version = last.as_ref().map_or(0, |c| c.version);
         // A snapshot is read whole every run; incremental reads resume where the table stands.
-        let mut start = match (&table.metadata.ingestion_type, last) {
+        let mut start = match (&table.source_ingestion, last) {
             (IngestionType::Snapshot, _) | (_, None) => None,
             (_, Some(c)) => Some(c.offset),
         };
