@@ -60,7 +60,7 @@ impl http::Host for State {
 
 impl log::Host for State {
     fn log(&mut self, level: log::Level, message: String) {
-        let mut message = self.redactor.redact(&message).into_owned();
+        let mut message = one_line(&self.redactor.redact(&message));
         if message.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;
             while !message.is_char_boundary(cut) {
@@ -78,6 +78,20 @@ impl log::Host for State {
             log::Level::Error => tracing::error!(target: "weir::guest", connector = %c, "{message}"),
         }
     }
+}
+
+/// A guest's log message as one line: line breaks and other control characters (terminal
+/// escapes included) are escaped, so a guest cannot forge lines that look like the host's.
+fn one_line(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for c in message.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 struct Live {
@@ -370,5 +384,19 @@ impl Session {
             table: Some(table.to_string()),
             kind: ErrorKind::Output(message),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn guest_log_lines_cannot_break_or_escape_the_line() {
+        assert_eq!(
+            one_line("a\nINFO weir::http: fake\r\x1b[2J\tb"),
+            "a\\nINFO weir::http: fake\\r\\u{1b}[2J\tb"
+        );
+        assert_eq!(one_line("plain ünïcode"), "plain ünïcode");
     }
 }
