@@ -51,17 +51,39 @@ use schema::Plan;
 /// The Airtable connector.
 pub struct Airtable;
 
-/// Validates the options and fetches the table's plan; one meta request per call.
+thread_local! {
+    /// The last meta response of this instance, by (base URL, base id). A read's later
+    /// pages reuse it: fetching it again for every page would spend half of Airtable's
+    /// 5 requests per second on metadata. Every read's first page, and every schema,
+    /// metadata or table-list call, fetches it afresh.
+    static META: std::cell::RefCell<Option<((String, String), schema::BaseMeta)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Validates the options and fetches the table's plan; `reuse_meta` allows the cached meta.
 fn plan<'h>(
     host: &'h dyn Host,
     options: &Options,
     table: &str,
     table_options: &Options,
+    reuse_meta: bool,
 ) -> Result<(Client<'h>, Plan, TableOptions), ConnectorError> {
     let connection = Connection::parse(options)?;
     let table_options = TableOptions::parse(table_options)?;
+    let key = (connection.base_url.clone(), connection.base_id.clone());
     let client = Client { host, connection };
-    let meta = client.meta()?;
+    let cached = if reuse_meta {
+        META.with(|m| m.borrow().as_ref().filter(|(k, _)| *k == key).map(|(_, meta)| meta.clone()))
+    } else {
+        None
+    };
+    let meta = match cached {
+        Some(meta) => meta,
+        None => {
+            let meta = client.meta()?;
+            META.with(|m| *m.borrow_mut() = Some((key, meta.clone())));
+            meta
+        }
+    };
     let plan = Plan::new(meta.table(table)?, &table_options)?;
     Ok((client, plan, table_options))
 }
@@ -76,7 +98,8 @@ impl Airtable {
         start_offset: Option<&str>,
         now_ms: impl Fn() -> i64,
     ) -> Result<Page, ConnectorError> {
-        let (client, plan, table_options) = plan(host, options, table, table_options)?;
+        let (client, plan, table_options) =
+            plan(host, options, table, table_options, start_offset.is_some())?;
         read::Read { client: &client, plan: &plan, options: &table_options, start: start_offset }.page(now_ms)
     }
 }
@@ -93,7 +116,7 @@ impl Connector for Airtable {
         table: &str,
         table_options: &Options,
     ) -> Result<String, ConnectorError> {
-        Ok(plan(host, options, table, table_options)?.1.schema_json())
+        Ok(plan(host, options, table, table_options, false)?.1.schema_json())
     }
 
     fn table_metadata(
@@ -102,7 +125,7 @@ impl Connector for Airtable {
         table: &str,
         table_options: &Options,
     ) -> Result<TableMetadata, ConnectorError> {
-        Ok(plan(host, options, table, table_options)?.1.metadata())
+        Ok(plan(host, options, table, table_options, false)?.1.metadata())
     }
 
     fn read_table(
@@ -124,7 +147,7 @@ impl Connector for Airtable {
         table_options: &Options,
         start_offset: Option<&str>,
     ) -> Result<Page, ConnectorError> {
-        plan(host, options, table, table_options)?;
+        plan(host, options, table, table_options, false)?;
         Ok(Page::end(start_offset))
     }
 }

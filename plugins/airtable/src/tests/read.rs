@@ -81,6 +81,10 @@ fn a_snapshot_pages_through_tokens_then_completes_and_stops() {
         assert_eq!(s.param("returnFieldsByFieldId"), Some("true"));
         assert!(s.headers.iter().all(|(k, _)| !k.eq_ignore_ascii_case("authorization")));
     }
+    // Only the read's first page asks for the meta: later pages must not halve the
+    // request budget (5/s per base) by fetching it again.
+    let meta = host.sent.borrow().iter().filter(|s| s.path.contains("/v0/meta/")).count();
+    assert_eq!(meta, 1, "{:?}", host.sent.borrow().iter().map(|s| &s.path).collect::<Vec<_>>());
 }
 
 #[test]
