@@ -759,6 +759,8 @@ fn marketing_rows(ids: &HashMap<&str, Vec<String>>) -> Vec<Row> {
                 "Budget": if i % 3 == 2 { Value::Null } else { json!(250.0 * (i as f64 + 1.0) + 0.99) },
                 "Preview": if file.is_empty() { json!({"label": "Preview", "url": null}) } else { json!({"label": "Preview", "url": format!("https://cdn.brightlaunch.example/{file}")}) },
                 "Approved": i % 2 == 0,
+                // The grid's drag order, as a fractional-index key; test data fills every column.
+                "Sort": format!("a{i:x}"),
             })
             .pipe(|cells| Row { created, modified: created + (i as i64 % 3) * DAY, cells })
         })
