@@ -40,7 +40,8 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let sim = Sim::start(SimConfig { rate_limit: false, ..SimConfig::default() }).expect("simulator starts");
+        let sim =
+            Sim::start(SimConfig { rate_limit: false, ..SimConfig::default() }).expect("simulator starts");
         Fixture { sim, dir: tempfile::tempdir().expect("tempdir") }
     }
 
@@ -212,7 +213,8 @@ fn metadata_json_has_the_upstream_keys_and_picks_cdc_only_when_the_cursor_covers
     let cursor = schema["fields"].as_array().and_then(|f| f.iter().find(|f| f["name"] == "last_modified"));
     assert_eq!(cursor.map(|c| c["type"].clone()), Some(Value::from("timestamp")), "the cursor is a column");
 
-    let snapshot = serde_json::json!({"primary_keys": ["id"], "cursor_field": null, "ingestion_type": "snapshot"});
+    let snapshot =
+        serde_json::json!({"primary_keys": ["id"], "cursor_field": null, "ingestion_type": "snapshot"});
     assert_eq!(meta("Vendors"), snapshot, "Vendors has no lastModifiedTime field");
     assert_eq!(meta("Packaging Tasks"), snapshot, "its lastModifiedTime watches only two fields");
 }
@@ -239,8 +241,11 @@ fn preview_json_prints_one_object_per_line_up_to_the_limit() {
     let conns = f.connections(Token::Literal(DEFAULT_TOKEN), true);
     for table in ["SKU Candidates", "Vendors"] {
         // Pages of two, so that the limit cuts across pages.
-        let out =
-            ok(&weir(Some(&conns), &["preview", "-t", table, "--json", "--limit", "5", "-o", "page_size=2"], &[]));
+        let out = ok(&weir(
+            Some(&conns),
+            &["preview", "-t", table, "--json", "--limit", "5", "-o", "page_size=2"],
+            &[],
+        ));
         let rows: Vec<Value> = out.lines().map(json).collect();
         assert_eq!(rows.len(), 5, "{table}:\n{out}");
         let ids: BTreeSet<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
@@ -277,7 +282,9 @@ fn connections_file_mistakes_are_named() {
     let f = Fixture::new();
     let url = f.sim.base_url();
     let conn = |body: &str| {
-        format!("[connections.sim]\nconnector = \"airtable\"\nbase_url = \"{url}\"\nallow_loopback = true\n{body}")
+        format!(
+            "[connections.sim]\nconnector = \"airtable\"\nbase_url = \"{url}\"\nallow_loopback = true\n{body}"
+        )
     };
     let cases: Vec<(&str, String, &[&str], &[&str])> = vec![
         (
@@ -294,7 +301,9 @@ fn connections_file_mistakes_are_named() {
         ),
         (
             "unknown key",
-            conn(&format!("base_id = \"appProductLaunch\"\nbearer_token = \"{DEFAULT_TOKEN}\"\nbase = \"x\"\n")),
+            conn(&format!(
+                "base_id = \"appProductLaunch\"\nbearer_token = \"{DEFAULT_TOKEN}\"\nbase = \"x\"\n"
+            )),
             &[],
             &["unknown key `base`", "bearer_token, base_id, base_url"],
         ),
@@ -333,9 +342,13 @@ fn connections_file_mistakes_are_named() {
 fn trace_logging_never_shows_the_token() {
     let f = Fixture::new();
     let conns = f.connections(Token::Literal(DEFAULT_TOKEN), true);
-    let runs: [(&[&str], &[(&str, &str)]); 3] = [
+    type Run<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let runs: [Run; 3] = [
         (&["-vvv", "tables"], &[]),
-        (&["preview", "-t", "SKU Candidates", "--json", "--limit", "3", "-o", "page_size=2"], &[("RUST_LOG", "trace")]),
+        (
+            &["preview", "-t", "SKU Candidates", "--json", "--limit", "3", "-o", "page_size=2"],
+            &[("RUST_LOG", "trace")],
+        ),
         (&["-vvv", "check"], &[("RUST_LOG", "trace")]),
     ];
     for (args, env) in runs {
