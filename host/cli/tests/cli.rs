@@ -335,6 +335,7 @@ fn connections_file_mistakes_are_named() {
     let missing = f.dir.path().join("nowhere.toml");
     let err = fails(&weir(Some(&missing), &["tables"], &[]));
     assert!(err.contains("cannot read connections file") && err.contains("nowhere.toml"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "the cause once: {err}");
     assert_eq!(f.sim.stats().requests, 0, "no mistake got as far as the source");
 }
 

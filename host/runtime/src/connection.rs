@@ -25,10 +25,12 @@ pub const RESERVED_KEYS: &[&str] = &["connector", "allow_loopback", "limits", "r
 /// Why a connection could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
+    // `error`, not `source`: the message already says why, and a source would print it twice
+    // in an error chain (`{:#}`).
     #[error(
-        "cannot read connections file {path}: {source}. Create it (see examples/connections.toml) or pass --connections FILE"
+        "cannot read connections file {path}: {error}. Create it (see examples/connections.toml) or pass --connections FILE"
     )]
-    Read { path: PathBuf, source: std::io::Error },
+    Read { path: PathBuf, error: std::io::Error },
     #[error("connections file {path} is not valid: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("no connection named {name:?} in {path} (it has: {available})")]
@@ -68,7 +70,7 @@ impl ConnectionsFile {
     /// Reads and parses a connections file; relative `{ file = … }` paths are taken from its folder.
     pub fn load(path: &Path) -> Result<ConnectionsFile, ConnectionError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| ConnectionError::Read { path: path.to_path_buf(), source })?;
+            .map_err(|error| ConnectionError::Read { path: path.to_path_buf(), error })?;
         Self::parse(&text, path)
     }
 
