@@ -36,7 +36,10 @@ pub fn component_bytes(reference: &str, relative_to: &Path) -> Result<Vec<u8>> {
     }
     if !reference.ends_with(".wasm") {
         let names: Vec<&str> = weir_artifacts::BUNDLED.iter().map(|(n, _)| *n).collect();
-        bail!("connector {reference:?} is neither a bundled connector ({}) nor a path to a .wasm file", names.join(", "));
+        bail!(
+            "connector {reference:?} is neither a bundled connector ({}) nor a path to a .wasm file",
+            names.join(", ")
+        );
     }
     let path = relative_to.join(reference);
     std::fs::read(&path).with_context(|| format!("cannot read connector component {}", path.display()))

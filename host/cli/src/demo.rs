@@ -42,7 +42,9 @@ fn connections_toml(base_url: &str) -> String {
 pub fn demo_spec() -> String {
     let mut spec = String::from("connection_name: airtable\nobjects:\n");
     for (source, destination) in TABLES {
-        spec.push_str(&format!("  - table:\n      source_table: {source}\n      destination_table: {destination}\n"));
+        spec.push_str(&format!(
+            "  - table:\n      source_table: {source}\n      destination_table: {destination}\n"
+        ));
     }
     spec
 }
@@ -52,13 +54,17 @@ pub fn demo(dir: &Path, rows: Option<usize>, json: bool) -> Result<()> {
     let sim = Sim::start(sim_config(rows.map(|n| ("SKU Candidates".to_string(), n)), 42, true))?;
     let base_url = sim.base_url();
     let write = |name: &str, text: &str| {
-        std::fs::write(dir.join(name), text).with_context(|| format!("cannot write {}", dir.join(name).display()))
+        std::fs::write(dir.join(name), text)
+            .with_context(|| format!("cannot write {}", dir.join(name).display()))
     };
     write("sim-token", DEFAULT_TOKEN)?;
     write("connections.toml", &connections_toml(&base_url))?;
     write("pipeline.yaml", &demo_spec())?;
     if !json {
-        eprintln!("Airtable simulator on {base_url}; wrote connections.toml and pipeline.yaml into {}", dir.display());
+        eprintln!(
+            "Airtable simulator on {base_url}; wrote connections.toml and pipeline.yaml into {}",
+            dir.display()
+        );
     }
     let warehouse = pipeline::warehouse_uri(&dir.join("warehouse").to_string_lossy())?;
     let options = RunOptions {
@@ -68,7 +74,8 @@ pub fn demo(dir: &Path, rows: Option<usize>, json: bool) -> Result<()> {
         progress: !json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         only: None,
     };
-    let reports = pipeline::run_spec(&dir.join("pipeline.yaml"), &dir.join("connections.toml"), None, &options)?;
+    let reports =
+        pipeline::run_spec(&dir.join("pipeline.yaml"), &dir.join("connections.toml"), None, &options)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
@@ -96,10 +103,15 @@ fn preview_tables(warehouse: &str) -> Result<()> {
         let uri = format!("{warehouse}/{destination}");
         let batches = tokio.block_on(weir_delta::read_table(&uri))?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        let first: Vec<_> = batches.iter().filter(|b| b.num_rows() > 0).take(1).map(|b| {
-            let keep: Vec<usize> = (0..b.num_columns().min(6)).collect();
-            b.project(&keep).map(|b| b.slice(0, b.num_rows().min(PREVIEW_ROWS)))
-        }).collect::<Result<_, _>>()?;
+        let first: Vec<_> = batches
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .take(1)
+            .map(|b| {
+                let keep: Vec<usize> = (0..b.num_columns().min(6)).collect();
+                b.project(&keep).map(|b| b.slice(0, b.num_rows().min(PREVIEW_ROWS)))
+            })
+            .collect::<Result<_, _>>()?;
         println!("\n{destination}: {rows} rows (first columns of {} rows)", PREVIEW_ROWS.min(rows));
         println!("{}", arrow_cast::pretty::pretty_format_batches(&first)?);
     }

@@ -38,7 +38,8 @@ pub fn schema(args: &ConnectionArgs, table: &str, options: &[String], json: bool
     let mut c = connect::connect(args)?;
     let spark = c.session.table_schema(table, &parse_options(options)?)?;
     // Validate through the converter, so that what we print is what the host will use.
-    weir_convert::arrow_schema(&spark).with_context(|| format!("the schema of table {table:?} is unusable"))?;
+    weir_convert::arrow_schema(&spark)
+        .with_context(|| format!("the schema of table {table:?} is unusable"))?;
     if json {
         println!("{spark}");
         return Ok(());
@@ -70,9 +71,8 @@ fn print_fields(schema: &Value, indent: &str) {
             if nullable { "" } else { " not null" }
         );
         let child_indent = format!("{indent}{}", if last { "   " } else { "│  " });
-        match nested_struct(ty) {
-            Some(s) => print_fields(s, &child_indent),
-            None => {}
+        if let Some(s) = nested_struct(ty) {
+            print_fields(s, &child_indent);
         }
     }
 }
@@ -142,7 +142,13 @@ pub fn batches_to_json_lines(batches: &[RecordBatch]) -> Result<String> {
     Ok(String::from_utf8(buf)?)
 }
 
-pub fn preview(args: &ConnectionArgs, table: &str, options: &[String], limit: usize, json: bool) -> Result<()> {
+pub fn preview(
+    args: &ConnectionArgs,
+    table: &str,
+    options: &[String],
+    limit: usize,
+    json: bool,
+) -> Result<()> {
     let mut c = connect::connect(args)?;
     let options = parse_options(options)?;
     let schema = c.session.arrow_schema(table, &options)?;
@@ -190,7 +196,9 @@ pub fn check(args: &ConnectionArgs, json: bool) -> Result<()> {
             "{e}\nThe source refused the credentials of connection {:?}: check the secret parameter (it is never shown) and its scopes.",
             c.connection
         ),
-        Err(e) => bail!("{e}\nCheck the connection's base URL and network, then run `weir check -v` for details."),
+        Err(e) => {
+            bail!("{e}\nCheck the connection's base URL and network, then run `weir check -v` for details.")
+        }
     }
 }
 
@@ -224,7 +232,12 @@ pub fn inspect(reference: &str, json: bool) -> Result<()> {
         if let Some(d) = &p.default {
             flags.push(format!("default {d:?}"));
         }
-        println!("  {:<14} {} {}", p.name, p.description, if flags.is_empty() { String::new() } else { format!("({})", flags.join(", ")) });
+        println!(
+            "  {:<14} {} {}",
+            p.name,
+            p.description,
+            if flags.is_empty() { String::new() } else { format!("({})", flags.join(", ")) }
+        );
     }
     println!("capabilities:");
     for origin in &manifest.network.allow {
@@ -243,7 +256,10 @@ pub fn inspect(reference: &str, json: bool) -> Result<()> {
     );
     println!(
         "  retries      {} attempts, backoff {}–{} ms, {} s pause after a 429",
-        manifest.retry.max_attempts, manifest.retry.initial_backoff_ms, manifest.retry.max_backoff_ms, manifest.retry.penalty_seconds
+        manifest.retry.max_attempts,
+        manifest.retry.initial_backoff_ms,
+        manifest.retry.max_backoff_ms,
+        manifest.retry.penalty_seconds
     );
     println!("  filesystem   none; environment none; sockets none");
     Ok(())

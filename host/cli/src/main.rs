@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand};
 use connect::ConnectionArgs;
 
 #[derive(Parser)]
-#[command(name = "weir", version, about = "Run Lakeflow community connectors as sandboxed WebAssembly components.")]
+#[command(
+    name = "weir",
+    version,
+    about = "Run Lakeflow community connectors as sandboxed WebAssembly components."
+)]
 struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -157,6 +161,11 @@ fn init_logging(verbose: u8) {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `weir preview | head` would panic on the closed pipe.
+    // SAFETY: restoring the default disposition of one signal, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match dispatch(cli.command) {
@@ -186,7 +195,9 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Tables { conn, json } => explore::tables(&conn, json),
         Command::Schema { conn, table, options, json } => explore::schema(&conn, &table, &options, json),
         Command::Metadata { conn, table, options, json } => explore::metadata(&conn, &table, &options, json),
-        Command::Preview { conn, table, options, limit, json } => explore::preview(&conn, &table, &options, limit, json),
+        Command::Preview { conn, table, options, limit, json } => {
+            explore::preview(&conn, &table, &options, limit, json)
+        }
         Command::Check { conn, json } => explore::check(&conn, json),
         Command::Inspect { connector, json } => explore::inspect(&connector, json),
         Command::Sim { source: SimSource::Airtable { port, rows, table, seed, no_rate_limit } } => {
@@ -202,6 +213,11 @@ fn report(reports: &[pipeline::TableReport], json: bool) -> Result<()> {
     } else {
         pipeline::print_summary(reports);
     }
-    let failed: Vec<&str> = reports.iter().filter(|r| r.error.is_some()).map(|r| r.destination.as_str()).collect();
-    if failed.is_empty() { Ok(()) } else { anyhow::bail!("{} of {} table(s) failed: {}", failed.len(), reports.len(), failed.join(", ")) }
+    let failed: Vec<&str> =
+        reports.iter().filter(|r| r.error.is_some()).map(|r| r.destination.as_str()).collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{} of {} table(s) failed: {}", failed.len(), reports.len(), failed.join(", "))
+    }
 }

@@ -82,7 +82,10 @@ pub fn run(
                     bail!("--tables names {name:?}, which is not in the spec");
                 }
             }
-            tables.into_iter().filter(|t| only.iter().any(|n| n == &t.source_table || n == &t.destination_name())).collect()
+            tables
+                .into_iter()
+                .filter(|t| only.iter().any(|n| n == &t.source_table || n == &t.destination_name()))
+                .collect()
         }
     };
     let prepared = prepare(runtime, connector, connection, tables, options)?;
@@ -123,7 +126,8 @@ pub fn run(
 fn progress_bar(name: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {prefix:<32} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template("{spinner} {prefix:<32} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.set_prefix(name.to_string());
     bar.enable_steady_tick(Duration::from_millis(200));
@@ -148,24 +152,35 @@ fn prepare(
         let sequence_by = plan.sequence_by.clone().or_else(|| metadata.cursor_field.clone());
         for column in keys.iter().chain(sequence_by.iter()).chain(plan.cluster_by.iter()) {
             if schema.field_with_name(column).is_err() {
-                bail!("{}: column {column:?} (a primary key, sequence_by or cluster_by) is not in the schema", what());
+                bail!(
+                    "{}: column {column:?} (a primary key, sequence_by or cluster_by) is not in the schema",
+                    what()
+                );
             }
         }
-        let ingestion = if plan.scd_type == ScdType::AppendOnly { IngestionType::Append } else { metadata.ingestion_type };
+        let ingestion = if plan.scd_type == ScdType::AppendOnly {
+            IngestionType::Append
+        } else {
+            metadata.ingestion_type
+        };
         let needs_keys = !matches!(ingestion, IngestionType::Append);
         if needs_keys && keys.is_empty() {
             bail!("{}: no primary keys; set table_configuration.primary_keys", what());
         }
         let scd2 = plan.scd_type == ScdType::Type2;
         let scd2_sequence = || {
-            sequence_by.clone().ok_or_else(|| anyhow!("{}: SCD_TYPE_2 on a cdc table needs sequence_by", what()))
+            sequence_by
+                .clone()
+                .ok_or_else(|| anyhow!("{}: SCD_TYPE_2 on a cdc table needs sequence_by", what()))
         };
         let (mode, delete_mode) = match (ingestion, scd2) {
             (IngestionType::Append, _) => (WriteMode::Append, None),
             (IngestionType::Snapshot, false) => (WriteMode::Replace, None),
             (IngestionType::Snapshot, true) => (WriteMode::Scd2Snapshot { keys }, None),
             (IngestionType::Cdc, false) => (WriteMode::Upsert { keys, sequence_by }, None),
-            (IngestionType::Cdc, true) => (WriteMode::Scd2Upsert { keys, sequence_by: scd2_sequence()? }, None),
+            (IngestionType::Cdc, true) => {
+                (WriteMode::Scd2Upsert { keys, sequence_by: scd2_sequence()? }, None)
+            }
             (IngestionType::CdcWithDeletes, false) => (
                 WriteMode::Upsert { keys: keys.clone(), sequence_by: sequence_by.clone() },
                 Some(WriteMode::Delete { keys, sequence_by }),
@@ -252,9 +267,19 @@ fn ingest(
                 if deletes { "reading deletes" } else { "reading" }
             ));
             let page = if deletes {
-                session.read_deletes(&table.plan.source_table, &table.plan.table_options, start.as_deref(), &mut converter)?
+                session.read_deletes(
+                    &table.plan.source_table,
+                    &table.plan.table_options,
+                    start.as_deref(),
+                    &mut converter,
+                )?
             } else {
-                session.read_table(&table.plan.source_table, &table.plan.table_options, start.as_deref(), &mut converter)?
+                session.read_table(
+                    &table.plan.source_table,
+                    &table.plan.table_options,
+                    start.as_deref(),
+                    &mut converter,
+                )?
             };
             report.pages += 1;
             report.rows_read += page.rows as u64;
@@ -269,7 +294,8 @@ fn ingest(
             let due = pending_rows >= options.commit_rows && !snapshot;
             if page.checkpointable && (done || due) && (pending_rows > 0 || moved || snapshot) {
                 version += 1;
-                let checkpoint = Checkpoint { app_id: app_id.clone(), version, offset: start.clone().unwrap_or_default() };
+                let checkpoint =
+                    Checkpoint { app_id: app_id.clone(), version, offset: start.clone().unwrap_or_default() };
                 bar.set_message(format!("committing {pending_rows} rows"));
                 let stats = tokio.block_on(sink.commit(std::mem::take(&mut pending), &mode, &checkpoint))?;
                 pending_rows = 0;

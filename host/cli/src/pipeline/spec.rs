@@ -83,7 +83,8 @@ impl Planned {
 impl PipelineSpec {
     /// Reads a YAML or JSON spec file.
     pub fn load(path: &Path) -> Result<PipelineSpec> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read pipeline spec {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read pipeline spec {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("pipeline spec {} is not valid", path.display()))
     }
 
@@ -100,7 +101,10 @@ impl PipelineSpec {
     pub fn plan(&self) -> Result<Vec<Planned>> {
         let mut planned: Vec<Planned> = Vec::new();
         for (i, o) in self.objects.iter().enumerate() {
-            let p = o.table.plan().with_context(|| format!("objects[{i}] (source_table {:?})", o.table.source_table))?;
+            let p = o
+                .table
+                .plan()
+                .with_context(|| format!("objects[{i}] (source_table {:?})", o.table.source_table))?;
             if let Some(other) = planned.iter().find(|q| q.destination == p.destination) {
                 bail!(
                     "objects[{i}]: {:?} and {:?} both write to {}; give one a different destination_table",
@@ -121,7 +125,10 @@ impl TableSpec {
             bail!("source_table is empty");
         }
         let mut destination = Vec::new();
-        for (key, value) in [("destination_catalog", &self.destination_catalog), ("destination_schema", &self.destination_schema)] {
+        for (key, value) in [
+            ("destination_catalog", &self.destination_catalog),
+            ("destination_schema", &self.destination_schema),
+        ] {
             if let Some(v) = value {
                 destination.push(identifier(key, v)?);
             }
@@ -146,7 +153,9 @@ impl TableSpec {
                         "SCD_TYPE_1" => ScdType::Type1,
                         "SCD_TYPE_2" => ScdType::Type2,
                         "APPEND_ONLY" => ScdType::AppendOnly,
-                        other => bail!("unknown scd_type {other:?}: use SCD_TYPE_1, SCD_TYPE_2 or APPEND_ONLY"),
+                        other => {
+                            bail!("unknown scd_type {other:?}: use SCD_TYPE_1, SCD_TYPE_2 or APPEND_ONLY")
+                        }
                     }
                 }
                 "primary_keys" => primary_keys = Some(list(key, value)?),
@@ -184,10 +193,11 @@ fn scalar(key: &str, value: &serde_yaml::Value) -> Result<String> {
 fn list(key: &str, value: &serde_yaml::Value) -> Result<Vec<String>> {
     let items: Vec<String> = match value {
         serde_yaml::Value::Sequence(items) => items.iter().map(|v| scalar(key, v)).collect::<Result<_>>()?,
-        serde_yaml::Value::String(s) if s.trim_start().starts_with('[') => {
-            serde_json::from_str(s).with_context(|| format!("table_configuration.{key} is not a JSON list of strings"))?
+        serde_yaml::Value::String(s) if s.trim_start().starts_with('[') => serde_json::from_str(s)
+            .with_context(|| format!("table_configuration.{key} is not a JSON list of strings"))?,
+        serde_yaml::Value::String(s) => {
+            s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
         }
-        serde_yaml::Value::String(s) => s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
         _ => bail!("table_configuration.{key} must be a list of column names"),
     };
     Ok(items)
@@ -249,7 +259,10 @@ objects:
         assert_eq!(plan[1].destination, ["main", "bronze", "vendors_active"]);
         assert_eq!(plan[1].scd_type, ScdType::Type2);
         assert_eq!(plan[1].primary_keys.as_deref(), Some(&["id".to_string()][..]));
-        assert_eq!(plan[1].table_options, [("page_size".to_string(), "50".to_string()), ("view".to_string(), "Active only".to_string())]);
+        assert_eq!(
+            plan[1].table_options,
+            [("page_size".to_string(), "50".to_string()), ("view".to_string(), "Active only".to_string())]
+        );
     }
 
     #[test]
@@ -257,11 +270,17 @@ objects:
         let err = |text: &str| format!("{:#}", PipelineSpec::parse(text).and_then(|s| s.plan()).unwrap_err());
         assert!(err("connection_name: a\nobjects: []\n").contains("empty"));
         assert!(err("connection_name: a\nobjects: []\nextra: 1\n").contains("unknown field `extra`"));
-        let scd = err("connection_name: a\nobjects:\n  - table:\n      source_table: T\n      table_configuration:\n        scd_type: SCD_TYPE_3\n");
+        let scd = err(
+            "connection_name: a\nobjects:\n  - table:\n      source_table: T\n      table_configuration:\n        scd_type: SCD_TYPE_3\n",
+        );
         assert!(scd.contains("SCD_TYPE_3"), "{scd}");
-        let escape = err("connection_name: a\nobjects:\n  - table:\n      source_table: T\n      destination_table: ../../etc\n");
+        let escape = err(
+            "connection_name: a\nobjects:\n  - table:\n      source_table: T\n      destination_table: ../../etc\n",
+        );
         assert!(escape.contains("destination_table"), "{escape}");
-        let twice = err("connection_name: a\nobjects:\n  - table:\n      source_table: T\n  - table:\n      source_table: t\n");
+        let twice = err(
+            "connection_name: a\nobjects:\n  - table:\n      source_table: T\n  - table:\n      source_table: t\n",
+        );
         assert!(twice.contains("both write to t"), "{twice}");
     }
 

@@ -62,7 +62,8 @@ impl TableReport {
 
 /// Prints the summary as an aligned table.
 pub fn print_summary(reports: &[TableReport]) {
-    let header = ["table", "ingestion", "read", "inserted", "updated", "deleted", "commits", "duration", "offset"];
+    let header =
+        ["table", "ingestion", "read", "inserted", "updated", "deleted", "commits", "duration", "offset"];
     let rows: Vec<[String; 9]> = reports
         .iter()
         .map(|r| {
@@ -100,10 +101,22 @@ pub fn print_summary(reports: &[TableReport]) {
     for r in reports {
         let nulled: u64 = r.counters.iter().filter(|(k, _)| k.starts_with("nulled.")).map(|(_, v)| v).sum();
         if nulled > 0 {
-            println!("{}: {nulled} source error value(s) became null ({})", r.destination, r.counters.iter().filter(|(k, _)| k.starts_with("nulled.")).map(|(k, v)| format!("{}={v}", &k[7..])).collect::<Vec<_>>().join(", "));
+            println!(
+                "{}: {nulled} source error value(s) became null ({})",
+                r.destination,
+                r.counters
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("nulled."))
+                    .map(|(k, v)| format!("{}={v}", &k[7..]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         if r.unknown_fields > 0 {
-            println!("{}: {} value(s) of fields not in the schema were dropped (see the log)", r.destination, r.unknown_fields);
+            println!(
+                "{}: {} value(s) of fields not in the schema were dropped (see the log)",
+                r.destination, r.unknown_fields
+            );
         }
         if let Some(e) = &r.error {
             println!("{} failed: {e}", r.destination);
