@@ -9,7 +9,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
@@ -247,6 +247,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v0/meta/bases", get(meta_bases))
         .route("/v0/meta/bases/{base}/tables", get(meta_tables))
+        .route("/v0/meta/bases/{base}/tables/{table}/fields/{field}", patch(update_field))
         .route("/v0/{base}/{table}", get(list_get).post(create).patch(update).delete(destroy))
         .route("/v0/{base}/{table}/listRecords", post(list_post))
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth))
@@ -306,6 +307,58 @@ async fn meta_tables(State(s): St, Path(base): Path<String>) -> Result<Response,
     let truncate = s.faults(false).await?;
     let tables: Vec<Value> = lock(&s.inner).base.tables.iter().map(Table::meta).collect();
     Ok(reply(&json!({ "tables": tables }), truncate))
+}
+
+/// Airtable's update-field endpoint: renames a field and/or sets its description. Cells are
+/// stored by field id, so records follow the rename.
+async fn update_field(
+    State(s): St,
+    Path((base, table, field)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    s.check_base(&base)?;
+    s.rate_check()?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| invalid(format!("The request body is not valid JSON: {e}")))?;
+    let body = v.as_object().ok_or_else(|| invalid("The request body must be a JSON object"))?;
+    if let Some(key) = body.keys().find(|k| *k != "name" && *k != "description") {
+        return Err(invalid(format!(
+            "Unknown key \"{key}\": only \"name\" and \"description\" can be updated"
+        )));
+    }
+    let text = |key: &str| match body.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(format!("\"{key}\" must be a string"))),
+    };
+    let (name, description) = (text("name")?, text("description")?);
+    if name.is_none() && description.is_none() {
+        return Err(invalid("Send \"name\" or \"description\""));
+    }
+    let mut guard = lock(&s.inner);
+    let ti = guard.base.table_index(&table).ok_or_else(forbidden)?;
+    let t = &mut guard.base.tables[ti];
+    let id = t.field(&field).map(|f| f.id.clone()).ok_or_else(forbidden)?;
+    if let Some(name) = &name {
+        if name.trim().is_empty() {
+            return Err(invalid("A field name cannot be empty"));
+        }
+        if t.fields.iter().any(|f| f.id != id && &f.name == name) {
+            return Err(typed(
+                422,
+                "DUPLICATE_OR_EMPTY_FIELD_NAME",
+                format!("A field named \"{name}\" exists"),
+            ));
+        }
+    }
+    let f = t.fields.iter_mut().find(|f| f.id == id).ok_or_else(forbidden)?;
+    if let Some(name) = name {
+        f.name = name;
+    }
+    if let Some(d) = description {
+        f.description = Some(d);
+    }
+    Ok(Json(f.meta()).into_response())
 }
 
 /// The list-records parameters, from a query string or a JSON body.

@@ -48,7 +48,8 @@ impl FieldDef {
         self.option(key).and_then(Value::as_str)
     }
 
-    fn meta(&self) -> Value {
+    /// The field as the meta API shows it.
+    pub fn meta(&self) -> Value {
         let mut m = Map::new();
         m.insert("id".into(), json!(self.id));
         m.insert("name".into(), json!(self.name));

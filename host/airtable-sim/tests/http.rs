@@ -650,3 +650,50 @@ async fn growing_to_100k_rows_is_quick_and_pages_in_constant_time() {
     let tail = c.list_all("SKU Candidates", &[("filterByFormula", "{Row #} = 100000")]).await;
     assert_eq!(tail.len(), 1);
 }
+
+#[tokio::test]
+async fn update_field_renames_a_field_and_records_follow_by_field_id() {
+    let sim = Sim::start(quiet()).unwrap();
+    let c = Client::new(&sim);
+    let (_, meta) = c.get(&format!("/v0/meta/bases/{DEFAULT_BASE_ID}/tables"), &[]).await;
+    let vendors = meta["tables"].as_array().unwrap().iter().find(|t| t["name"] == "Vendors").unwrap();
+    let email = vendors["fields"].as_array().unwrap().iter().find(|f| f["name"] == "Contact Email").unwrap();
+    let fid = email["id"].as_str().unwrap();
+    let before: Vec<Value> = c.list_all("Vendors", &[]).await;
+    let field_path = |f: &str| format!("/v0/meta/bases/{DEFAULT_BASE_ID}/tables/Vendors/fields/{f}");
+
+    let resp = c.http.patch(c.url(&field_path(fid), &[])).json(&json!({"name": "X"})).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "auth as elsewhere");
+    let (status, body) =
+        c.send(c.http.patch(c.url(&field_path(fid), &[])).json(&json!({"type": "email"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_type(&body), "INVALID_REQUEST_UNKNOWN");
+    let (status, _) =
+        c.send(c.http.patch(c.url(&field_path("fldNoSuchField0000"), &[])).json(&json!({"name": "X"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, body) = c
+        .send(
+            c.http
+                .patch(c.url(&field_path(fid), &[]))
+                .json(&json!({"name": "Primary Contact Email", "description": "who to write to"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], fid);
+    assert_eq!(body["name"], "Primary Contact Email");
+    assert_eq!(body["type"], email["type"]);
+    assert_eq!(body["description"], "who to write to");
+
+    let (_, meta) = c.get(&format!("/v0/meta/bases/{DEFAULT_BASE_ID}/tables"), &[]).await;
+    let vendors = meta["tables"].as_array().unwrap().iter().find(|t| t["name"] == "Vendors").unwrap();
+    let names: Vec<&Value> = vendors["fields"].as_array().unwrap().iter().map(|f| &f["name"]).collect();
+    assert!(names.contains(&&json!("Primary Contact Email")) && !names.contains(&&json!("Contact Email")));
+    let after = c.list_all("Vendors", &[]).await;
+    let emails = |records: &[Value], name: &str| -> Vec<Value> {
+        records.iter().map(|r| r["fields"].get(name).cloned().unwrap_or(Value::Null)).collect()
+    };
+    assert!(emails(&before, "Contact Email").iter().any(|v| !v.is_null()));
+    assert_eq!(emails(&after, "Primary Contact Email"), emails(&before, "Contact Email"));
+    assert!(emails(&after, "Contact Email").iter().all(Value::is_null));
+}
