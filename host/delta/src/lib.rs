@@ -296,8 +296,7 @@ impl DeltaSink {
         }
         let target = schema::target_schema(uri, &schema, mode)?;
         let invalid = |source| SinkError::InvalidUri { uri: uri.to_string(), source: Box::new(source) };
-        let url = ensure_table_uri(uri).map_err(invalid)?;
-        let table = DeltaTable::try_from_url(url).await.map_err(invalid)?;
+        let table = locate(uri).await?;
         let table = if table.version().is_none() {
             use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
             let kernel: deltalake::kernel::StructType = target
@@ -409,11 +408,30 @@ impl DeltaSink {
 
 /// Every row of the table at `uri`, for previews and checks.
 pub async fn read_table(uri: &str) -> Result<Vec<RecordBatch>, SinkError> {
-    let invalid = |source| SinkError::InvalidUri { uri: uri.to_string(), source: Box::new(source) };
-    let url = ensure_table_uri(uri).map_err(invalid)?;
-    let mut table = DeltaTable::try_from_url(url).await.map_err(invalid)?;
+    let mut table = locate(uri).await?;
     table.load().await.map_err(|source| SinkError::delta(uri, "load the table", source))?;
     schema::read_all(uri, &table).await
+}
+
+/// The current schema of the table at `uri` (with its field metadata), or `None` when no
+/// table exists there yet.
+pub async fn table_schema(uri: &str) -> Result<Option<SchemaRef>, SinkError> {
+    // Locating a local path creates its folders; a look must not leave empty ones behind.
+    if !uri.contains("://") && !std::path::Path::new(uri).exists() {
+        return Ok(None);
+    }
+    let table = locate(uri).await?;
+    if table.version().is_none() {
+        return Ok(None);
+    }
+    schema::table_schema(uri, &table).map(Some)
+}
+
+/// The table at `uri`, loaded when it exists; an empty location gives a table with no version.
+async fn locate(uri: &str) -> Result<DeltaTable, SinkError> {
+    let invalid = |source| SinkError::InvalidUri { uri: uri.to_string(), source: Box::new(source) };
+    let url = ensure_table_uri(uri).map_err(invalid)?;
+    DeltaTable::try_from_url(url).await.map_err(invalid)
 }
 
 fn version_of(table: &DeltaTable) -> i64 {

@@ -371,3 +371,19 @@ async fn rows_txn_and_offset_share_one_log_entry_and_failures_commit_nothing() {
     assert_eq!(table_version(&uri).await, stats.version);
     assert_eq!(read(&uri, "").await, ["id=1 name=a seq=1"]);
 }
+
+#[tokio::test]
+async fn table_schema_is_none_before_the_table_and_keeps_field_metadata_after() {
+    let (_dir, uri) = tmp();
+    assert!(weir_delta::table_schema(&uri).await.unwrap().is_none());
+    assert!(!std::path::Path::new(&uri).exists(), "looking creates no folders");
+    let tagged = Field::new("email", DataType::Utf8, true)
+        .with_metadata([("column_id".to_string(), "fldEmail".to_string())].into());
+    let with_meta = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), tagged]));
+    DeltaSink::open(&uri, with_meta, &WriteMode::Append).await.unwrap();
+    let got = weir_delta::table_schema(&uri).await.unwrap().expect("the table exists");
+    let names: Vec<&String> = got.fields().iter().map(|f| f.name()).collect();
+    assert_eq!(names, ["id", "email"]);
+    let email = got.field_with_name("email").unwrap();
+    assert_eq!(email.metadata().get("column_id").map(String::as_str), Some("fldEmail"));
+}
