@@ -18,7 +18,8 @@
 //! What it does, in short:
 //! - columns: `id` (primary key), `created_time`, then one per field, in snake_case by
 //!   default (table option `column_names = original` keeps Airtable's names); each keeps
-//!   its field id and name in the schema's metadata;
+//!   its field id and name in the schema's metadata, and its field id as the contract's
+//!   `column_id`, so a renamed field keeps its destination column;
 //! - a table with a `lastModifiedTime` field that watches every field is `cdc` on it;
 //!   any other table is `snapshot` (table option `cursor_field` opts a table into cdc);
 //! - a cdc read reaches a checkpointable offset every `checkpoint_records` records

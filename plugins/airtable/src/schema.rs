@@ -379,6 +379,8 @@ impl Plan {
         ];
         for c in &self.columns {
             let mut metadata = Map::new();
+            // The contract's stable column identifier: the host keeps the column across renames.
+            metadata.insert("column_id".into(), json!(c.field_id));
             metadata.insert("airtable_field_id".into(), json!(c.field_id));
             metadata.insert("airtable_field_name".into(), json!(c.field_name));
             metadata.insert("airtable_type".into(), json!(c.airtable_type));

@@ -132,7 +132,12 @@ fn id_is_the_only_non_nullable_column_and_fields_carry_their_airtable_identity()
     assert_eq!(non_null[0]["name"], "id");
     assert_eq!(
         field(&s, "sku")["metadata"],
-        json!({"airtable_field_id": "fldAuto", "airtable_field_name": "SKU #", "airtable_type": "autoNumber"})
+        json!({
+            "column_id": "fldAuto",
+            "airtable_field_id": "fldAuto",
+            "airtable_field_name": "SKU #",
+            "airtable_type": "autoNumber"
+        })
     );
     assert_eq!(field(&s, "future_thing")["metadata"]["airtable_type"], "holographicField");
 }
