@@ -10,14 +10,14 @@
 pub mod spec;
 mod summary;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_schema::{Field, FieldRef, Schema, SchemaRef};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use weir_delta::{Checkpoint, DeltaSink, WriteMode};
 use weir_runtime::session::{IngestionType, TableMetadata};
@@ -42,10 +42,16 @@ pub struct RunOptions {
     pub only: Option<Vec<String>>,
 }
 
+/// The contract's field-metadata key for a stable source-column identifier.
+const COLUMN_ID: &str = "column_id";
+
 /// A table ready to run: the plan plus what the connector said about it.
 struct Prepared {
     plan: Planned,
+    /// The connector's schema, which its rows are keyed by.
     schema: SchemaRef,
+    /// The same columns as the destination names them: renamed source fields keep their column.
+    sink_schema: SchemaRef,
     metadata: TableMetadata,
     /// What the connector reads, before APPEND_ONLY overrides how it is written.
     source_ingestion: IngestionType,
@@ -88,7 +94,7 @@ pub fn run(
                 .collect()
         }
     };
-    let prepared = prepare(runtime, connector, connection, tables, options)?;
+    let prepared = prepare(runtime, connector, connection, tables, options, tokio)?;
 
     let multi = MultiProgress::with_draw_target(if options.progress {
         ProgressDrawTarget::stderr()
@@ -141,6 +147,7 @@ fn prepare(
     connection: &ConnectionSpec,
     tables: Vec<Planned>,
     options: &RunOptions,
+    tokio: &tokio::runtime::Handle,
 ) -> Result<Vec<Prepared>> {
     let mut session = runtime.session(connector, connection)?;
     let mut out = Vec::new();
@@ -148,10 +155,22 @@ fn prepare(
         let what = || format!("table {:?} (destination {})", plan.source_table, plan.destination_name());
         let schema = session.arrow_schema(&plan.source_table, &plan.table_options).with_context(what)?;
         let metadata = session.table_metadata(&plan.source_table, &plan.table_options).with_context(what)?;
-        let keys = plan.primary_keys.clone().unwrap_or_else(|| metadata.primary_keys.clone());
-        let sequence_by = plan.sequence_by.clone().or_else(|| metadata.cursor_field.clone());
-        for column in keys.iter().chain(sequence_by.iter()).chain(plan.cluster_by.iter()) {
-            if schema.field_with_name(column).is_err() {
+        let uri = format!("{}/{}", options.warehouse, plan.destination.join("/"));
+        let sink_schema = match tokio.block_on(weir_delta::table_schema(&uri)).with_context(what)? {
+            Some(existing) => keep_renamed_columns(&schema, &existing),
+            None => schema.clone(),
+        };
+        // Keys may name a source field by its new name; the destination knows it by its old one.
+        let dest = |name: &String| match schema.index_of(name) {
+            Ok(i) => sink_schema.field(i).name().clone(),
+            Err(_) => name.clone(),
+        };
+        let keys: Vec<String> =
+            plan.primary_keys.as_ref().unwrap_or(&metadata.primary_keys).iter().map(dest).collect();
+        let sequence_by = plan.sequence_by.as_ref().or(metadata.cursor_field.as_ref()).map(dest);
+        let cluster_by: Vec<String> = plan.cluster_by.iter().map(dest).collect();
+        for column in keys.iter().chain(sequence_by.iter()).chain(cluster_by.iter()) {
+            if sink_schema.field_with_name(column).is_err() {
                 bail!(
                     "{}: column {column:?} (a primary key, sequence_by or cluster_by) is not in the schema",
                     what()
@@ -193,13 +212,13 @@ fn prepare(
                 )
             }
         };
-        let uri = format!("{}/{}", options.warehouse, plan.destination.join("/"));
         let app_id = format!("weir/{}/{}", connection.name, plan.destination_name());
         out.push(Prepared {
             source_ingestion: metadata.ingestion_type,
             metadata: TableMetadata { ingestion_type: ingestion, ..metadata },
             plan,
             schema,
+            sink_schema,
             mode,
             delete_mode,
             uri,
@@ -240,7 +259,7 @@ fn ingest(
     report: &mut TableReport,
 ) -> Result<()> {
     let mut session = runtime.session(connector, connection)?;
-    let mut sink = tokio.block_on(DeltaSink::open(&table.uri, table.schema.clone(), &table.mode))?;
+    let mut sink = tokio.block_on(DeltaSink::open(&table.uri, table.sink_schema.clone(), &table.mode))?;
     let started = Instant::now();
     let mut flows = vec![(table.mode.clone(), table.app_id.clone(), false)];
     if let Some(mode) = &table.delete_mode {
@@ -297,7 +316,11 @@ fn ingest(
                 let checkpoint =
                     Checkpoint { app_id: app_id.clone(), version, offset: start.clone().unwrap_or_default() };
                 bar.set_message(format!("committing {pending_rows} rows"));
-                let stats = tokio.block_on(sink.commit(std::mem::take(&mut pending), &mode, &checkpoint))?;
+                let batches = std::mem::take(&mut pending)
+                    .into_iter()
+                    .map(|b| rename_batch(b, &table.sink_schema))
+                    .collect::<Result<Vec<_>>>()?;
+                let stats = tokio.block_on(sink.commit(batches, &mode, &checkpoint))?;
                 pending_rows = 0;
                 report.commits += 1;
                 report.inserted += stats.inserted;
@@ -313,6 +336,37 @@ fn ingest(
     }
     report.http = session.http_counts();
     Ok(())
+}
+
+/// The incoming schema with each renamed source field under its existing destination name: a
+/// field whose `column_id` matches an existing column's under another name takes that name,
+/// unless an incoming field already carries it (then the source really has a column by that name).
+fn keep_renamed_columns(incoming: &SchemaRef, existing: &Schema) -> SchemaRef {
+    let column_id = |f: &Field| f.metadata().get(COLUMN_ID).cloned();
+    let mut taken: HashSet<String> = incoming.fields().iter().map(|f| f.name().clone()).collect();
+    let fields: Vec<FieldRef> = incoming
+        .fields()
+        .iter()
+        .map(|f| {
+            let old = column_id(f).and_then(|id| {
+                existing.fields().iter().find(|e| column_id(e).as_ref() == Some(&id)).map(|e| e.name())
+            });
+            match old {
+                Some(old) if old != f.name() && taken.insert(old.clone()) => {
+                    Arc::new(f.as_ref().clone().with_name(old))
+                }
+                _ => f.clone(),
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, incoming.metadata().clone()))
+}
+
+/// The batch's columns under the destination's names; the arrays are shared, not copied.
+fn rename_batch(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(schema.clone(), batch.columns().to_vec(), &options)
+        .context("cannot rename the batch's columns to the destination's names")
 }
 
 /// Offsets are JSON objects: equal when their JSON is equal, whatever the key order.
@@ -346,4 +400,72 @@ pub fn run_spec(
         .build()
         .context("cannot start the async runtime")?;
     run(&runtime, &connector, connection, plan, options, tokio.handle())
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_schema::DataType;
+
+    use super::*;
+
+    fn field(name: &str, id: Option<&str>) -> Field {
+        let f = Field::new(name, DataType::Utf8, true);
+        match id {
+            Some(id) => f.with_metadata([(COLUMN_ID.to_string(), id.to_string())].into()),
+            None => f,
+        }
+    }
+
+    fn names(schema: &Schema) -> Vec<&str> {
+        schema.fields().iter().map(|f| f.name().as_str()).collect()
+    }
+
+    #[test]
+    fn a_renamed_field_keeps_its_existing_column_by_column_id() {
+        let existing = Schema::new(vec![
+            field("id", None),
+            field("contact_email", Some("fldA")),
+            field("notes", Some("fldB")),
+        ]);
+        let incoming = Arc::new(Schema::new(vec![
+            field("id", None),
+            field("primary_contact_email", Some("fldA")),
+            field("notes", Some("fldB")),
+            field("new_field", Some("fldC")),
+        ]));
+        let out = keep_renamed_columns(&incoming, &existing);
+        assert_eq!(names(&out), ["id", "contact_email", "notes", "new_field"]);
+        assert_eq!(out.field(1).metadata().get(COLUMN_ID).map(String::as_str), Some("fldA"));
+    }
+
+    #[test]
+    fn no_rename_onto_a_name_the_source_still_sends_or_without_a_matching_id() {
+        let existing =
+            Schema::new(vec![field("a", Some("fld1")), field("b", None), field("c", Some("fld3"))]);
+        // fld1 is now "x" but the source also sends a new field called "a"; "y" has no id;
+        // two incoming fields claim fld3, and only the first may take "c".
+        let incoming = Arc::new(Schema::new(vec![
+            field("x", Some("fld1")),
+            field("a", Some("fld9")),
+            field("y", None),
+            field("z", Some("fld3")),
+            field("w", Some("fld3")),
+        ]));
+        let out = keep_renamed_columns(&incoming, &existing);
+        assert_eq!(names(&out), ["x", "a", "y", "c", "w"]);
+    }
+
+    #[test]
+    fn rename_batch_keeps_the_arrays_under_the_new_names() {
+        let incoming = Arc::new(Schema::new(vec![field("primary_contact_email", Some("fldA"))]));
+        let existing = Schema::new(vec![field("contact_email", Some("fldA"))]);
+        let sink = keep_renamed_columns(&incoming, &existing);
+        let array: arrow_array::ArrayRef =
+            Arc::new(arrow_array::StringArray::from(vec![Some("a@x.io"), None]));
+        let batch = RecordBatch::try_new(incoming, vec![array.clone()]).unwrap();
+        let renamed = rename_batch(batch, &sink).unwrap();
+        assert_eq!(names(&renamed.schema()), ["contact_email"]);
+        assert_eq!(renamed.num_rows(), 2);
+        assert!(Arc::ptr_eq(renamed.column(0), &array));
+    }
 }

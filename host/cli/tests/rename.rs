@@ -1,0 +1,177 @@
+//! A field renamed in the source keeps its Delta column: the connector tags each column with a
+//! stable `column_id` (Airtable's field id) and `weir run` maps the new name back onto the
+//! column the table already has. Runs the real binary against the Airtable simulator and reads
+//! the table back with tests/py/read_delta.py (needs the packages of requirements-test.txt).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim, SimConfig};
+
+/// The independent reader.
+const READ_DELTA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/py/read_delta.py");
+
+/// A simulator, a connections file pointing at it, and a warehouse, all in one temp folder.
+struct Env {
+    sim: Sim,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let sim =
+            Sim::start(SimConfig { rate_limit: false, ..SimConfig::default() }).expect("simulator starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("sim-token"), DEFAULT_TOKEN).expect("write token");
+        std::fs::write(
+            dir.path().join("connections.toml"),
+            format!(
+                "[connections.airtable]\nconnector = \"airtable\"\nbase_id = \"{DEFAULT_BASE_ID}\"\n\
+                 base_url = \"{}\"\nbearer_token = {{ file = \"sim-token\" }}\nallow_loopback = true\n",
+                sim.base_url()
+            ),
+        )
+        .expect("write connections");
+        Env { sim, dir }
+    }
+
+    fn connections(&self) -> PathBuf {
+        self.dir.path().join("connections.toml")
+    }
+
+    fn warehouse(&self) -> PathBuf {
+        self.dir.path().join("warehouse")
+    }
+
+    /// `weir ARGS --connections …`, required to succeed; returns stdout.
+    fn weir(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .arg("--connections")
+            .arg(self.connections())
+            .env_remove("WEIR_CONNECTIONS")
+            .env_remove("WEIR_CONNECTION")
+            .output()
+            .expect("weir runs");
+        assert!(out.status.success(), "weir {args:?} failed:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `weir run SPEC --json` into the warehouse.
+    fn run(&self, spec: &Path) {
+        let warehouse = self.warehouse();
+        let spec = spec.to_str().expect("a UTF-8 path");
+        let warehouse = warehouse.to_str().expect("a UTF-8 path");
+        self.weir(&["run", spec, "--warehouse", warehouse, "--json"]);
+    }
+
+    /// The column names `weir schema` prints for a table.
+    fn schema_names(&self, table: &str) -> Vec<String> {
+        let schema: Value = serde_json::from_str(&self.weir(&["schema", "-t", table, "--json"]))
+            .expect("weir schema --json prints JSON");
+        schema["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .map(|f| f["name"].as_str().expect("name").to_string())
+            .collect()
+    }
+
+    /// One request to the simulator; HTTP/1.0 so the body is plain and ends at EOF.
+    fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let addr = self.sim.base_url().trim_start_matches("http://").to_string();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect to the simulator");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {DEFAULT_TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send request");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).expect("read response");
+        let response = String::from_utf8_lossy(&response);
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+        (status, serde_json::from_str(body).unwrap_or(Value::String(body.to_string())))
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs tests/py/read_delta.py on a table; fails loudly when the reader can't run.
+fn read_delta(path: &Path) -> Value {
+    let out = Command::new("python3").arg(READ_DELTA).arg(path).output().unwrap_or_else(|e| {
+        panic!("cannot run python3 ({e}); install Python 3, then `pip install -r requirements-test.txt`")
+    });
+    if out.status.code() == Some(3) {
+        panic!(
+            "the Delta reader needs Python packages: pip install -r requirements-test.txt\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(out.status.success(), "read_delta.py {} failed:\n{}", path.display(), text(&out));
+    serde_json::from_slice(&out.stdout).expect("read_delta.py prints JSON")
+}
+
+/// Each row's `id` and the value of `column`, sorted by id.
+fn column(table: &Value, column: &str) -> Vec<(String, Value)> {
+    table["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|r| (r["id"].as_str().expect("id").to_string(), r.get(column).cloned().unwrap_or(Value::Null)))
+        .collect()
+}
+
+fn columns(table: &Value) -> Vec<String> {
+    table["schema"]["fields"]
+        .as_array()
+        .expect("schema fields")
+        .iter()
+        .map(|f| f["name"].as_str().expect("name").to_string())
+        .collect()
+}
+
+#[test]
+fn a_renamed_field_keeps_its_column_and_its_values() {
+    let env = Env::new();
+    let spec = env.dir.path().join("vendors.yaml");
+    std::fs::write(&spec, "connection_name: airtable\nobjects:\n  - table:\n      source_table: Vendors\n")
+        .expect("write spec");
+    env.run(&spec);
+    let table_path = env.warehouse().join("vendors");
+    let before = read_delta(&table_path);
+    let emails = column(&before, "contact_email");
+    assert!(emails.iter().filter(|(_, v)| !v.is_null()).count() > 1, "the seed has emails: {emails:?}");
+
+    let (status, body) = env.api(
+        "PATCH",
+        &format!("/v0/meta/bases/{DEFAULT_BASE_ID}/tables/Vendors/fields/Contact%20Email"),
+        Some(json!({"name": "Primary Contact Email"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let names = env.schema_names("Vendors");
+    assert!(
+        names.contains(&"primary_contact_email".to_string()),
+        "the connector sees the new name: {names:?}"
+    );
+    assert!(!names.contains(&"contact_email".to_string()), "{names:?}");
+
+    env.run(&spec);
+    let after = read_delta(&table_path);
+    assert_eq!(columns(&after), columns(&before), "no column is added or lost by a rename");
+    assert!(!columns(&after).contains(&"primary_contact_email".to_string()));
+    assert_eq!(column(&after, "contact_email"), emails, "the old column still holds every email");
+    assert!(after["version"].as_i64() > before["version"].as_i64(), "the second run committed");
+}
