@@ -8,16 +8,18 @@
 //! connector checkpoints every [`CHECKPOINT`] of them, which gives several commits per run
 //! and keeps each run to seconds.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{encode, read_delta, text, write_sim_connections};
 use serde_json::Value;
 use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim, SimConfig};
 
-const READ_DELTA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/py/read_delta.py");
 const TABLE: &str = "SKU Candidates";
 const DESTINATION: &str = "sku_candidates";
 const ROWS: usize = 3_000;
@@ -39,16 +41,7 @@ impl Env {
         })
         .expect("simulator starts");
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("sim-token"), DEFAULT_TOKEN).expect("write token");
-        std::fs::write(
-            dir.path().join("connections.toml"),
-            format!(
-                "[connections.airtable]\nconnector = \"airtable\"\nbase_id = \"{DEFAULT_BASE_ID}\"\n\
-                 base_url = \"{}\"\nbearer_token = {{ file = \"sim-token\" }}\nallow_loopback = true\n",
-                sim.base_url()
-            ),
-        )
-        .expect("write connections");
+        write_sim_connections(dir.path(), &sim);
         let spec = dir.path().join("crash.yaml");
         std::fs::write(
             &spec,
@@ -141,41 +134,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn read_delta(path: &Path) -> Value {
-    let out = Command::new("python3").arg(READ_DELTA).arg(path).output().unwrap_or_else(|e| {
-        panic!("cannot run python3 ({e}); install Python 3, then `pip install -r requirements-test.txt`")
-    });
-    if out.status.code() == Some(3) {
-        panic!(
-            "the Delta reader needs Python packages: pip install -r requirements-test.txt\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    assert!(out.status.success(), "read_delta.py {} failed:\n{}", path.display(), text(&out));
-    serde_json::from_slice(&out.stdout).expect("read_delta.py prints JSON")
 }
 
 /// How many commits carrying rows and an offset a table's log holds (0 when no table yet).

@@ -3,15 +3,14 @@
 //! column the table already has. Runs the real binary against the Airtable simulator and reads
 //! the table back with tests/py/read_delta.py (needs the packages of requirements-test.txt).
 
-use std::io::{Read, Write};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::{read_delta, sim_api, text, write_sim_connections};
 use serde_json::{Value, json};
-use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim, SimConfig};
-
-/// The independent reader.
-const READ_DELTA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/py/read_delta.py");
+use weir_airtable_sim::{DEFAULT_BASE_ID, Sim, SimConfig};
 
 /// A simulator, a connections file pointing at it, and a warehouse, all in one temp folder.
 struct Env {
@@ -24,16 +23,7 @@ impl Env {
         let sim =
             Sim::start(SimConfig { rate_limit: false, ..SimConfig::default() }).expect("simulator starts");
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("sim-token"), DEFAULT_TOKEN).expect("write token");
-        std::fs::write(
-            dir.path().join("connections.toml"),
-            format!(
-                "[connections.airtable]\nconnector = \"airtable\"\nbase_id = \"{DEFAULT_BASE_ID}\"\n\
-                 base_url = \"{}\"\nbearer_token = {{ file = \"sim-token\" }}\nallow_loopback = true\n",
-                sim.base_url()
-            ),
-        )
-        .expect("write connections");
+        write_sim_connections(dir.path(), &sim);
         Env { sim, dir }
     }
 
@@ -79,49 +69,10 @@ impl Env {
             .collect()
     }
 
-    /// One request to the simulator; HTTP/1.0 so the body is plain and ends at EOF.
+    /// One request to the simulator's API.
     fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let addr = self.sim.base_url().trim_start_matches("http://").to_string();
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut stream = std::net::TcpStream::connect(&addr).expect("connect to the simulator");
-        write!(
-            stream,
-            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {DEFAULT_TOKEN}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("send request");
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).expect("read response");
-        let response = String::from_utf8_lossy(&response);
-        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status code");
-        (status, serde_json::from_str(body).unwrap_or(Value::String(body.to_string())))
+        sim_api(&self.sim, method, path, body)
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs tests/py/read_delta.py on a table; fails loudly when the reader can't run.
-fn read_delta(path: &Path) -> Value {
-    let out = Command::new("python3").arg(READ_DELTA).arg(path).output().unwrap_or_else(|e| {
-        panic!("cannot run python3 ({e}); install Python 3, then `pip install -r requirements-test.txt`")
-    });
-    if out.status.code() == Some(3) {
-        panic!(
-            "the Delta reader needs Python packages: pip install -r requirements-test.txt\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    assert!(out.status.success(), "read_delta.py {} failed:\n{}", path.display(), text(&out));
-    serde_json::from_slice(&out.stdout).expect("read_delta.py prints JSON")
 }
 
 /// Each row's `id` and the value of `column`, sorted by id.

@@ -1,0 +1,87 @@
+//! Helpers shared by the `weir` binary's end-to-end tests: a simulator connection, raw
+//! requests to the simulator's API, and the independent Delta reader.
+
+// Each test file is its own crate and uses only some of these.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim};
+
+/// The independent reader.
+pub const READ_DELTA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/py/read_delta.py");
+
+/// Writes `sim-token` and a `connections.toml` whose connection `airtable` points at `sim`.
+pub fn write_sim_connections(dir: &Path, sim: &Sim) {
+    std::fs::write(dir.join("sim-token"), DEFAULT_TOKEN).expect("write token");
+    std::fs::write(
+        dir.join("connections.toml"),
+        format!(
+            "[connections.airtable]\nconnector = \"airtable\"\nbase_id = \"{DEFAULT_BASE_ID}\"\n\
+             base_url = \"{}\"\nbearer_token = {{ file = \"sim-token\" }}\nallow_loopback = true\n",
+            sim.base_url()
+        ),
+    )
+    .expect("write connections");
+}
+
+/// One request to the simulator's API; HTTP/1.0 so the body is plain and ends at EOF.
+pub fn sim_api(sim: &Sim, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let addr = sim.base_url().trim_start_matches("http://").to_string();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect to the simulator");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {DEFAULT_TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read response");
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+    (status, serde_json::from_str(body).unwrap_or(Value::String(body.to_string())))
+}
+
+/// Percent-encodes a path segment.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A process's exit code and output, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs tests/py/read_delta.py on a table; fails loudly when the reader can't run.
+pub fn read_delta(path: &Path) -> Value {
+    let out = Command::new("python3").arg(READ_DELTA).arg(path).output().unwrap_or_else(|e| {
+        panic!("cannot run python3 ({e}); install Python 3, then `pip install -r requirements-test.txt`")
+    });
+    if out.status.code() == Some(3) {
+        panic!(
+            "the Delta reader needs Python packages: pip install -r requirements-test.txt\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(out.status.success(), "read_delta.py {} failed:\n{}", path.display(), text(&out));
+    serde_json::from_slice(&out.stdout).expect("read_delta.py prints JSON")
+}
