@@ -13,6 +13,12 @@
 //! impl weir_connector_sdk::Connector for MyConnector { /* … */ }
 //! weir_connector_sdk::export_connector!(MyConnector);
 //! ```
+//!
+//! A connector picks the contract it exports with one cargo feature: `v0_2` (namespaces,
+//! partitions, and the `unsupported-offset` and `continuity-lost` errors) or `v0_1`. The
+//! [`Connector`] trait is the same for both: what 0.2 adds are methods with defaults, so a
+//! 0.1 connector's code builds unchanged, and a 0.2 connector overrides what its manifest's
+//! `capabilities` declare.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +27,22 @@ pub mod guest;
 
 /// Connection or table options: what the guest may see (never a secret).
 pub type Options = BTreeMap<String, String>;
+
+/// The table option that places a table in a namespace (contract 0.2): the namespace path as a
+/// JSON list of strings, e.g. `["appX"]`, as upstream's Spark data source spells it.
+pub const NAMESPACE_OPTION: &str = "namespace";
+
+/// The namespace path a table's options name; empty for a root-level table.
+pub fn namespace(table_options: &Options) -> Result<Vec<String>, ConnectorError> {
+    match table_options.get(NAMESPACE_OPTION).map(|v| v.trim()) {
+        None | Some("") => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(text).map_err(|_| {
+            ConnectorError::InvalidOptions(format!(
+                "table option {NAMESPACE_OPTION:?} must be a JSON list of strings such as [\"a\"], got {text:?}"
+            ))
+        }),
+    }
+}
 
 /// An outbound HTTP request. The host adds credentials; the guest never has them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +179,14 @@ pub enum ConnectorError {
     RateLimited(String),
     Source { status: u16, message: String },
     Internal(String),
+    /// The start offset cannot be resumed by this connector (another version wrote it); the
+    /// host restarts the table from the beginning. Contract 0.2; a 0.1 component reports it as
+    /// an internal error.
+    UnsupportedOffset(String),
+    /// `read_deletes` cannot say what was deleted since its start offset; the host re-reads the
+    /// whole table and removes the keys it no longer sees, then continues deletes from
+    /// `resume_offset`. Contract 0.2; a 0.1 component reports it as an internal error.
+    ContinuityLost { reason: String, resume_offset: String },
 }
 
 impl std::fmt::Display for ConnectorError {
@@ -168,6 +198,8 @@ impl std::fmt::Display for ConnectorError {
             ConnectorError::RateLimited(m) => write!(f, "rate limited: {m}"),
             ConnectorError::Source { status, message } => write!(f, "source answered {status}: {message}"),
             ConnectorError::Internal(m) => write!(f, "internal error: {m}"),
+            ConnectorError::UnsupportedOffset(m) => write!(f, "cannot resume the offset: {m}"),
+            ConnectorError::ContinuityLost { reason, .. } => write!(f, "deletes lost continuity: {reason}"),
         }
     }
 }
@@ -218,4 +250,79 @@ pub trait Connector {
     ) -> Result<Page, ConnectorError> {
         Ok(Page::end(start_offset))
     }
+
+    /// Capability `namespaces` (contract 0.2), upstream `list_namespaces`: the namespaces one
+    /// level below `prefix` (empty: the root's), each as its full path.
+    fn list_namespaces(
+        _host: &dyn Host,
+        _options: &Options,
+        _prefix: &[String],
+    ) -> Result<Vec<Vec<String>>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
+    /// Capability `namespaces` (contract 0.2), upstream `list_tables_in_namespace`; the empty
+    /// namespace holds the root-level tables, which is all a connector without namespaces has.
+    fn list_tables_in_namespace(
+        host: &dyn Host,
+        options: &Options,
+        namespace: &[String],
+    ) -> Result<Vec<String>, ConnectorError> {
+        if namespace.is_empty() {
+            Self::list_tables(host, options)
+        } else {
+            Err(ConnectorError::InvalidOptions(format!("this connector has no namespace {namespace:?}")))
+        }
+    }
+
+    /// Capability `partitions` (contract 0.2), upstream `get_partitions`: opaque JSON objects,
+    /// the same on every call for the same table and options.
+    fn list_partitions(
+        _host: &dyn Host,
+        _options: &Options,
+        table: &str,
+        _table_options: &Options,
+    ) -> Result<Vec<String>, ConnectorError> {
+        Err(unsupported("partitions", table))
+    }
+
+    /// Capability `partitions` (contract 0.2), upstream `read_partition`, paged like `read_table`.
+    fn read_partition(
+        _host: &dyn Host,
+        _options: &Options,
+        table: &str,
+        _table_options: &Options,
+        _partition: &str,
+        _start_offset: Option<&str>,
+    ) -> Result<Page, ConnectorError> {
+        Err(unsupported("partitions", table))
+    }
+
+    /// Capability `partitioned-stream` (contract 0.2), upstream `latest_offset`.
+    fn latest_offset(
+        _host: &dyn Host,
+        _options: &Options,
+        table: &str,
+        _table_options: &Options,
+        _start_offset: Option<&str>,
+    ) -> Result<String, ConnectorError> {
+        Err(unsupported("partitioned-stream", table))
+    }
+
+    /// Capability `partitioned-stream` (contract 0.2), upstream `get_partitions(start, end)`:
+    /// none when the offsets are equal.
+    fn stream_partitions(
+        _host: &dyn Host,
+        _options: &Options,
+        table: &str,
+        _table_options: &Options,
+        _start_offset: Option<&str>,
+        _end_offset: &str,
+    ) -> Result<Vec<String>, ConnectorError> {
+        Err(unsupported("partitioned-stream", table))
+    }
+}
+
+fn unsupported(capability: &str, table: &str) -> ConnectorError {
+    ConnectorError::Internal(format!("table {table:?}: this connector does not implement {capability}"))
 }
