@@ -205,10 +205,13 @@ impl ConnectionSpec {
                 options.insert(p.name.clone(), value);
             }
         }
-        let limits =
+        let limits: Limits =
             overlay(&manifest.limits, self.limits.as_ref()).map_err(|e| invalid(format!("limits: {e}")))?;
-        let retry =
+        let retry: Retry =
             overlay(&manifest.retry, self.retry.as_ref()).map_err(|e| invalid(format!("retry: {e}")))?;
+        // The overrides meet the same ranges as the manifest's own values.
+        limits.validate().map_err(|e| invalid(e.to_string()))?;
+        retry.validate().map_err(|e| invalid(e.to_string()))?;
         Ok(Connection {
             name: self.name.clone(),
             options,

@@ -1,11 +1,16 @@
-//! Limits: memory per instance, guest CPU time per call, page size.
+//! Limits: memory per instance, guest CPU time and wall-clock time per call, page size.
 //!
 //! Memory is enforced by a [`wasmtime::ResourceLimiter`] that turns a growth past the
 //! limit into a trap (not a failed `memory.grow`, which a guest could ignore and retry).
 //! CPU is enforced with epoch interruption: a ticker thread bumps the engine's epoch
-//! every [`TICK`], and when a call's deadline passes, [`CpuClock`] decides whether the
+//! every [`TICK`], and when a call's deadline passes, [`CallClock`] decides whether the
 //! guest itself used up its budget. Time spent in the host (HTTP, pacing after a 429)
-//! is not the guest's and does not count.
+//! is not the guest's and does not count against CPU; it does count against the call's
+//! wall-clock limit, which the session enforces around the whole call (a guest blocked in a
+//! WASI sleep or poll, or looping on `http.send`, is stopped by it).
+//!
+//! Which limit ended a call is recorded as a typed [`LimitHit`] when it happens, never
+//! recovered from an error's text.
 
 use std::time::{Duration, Instant};
 
@@ -13,10 +18,18 @@ use std::time::{Duration, Instant};
 pub const TICK: Duration = Duration::from_millis(10);
 
 /// Which limit ended a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum LimitHit {
+    /// The instance asked for more linear memory than it may have.
     Memory { limit_bytes: u64, requested_bytes: u64 },
+    /// The guest's own CPU time in one call.
     Cpu { limit: Duration },
+    /// One call's wall-clock time, host time included.
+    WallClock { limit: Duration },
+    /// A page larger than the page limit.
+    PageBytes { size: u64, limit: u64 },
+    /// The source's `Retry-After` asked for a longer pause than the gate honours.
+    RetryAfter { requested: f64, limit: Duration },
 }
 
 impl std::fmt::Display for LimitHit {
@@ -32,6 +45,24 @@ impl std::fmt::Display for LimitHit {
                 f,
                 "CPU limit of {:.1} s per call exceeded; raise limits.call_seconds if the connector needs it",
                 limit.as_secs_f64()
+            ),
+            LimitHit::WallClock { limit } => write!(
+                f,
+                "wall-clock limit of {:.1} s per call exceeded (host time included: HTTP, pacing, sleeping); \
+                 raise limits.call_wall_seconds if the connector needs it",
+                limit.as_secs_f64()
+            ),
+            LimitHit::RetryAfter { requested, limit } => write!(
+                f,
+                "the source asked to wait {requested} s (Retry-After), more than the {} s weir waits; \
+                 the source is refusing requests: try again later",
+                limit.as_secs()
+            ),
+            LimitHit::PageBytes { size, limit } => write!(
+                f,
+                "page of {} MiB exceeds the page limit of {} MiB; lower the page size or raise limits.page_mib",
+                size >> 20,
+                limit >> 20
             ),
         }
     }
@@ -69,18 +100,22 @@ impl wasmtime::ResourceLimiter for MemoryLimit {
     }
 }
 
-/// Guest CPU time of the current call: wall time minus time spent in host imports.
-pub struct CpuClock {
-    pub budget: Duration,
+/// One call's clocks: guest CPU time (wall time minus time spent in host imports) against
+/// `cpu`, and the whole call's wall time against `wall`.
+pub struct CallClock {
+    pub cpu: Duration,
+    pub wall: Duration,
     started: Instant,
     in_host: Duration,
     host_since: Option<Instant>,
+    /// Set by the epoch callback when a limit ends the call.
+    pub hit: Option<LimitHit>,
 }
 
-impl CpuClock {
-    /// A clock with a per-call budget.
-    pub fn new(budget: Duration) -> CpuClock {
-        CpuClock { budget, started: Instant::now(), in_host: Duration::ZERO, host_since: None }
+impl CallClock {
+    /// A clock with per-call budgets.
+    pub fn new(cpu: Duration, wall: Duration) -> CallClock {
+        CallClock { cpu, wall, started: Instant::now(), in_host: Duration::ZERO, host_since: None, hit: None }
     }
 
     /// Starts a call.
@@ -88,6 +123,7 @@ impl CpuClock {
         self.started = Instant::now();
         self.in_host = Duration::ZERO;
         self.host_since = None;
+        self.hit = None;
     }
 
     /// The guest called into the host.
@@ -107,15 +143,32 @@ impl CpuClock {
         self.started.elapsed().saturating_sub(self.in_host)
     }
 
-    /// Epoch ticks left before the budget runs out, or None when it has.
-    pub fn ticks_left(&self) -> Option<u64> {
-        let left = self.budget.checked_sub(self.used())?;
-        Some((left.as_millis() / TICK.as_millis()).max(1) as u64)
+    /// Wall time left in this call.
+    pub fn wall_left(&self) -> Duration {
+        self.wall.saturating_sub(self.started.elapsed())
     }
 
-    /// Ticks for a whole budget.
+    /// Epoch ticks until the next check, or the limit that this call has run past (which is
+    /// also recorded in [`CallClock::hit`]).
+    pub fn check(&mut self) -> Result<u64, LimitHit> {
+        let hit = if self.wall_left().is_zero() {
+            Some(LimitHit::WallClock { limit: self.wall })
+        } else if self.used() >= self.cpu {
+            Some(LimitHit::Cpu { limit: self.cpu })
+        } else {
+            None
+        };
+        if let Some(hit) = hit {
+            self.hit = Some(hit.clone());
+            return Err(hit);
+        }
+        let left = self.cpu.saturating_sub(self.used()).min(self.wall_left());
+        Ok((left.as_millis() / TICK.as_millis()).max(1) as u64)
+    }
+
+    /// Ticks for a whole CPU budget.
     pub fn budget_ticks(&self) -> u64 {
-        (self.budget.as_millis() / TICK.as_millis()).max(1) as u64
+        (self.cpu.min(self.wall).as_millis() / TICK.as_millis()).max(1) as u64
     }
 }
 
@@ -124,15 +177,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_time_does_not_count_against_the_guest() {
-        let mut c = CpuClock::new(Duration::from_millis(50));
+    fn host_time_does_not_count_against_the_guest_but_against_the_wall() {
+        let mut c = CallClock::new(Duration::from_millis(50), Duration::from_millis(200));
         c.start_call();
         c.enter_host();
         std::thread::sleep(Duration::from_millis(80));
         c.leave_host();
         assert!(c.used() < Duration::from_millis(50), "{:?}", c.used());
-        assert!(c.ticks_left().is_some());
+        assert!(c.check().is_ok());
         std::thread::sleep(Duration::from_millis(60));
-        assert!(c.ticks_left().is_none());
+        assert_eq!(c.check(), Err(LimitHit::Cpu { limit: Duration::from_millis(50) }));
+        assert!(matches!(c.hit, Some(LimitHit::Cpu { .. })));
+
+        let mut c = CallClock::new(Duration::from_secs(10), Duration::from_millis(30));
+        c.start_call();
+        c.enter_host();
+        std::thread::sleep(Duration::from_millis(40));
+        c.leave_host();
+        assert_eq!(c.check(), Err(LimitHit::WallClock { limit: Duration::from_millis(30) }));
     }
 }

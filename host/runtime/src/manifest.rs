@@ -8,14 +8,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::{Capability, ContractVersion};
+
 #[path = "manifest_section.rs"]
 mod section;
 
 /// The name of the custom section holding the manifest (TOML text).
 pub use section::SECTION;
-
-/// The contract versions this host serves.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["lakeflow:connect@0.1.0"];
 
 /// Why a manifest was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +37,14 @@ pub enum ManifestError {
 pub struct Manifest {
     pub name: String,
     pub version: String,
-    /// The WIT package the component implements, e.g. `lakeflow:connect@0.1.0`.
-    pub contract: String,
+    /// The WIT package the component implements, e.g. `lakeflow:connect@0.2.0`; it picks the
+    /// bindings the host loads the component with.
+    pub contract: ContractVersion,
     #[serde(default)]
     pub description: String,
+    /// The optional parts of the contract the component implements (contract 0.2 and later).
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
     /// Connection parameters (upstream `connector_spec.yaml`).
     #[serde(default)]
     pub parameters: Vec<Parameter>,
@@ -93,12 +96,23 @@ pub struct AuthRule {
 }
 
 /// A request budget shared by every request whose rendered `key` is the same.
+///
+/// Without `paths`, the key is rendered once from the connection's parameters and the budget
+/// covers every request of the connection. With `paths`, each request's URL path is matched
+/// against the patterns in order; the first that matches binds its `{name}` segments, the key is
+/// rendered from those and the parameters, and a request that matches none is not counted
+/// against this limit. A pattern is `/`-separated segments: a literal, `{name}` (any one
+/// segment), or a final `*` (any number of segments, none included). Airtable's per-base limit
+/// is `key = "base:{base}"` with `paths = ["/v0/meta/bases/{base}/*", "/v0/bases/{base}/*",
+/// "/v0/{base}/*"]`, so that one connection reading several bases paces each base on its own.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// A template such as `base:{base_id}`; secrets in it are hashed, never kept.
     pub key: String,
     pub per_second: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
 }
 
 /// How the host retries faults.
@@ -128,12 +142,19 @@ pub struct Limits {
     pub memory_mib: u64,
     /// Guest CPU time per call; time spent waiting on the host (HTTP, pacing) does not count.
     pub call_seconds: f64,
+    /// Wall-clock time per call, host time included: it bounds a guest that sleeps, polls, or
+    /// loops on `http.send`.
+    pub call_wall_seconds: f64,
     /// The largest page a call may return.
     pub page_mib: u64,
     /// The largest HTTP response body.
     pub http_body_mib: u64,
     /// Timeout of one HTTP attempt.
     pub http_timeout_seconds: f64,
+    /// Pages in a row without a row, while the offset moves, before a read fails.
+    pub read_empty_pages: u64,
+    /// Calls in one read before it fails.
+    pub read_calls: u64,
 }
 
 impl Default for Limits {
@@ -141,9 +162,12 @@ impl Default for Limits {
         Limits {
             memory_mib: 128,
             call_seconds: 30.0,
+            call_wall_seconds: 300.0,
             page_mib: 32,
             http_body_mib: 16,
             http_timeout_seconds: 30.0,
+            read_empty_pages: 1000,
+            read_calls: 10_000_000,
         }
     }
 }
@@ -191,34 +215,41 @@ impl Manifest {
     fn validate(&self) -> Result<(), ManifestError> {
         let invalid = |m: String| Err(ManifestError::Invalid(m));
         if self.name.is_empty()
+            || self.name.len() > 64
             || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return invalid(format!("name {:?} must be non-empty ASCII letters, digits, - or _", self.name));
-        }
-        if !SUPPORTED_CONTRACTS.contains(&self.contract.as_str()) {
             return invalid(format!(
-                "contract {:?} is not served by this host (it serves {})",
-                self.contract,
-                SUPPORTED_CONTRACTS.join(", ")
+                "name {:?} must be 1 to 64 ASCII letters, digits, - or _",
+                self.name
             ));
+        }
+        for capability in &self.capabilities {
+            if self.contract < capability.since() {
+                return invalid(format!(
+                    "capability {:?} needs contract {} or later, but the manifest says {}",
+                    capability.name(),
+                    capability.since(),
+                    self.contract
+                ));
+            }
         }
         let known: BTreeMap<&str, &Parameter> =
             self.parameters.iter().map(|p| (p.name.as_str(), p)).collect();
         if known.len() != self.parameters.len() {
             return invalid("a parameter is declared twice".into());
         }
-        let check = |what: &str, template: &str| -> Result<(), ManifestError> {
+        let check = |what: &str, template: &str, extra: &[String]| -> Result<(), ManifestError> {
             for name in crate::template::placeholders(template)
                 .map_err(|e| ManifestError::Invalid(format!("{what} {template:?}: {e}")))?
             {
-                if !known.contains_key(name.as_str()) {
+                if !known.contains_key(name.as_str()) && !extra.contains(&name) {
                     return invalid(format!("{what} {template:?} names {{{name}}}, which is no parameter"));
                 }
             }
             Ok(())
         };
         for origin in &self.network.allow {
-            check("network origin", origin)?;
+            check("network origin", origin, &[])?;
             for name in crate::template::placeholders(origin).unwrap_or_default() {
                 if known.get(name.as_str()).is_some_and(|p| p.secret) {
                     return invalid(format!("network origin {origin:?} must not be built from a secret"));
@@ -226,23 +257,28 @@ impl Manifest {
             }
         }
         for rule in &self.auth {
-            check("auth origin", &rule.origin)?;
-            check("auth value", &rule.value)?;
+            check("auth origin", &rule.origin, &[])?;
+            check("auth value", &rule.value, &[])?;
         }
         for limit in &self.rate_limits {
-            check("rate limit key", &limit.key)?;
-            if limit.per_second.is_nan() || limit.per_second <= 0.0 {
-                return invalid(format!("rate limit {:?} needs per_second > 0", limit.key));
+            let mut bound = Vec::new();
+            for pattern in &limit.paths {
+                let captures = crate::ratelimit::PathPattern::parse(pattern)
+                    .map_err(|e| ManifestError::Invalid(format!("rate limit {:?}: {e}", limit.key)))?
+                    .captures();
+                bound.extend(captures);
             }
+            check("rate limit key", &limit.key, &bound)?;
+            in_range(&format!("rate limit {:?} per_second", limit.key), limit.per_second, 0.001, 100_000.0)?;
         }
-        if self.retry.max_attempts == 0 {
-            return invalid("retry.max_attempts must be at least 1".into());
-        }
-        if self.limits.memory_mib == 0 || self.limits.call_seconds.is_nan() || self.limits.call_seconds <= 0.0
-        {
-            return invalid("limits.memory_mib and limits.call_seconds must be positive".into());
-        }
+        self.retry.validate()?;
+        self.limits.validate()?;
         Ok(())
+    }
+
+    /// Whether the component implements `capability`.
+    pub fn has(&self, capability: Capability) -> bool {
+        self.capabilities.contains(&capability)
     }
 
     /// The names of the secret parameters.
@@ -252,6 +288,54 @@ impl Manifest {
 }
 
 pub use section::embed;
+
+/// A finite number within `min..=max`, or an error naming the setting and the range.
+fn in_range(what: &str, value: f64, min: f64, max: f64) -> Result<(), ManifestError> {
+    if value.is_finite() && (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ManifestError::Invalid(format!("{what} is {value}; it must be a number from {min} to {max}")))
+    }
+}
+
+/// A whole number within `min..=max`, or an error naming the setting and the range.
+fn whole_in_range(what: &str, value: u64, min: u64, max: u64) -> Result<(), ManifestError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ManifestError::Invalid(format!("{what} is {value}; it must be a whole number from {min} to {max}")))
+    }
+}
+
+impl Limits {
+    /// Checks every limit against a sane range, so that no value read from a manifest or a
+    /// connection can make the host panic or wait for ever later.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        whole_in_range("limits.memory_mib", self.memory_mib, 1, 16_384)?;
+        in_range("limits.call_seconds", self.call_seconds, 0.001, 86_400.0)?;
+        in_range("limits.call_wall_seconds", self.call_wall_seconds, 0.001, 86_400.0)?;
+        whole_in_range("limits.page_mib", self.page_mib, 1, 4096)?;
+        whole_in_range("limits.http_body_mib", self.http_body_mib, 1, 4096)?;
+        in_range("limits.http_timeout_seconds", self.http_timeout_seconds, 0.001, 86_400.0)?;
+        whole_in_range("limits.read_empty_pages", self.read_empty_pages, 1, 1_000_000_000)?;
+        whole_in_range("limits.read_calls", self.read_calls, 1, u64::from(u32::MAX))
+    }
+
+    /// The bounds of every read, from these limits.
+    pub fn read_bounds(&self) -> crate::read::ReadBounds {
+        crate::read::ReadBounds { empty_pages: self.read_empty_pages, calls: self.read_calls, duration: None }
+    }
+}
+
+impl Retry {
+    /// Checks every retry setting against a sane range.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        whole_in_range("retry.max_attempts", u64::from(self.max_attempts), 1, 100)?;
+        whole_in_range("retry.initial_backoff_ms", self.initial_backoff_ms, 0, 3_600_000)?;
+        whole_in_range("retry.max_backoff_ms", self.max_backoff_ms, 0, 3_600_000)?;
+        in_range("retry.penalty_seconds", self.penalty_seconds, 0.0, 3600.0)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -290,10 +374,42 @@ value = "Bearer {token}"
         let err = Manifest::parse(bad_placeholder.as_bytes()).unwrap_err().to_string();
         assert!(err.contains("{nope}"), "{err}");
         let bad_contract = MINIMAL.replace("@0.1.0", "@9.0.0");
-        assert!(Manifest::parse(bad_contract.as_bytes()).unwrap_err().to_string().contains("not served"));
+        let err = Manifest::parse(bad_contract.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("not served") && err.contains("lakeflow:connect@0.1.0, lakeflow:connect@0.2.0"), "{err}");
+        let early = MINIMAL.replace("version = \"0.1.0\"", "version = \"0.1.0\"\ncapabilities = [\"partitions\"]");
+        let err = Manifest::parse(early.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("partitions") && err.contains("0.2.0"), "{err}");
         let secret_origin =
             MINIMAL.replace("allow = [\"{base_url}\"]", "allow = [\"https://{token}.example\"]");
         assert!(Manifest::parse(secret_origin.as_bytes()).unwrap_err().to_string().contains("secret"));
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_when_the_manifest_is_read() {
+        for (extra, named) in [
+            ("[limits]\ncall_seconds = inf", "limits.call_seconds"),
+            ("[limits]\ncall_seconds = nan", "limits.call_seconds"),
+            ("[limits]\nhttp_timeout_seconds = -1.0", "limits.http_timeout_seconds"),
+            ("[limits]\nmemory_mib = 0", "limits.memory_mib"),
+            ("[retry]\npenalty_seconds = 1e300", "retry.penalty_seconds"),
+            ("[retry]\nmax_attempts = 0", "retry.max_attempts"),
+            ("[[rate_limits]]\nkey = \"k\"\nper_second = 1e-300", "per_second"),
+            ("[[rate_limits]]\nkey = \"k\"\nper_second = inf", "per_second"),
+        ] {
+            let text = format!("{MINIMAL}\n{extra}\n");
+            let err = Manifest::parse(text.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(named) && err.contains("from"), "{extra}: {err}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_keys_may_be_bound_by_path_patterns() {
+        let text = format!(
+            "{MINIMAL}\n[[rate_limits]]\nkey = \"base:{{base}}\"\nper_second = 5\npaths = [\"/v0/{{base}}/*\"]\n"
+        );
+        assert_eq!(Manifest::parse(text.as_bytes()).unwrap().rate_limits[0].paths, ["/v0/{base}/*"]);
+        let unbound = text.replace("/v0/{base}/*", "/v0/{other}/*");
+        assert!(Manifest::parse(unbound.as_bytes()).unwrap_err().to_string().contains("{base}"));
     }
 
     #[test]

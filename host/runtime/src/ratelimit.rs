@@ -1,17 +1,26 @@
 //! Rate limits: request budgets shared by every session of the process.
 //!
-//! A budget is a sliding window ("at most N requests in any window"), not a token bucket:
-//! Airtable counts requests per rolling second, and a bucket's burst after an idle spell
-//! followed by its steady refill can put N+1 requests into one second and earn a 30 s
-//! penalty. After a 429 the whole budget pauses for the penalty.
+//! A budget spaces requests evenly: one every `1 / per_second` seconds, stretched by
+//! [`MARGIN`], with no burst (the generic cell rate algorithm with a tolerance of zero). A source
+//! such as Airtable counts requests per rolling second and answers a sixth one in any second with
+//! a 429 and a 30-second penalty; a burst-then-wait scheme (a token bucket, or a sliding window
+//! that lets five go at once) puts requests so close together that network jitter alone can
+//! squeeze six into one of the source's seconds. Evenly spaced, five requests span
+//! `5 × 1.04 / 5 = 1.04 s`, so arrivals may drift 40 ms and still never exceed the window,
+//! while the run sustains 96 % of the allowed rate.
+//!
+//! After a 429 the whole budget pauses for the penalty.
+//!
+//! A manifest's rate limit can also be keyed by the request: see [`Rule`] and [`PathPattern`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Extra room on each window, so that clock jitter between host and source never adds up
-/// to one request too many.
-const MARGIN: f64 = 1.03;
+use tokio::time::Instant;
+
+/// How much wider than the nominal interval requests are spaced.
+pub const MARGIN: f64 = 1.04;
 
 /// Every budget of the process, by rendered key.
 #[derive(Default)]
@@ -27,55 +36,50 @@ impl RateLimiters {
     }
 }
 
-/// At most `capacity` requests in any `window`.
+/// Requests spaced at least `interval` apart.
+#[derive(Debug)]
 pub struct Budget {
-    capacity: usize,
-    window: Duration,
+    interval: Duration,
     state: Mutex<State>,
 }
 
+#[derive(Debug)]
 struct State {
-    grants: VecDeque<Instant>,
+    /// The earliest time the next request may go.
+    next: Option<Instant>,
     paused_until: Option<Instant>,
 }
 
 impl Budget {
     /// A budget of `per_second` requests per second (fractions allowed: 0.5 is one per 2 s).
+    /// Values out of range are clamped to what a [`Duration`] holds; manifests are validated
+    /// before they get here.
     pub fn new(per_second: f64) -> Budget {
-        let capacity = per_second.floor().max(1.0);
+        let seconds = if per_second.is_finite() && per_second > 0.0 { MARGIN / per_second } else { 1.0 };
         Budget {
-            capacity: capacity as usize,
-            window: Duration::from_secs_f64(capacity / per_second * MARGIN),
-            state: Mutex::new(State { grants: VecDeque::new(), paused_until: None }),
+            interval: Duration::from_secs_f64(seconds.clamp(0.0, 86_400.0)),
+            state: Mutex::new(State { next: None, paused_until: None }),
         }
+    }
+
+    /// The spacing between two requests.
+    pub fn interval(&self) -> Duration {
+        self.interval
     }
 
     /// Waits until a request may go, and counts it.
     pub async fn acquire(&self) {
-        loop {
-            let wait = {
-                let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                let now = Instant::now();
-                match s.paused_until {
-                    Some(until) if until > now => Some(until - now),
-                    _ => {
-                        while s.grants.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
-                            s.grants.pop_front();
-                        }
-                        if s.grants.len() < self.capacity {
-                            s.grants.push_back(now);
-                            None
-                        } else {
-                            s.grants.front().map(|t| self.window.saturating_sub(now.duration_since(*t)))
-                        }
-                    }
-                }
-            };
-            match wait {
-                None => return,
-                Some(d) => tokio::time::sleep(d).await,
+        let slot = {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let mut slot = s.next.map_or(now, |n| n.max(now));
+            if let Some(until) = s.paused_until {
+                slot = slot.max(until);
             }
-        }
+            s.next = Some(slot + self.interval);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
     }
 
     /// Pauses the budget: the source refuses requests for `penalty`.
@@ -84,6 +88,141 @@ impl Budget {
         let until = Instant::now() + penalty;
         s.paused_until = Some(s.paused_until.map_or(until, |u| u.max(until)));
     }
+
+    /// How the budget stands, for the log line of a 429 that happened anyway.
+    pub fn describe(&self) -> String {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        format!(
+            "one request every {:?}; next slot in {:?}; paused for {:?}",
+            self.interval,
+            s.next.map_or(Duration::ZERO, |n| n.saturating_duration_since(now)),
+            s.paused_until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now)),
+        )
+    }
+}
+
+/// One segment of a [`PathPattern`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Capture(String),
+    Rest,
+}
+
+/// A URL path pattern: `/`-separated literals, `{name}` captures of one segment, and a final `*`
+/// matching any number of segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern(Vec<Segment>);
+
+impl PathPattern {
+    /// Parses a pattern such as `/v0/{base}/*`.
+    pub fn parse(text: &str) -> Result<PathPattern, String> {
+        let Some(rest) = text.strip_prefix('/') else {
+            return Err(format!("path pattern {text:?} must start with /"));
+        };
+        let pieces: Vec<&str> = rest.split('/').collect();
+        let mut segments = Vec::with_capacity(pieces.len());
+        for (i, piece) in pieces.iter().enumerate() {
+            segments.push(match *piece {
+                "*" if i + 1 == pieces.len() => Segment::Rest,
+                "*" => return Err(format!("path pattern {text:?}: * may only end a pattern")),
+                p if p.starts_with('{') && p.ends_with('}') && p.len() > 2 => {
+                    let name = &p[1..p.len() - 1];
+                    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                        return Err(format!("path pattern {text:?}: bad capture {p}"));
+                    }
+                    Segment::Capture(name.to_string())
+                }
+                p if p.contains(['{', '}', '*']) => {
+                    return Err(format!("path pattern {text:?}: segment {p:?} mixes text with {{}} or *"));
+                }
+                p => Segment::Literal(p.to_string()),
+            });
+        }
+        Ok(PathPattern(segments))
+    }
+
+    /// The names the pattern captures.
+    pub fn captures(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Capture(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The captured segments (percent-decoded) when `path` matches.
+    pub fn matches(&self, path: &str) -> Option<BTreeMap<String, String>> {
+        let mut parts = path.strip_prefix('/')?.split('/');
+        let mut bound = BTreeMap::new();
+        for segment in &self.0 {
+            match segment {
+                Segment::Rest => return Some(bound),
+                Segment::Literal(l) => {
+                    if parts.next()? != l {
+                        return None;
+                    }
+                }
+                Segment::Capture(name) => {
+                    let part = parts.next().filter(|p| !p.is_empty())?;
+                    let decoded = url::form_urlencoded::parse(format!("x={part}").as_bytes())
+                        .next()
+                        .map_or_else(|| part.to_string(), |(_, v)| v.into_owned());
+                    bound.insert(name.clone(), decoded);
+                }
+            }
+        }
+        parts.next().is_none().then_some(bound)
+    }
+}
+
+/// One manifest rate limit, rendered for a connection: which budget a request draws from.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The key template, qualified with the connector's name.
+    key: String,
+    per_second: f64,
+    /// The connection's values (secrets already hashed) that the key may name.
+    values: BTreeMap<String, String>,
+    patterns: Vec<PathPattern>,
+}
+
+impl Rule {
+    /// A rule for one connection. `values` are its parameters, with secrets replaced by a digest.
+    pub fn new(
+        connector: &str,
+        limit: &crate::manifest::RateLimit,
+        values: &BTreeMap<String, String>,
+    ) -> Result<Rule, String> {
+        let patterns = limit.paths.iter().map(|p| PathPattern::parse(p)).collect::<Result<Vec<_>, _>>()?;
+        let rule = Rule {
+            key: format!("{connector}/{}", limit.key),
+            per_second: limit.per_second,
+            values: values.clone(),
+            patterns,
+        };
+        if rule.patterns.is_empty() {
+            // Rendered now, so that a key naming a missing parameter fails the connection.
+            crate::template::render(&rule.key, &rule.values).map_err(|e| format!("rate limit {:?}: {e}", limit.key))?;
+        }
+        Ok(rule)
+    }
+
+    /// The budget a request to `path` draws from, if this rule covers it.
+    pub fn budget(&self, limiters: &RateLimiters, path: &str) -> Option<Arc<Budget>> {
+        let key = if self.patterns.is_empty() {
+            crate::template::render(&self.key, &self.values).ok()?
+        } else {
+            let bound = self.patterns.iter().find_map(|p| p.matches(path))?;
+            let mut values = self.values.clone();
+            values.extend(bound);
+            crate::template::render(&self.key, &values).ok()?
+        };
+        Some(limiters.budget(&key, self.per_second))
+    }
 }
 
 #[cfg(test)]
@@ -91,7 +230,7 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn never_grants_more_than_capacity_in_any_window() {
+    async fn requests_are_spaced_evenly_and_never_more_than_the_rate_in_any_window() {
         let budget = Budget::new(5.0);
         let start = Instant::now();
         let mut times = Vec::new();
@@ -99,12 +238,16 @@ mod tests {
             budget.acquire().await;
             times.push(start.elapsed());
         }
-        for (i, t) in times.iter().enumerate() {
-            let in_window = times[i..].iter().filter(|u| **u - *t < Duration::from_secs(1)).count();
-            assert!(in_window <= 5, "{in_window} grants within 1 s of {t:?}");
+        for pair in times.windows(2) {
+            assert!(pair[1] - pair[0] >= Duration::from_millis(208), "{pair:?}");
         }
-        // 23 requests at 5/s need at least 4 full windows.
-        assert!(times[22] >= Duration::from_secs(4), "{:?}", times[22]);
+        // Shifted by up to 40 ms of arrival jitter, any 1 s still holds at most 5.
+        for (i, t) in times.iter().enumerate() {
+            let in_window = times[i..].iter().filter(|u| **u - *t < Duration::from_millis(1040)).count();
+            assert!(in_window <= 5, "{in_window} grants within 1.04 s of {t:?}");
+        }
+        // And the rate is sustained: 22 intervals of 208 ms.
+        assert!(times[22] <= Duration::from_millis(22 * 208 + 1), "{:?}", times[22]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -123,5 +266,28 @@ mod tests {
         let b = limiters.budget("base:app1", 5.0);
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &limiters.budget("base:app2", 5.0)));
+    }
+
+    #[test]
+    fn path_patterns_bind_segments_and_the_first_match_wins() {
+        let limit = crate::manifest::RateLimit {
+            key: "base:{base}".into(),
+            per_second: 5.0,
+            paths: vec!["/v0/meta/bases/{base}/*".into(), "/v0/{base}/*".into()],
+        };
+        let rule = Rule::new("airtable", &limit, &BTreeMap::new()).unwrap();
+        let limiters = RateLimiters::default();
+        let meta = rule.budget(&limiters, "/v0/meta/bases/appA/tables").unwrap();
+        let records = rule.budget(&limiters, "/v0/appA/tblX").unwrap();
+        let other = rule.budget(&limiters, "/v0/app%42/tblX").unwrap();
+        assert!(Arc::ptr_eq(&meta, &records));
+        assert!(!Arc::ptr_eq(&meta, &other));
+        assert!(Arc::ptr_eq(&other, &limiters.budget("airtable/base:appB", 5.0)));
+        assert!(rule.budget(&limiters, "/v1").is_none());
+        assert!(PathPattern::parse("v0/{a}").is_err());
+        assert!(PathPattern::parse("/*/x").is_err());
+        assert!(PathPattern::parse("/a{b}").is_err());
+        assert_eq!(PathPattern::parse("/x/{a}/*").unwrap().matches("/x/1"), Some([("a".to_string(), "1".to_string())].into()));
+        assert_eq!(PathPattern::parse("/x/{a}").unwrap().matches("/x/1/2"), None);
     }
 }

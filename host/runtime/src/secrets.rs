@@ -96,7 +96,8 @@ pub fn injections(manifest: &Manifest, connection: &Connection) -> Result<Vec<In
     values.extend(connection.secrets.map().iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut out = Vec::new();
     for rule in &manifest.auth {
-        let origin = template::render(&rule.origin, &connection.options)?;
+        let origin = template::render(&rule.origin, &connection.options)
+            .map_err(|e| format!("auth origin {:?}: {e}", rule.origin))?;
         let origin = Origin::parse(&origin).map_err(|e| format!("auth origin {:?}: {e}", rule.origin))?;
         // An auth rule whose secret is absent (an optional credential) injects nothing.
         let Ok(value) = template::render(&rule.value, &values) else { continue };

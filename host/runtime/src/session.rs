@@ -1,12 +1,18 @@
 //! A session: one connection's sandboxed connector instance, and the calls into it.
 //!
 //! The instance lives in its own [`Store`] with an empty WASI context (no files, no
-//! environment, no stdio, no sockets), a memory limit, and a CPU clock. A trap ends the
-//! call with an error naming the connector, the call and the limit; the instance is
-//! dropped and the next call gets a fresh one, so the host and other sessions go on.
+//! environment, no stdio, no sockets), a memory limit, and two clocks per call: guest CPU and
+//! wall time. A trap ends the call with an error naming the connector, the call and the limit;
+//! the instance is dropped and the next call gets a fresh one, so the host and other sessions
+//! go on.
+//!
+//! Calls run asynchronously inside the runtime's executor, so that a guest blocked in a host
+//! call (a WASI sleep or poll, or `http.send` waiting on pacing) is still stopped by the call's
+//! wall-clock limit: the session drops the call when the limit passes. From the outside every
+//! call blocks; do not call them from inside an async task.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -14,31 +20,35 @@ use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::lakeflow::connect::{http, log, types};
-use crate::bindings::{Connector as Bindings, ConnectorPre};
+use crate::bindings::{Call, Instance, Pre};
 use crate::connection::Connection;
+use crate::contract::{
+    Capability, ContractVersion, HttpError, HttpRequest, HttpResponse, LogLevel, Page, Rows,
+    TableMetadata,
+};
 use crate::http::{GateCounts, HttpGate};
-use crate::limits::{CpuClock, LimitHit, MemoryLimit};
+use crate::limits::{CallClock, LimitHit, MemoryLimit};
 use crate::secrets::Redactor;
 use crate::{CallError, ErrorKind, LoadedConnector};
 
-pub use crate::bindings::lakeflow::connect::types::{
-    ConnectorError, IngestionType, Metadata as TableMetadata,
-};
-
 /// The longest guest log line kept; the rest is cut.
 const MAX_LOG_LINE: usize = 4096;
+
+/// Guest log lines kept per second and session; the rest are counted and reported.
+pub const LOG_LINES_PER_SECOND: u32 = 100;
 
 /// What a store holds for the host's side of the imports.
 pub struct State {
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryLimit,
-    cpu: CpuClock,
+    clock: CallClock,
     gate: Arc<HttpGate>,
     redactor: Arc<Redactor>,
     connector: String,
-    tokio: tokio::runtime::Handle,
+    log: LogBudget,
+    /// A bound the host found during a host call, which ends the call.
+    host_hit: Option<LimitHit>,
 }
 
 impl WasiView for State {
@@ -47,20 +57,29 @@ impl WasiView for State {
     }
 }
 
-impl types::Host for State {}
-
-impl http::Host for State {
-    fn send(&mut self, request: http::Request) -> Result<http::Response, http::HttpError> {
-        self.cpu.enter_host();
-        let result = self.tokio.block_on(self.gate.send(request));
-        self.cpu.leave_host();
-        result
+impl State {
+    /// Serves the guest's `http.send`; host time does not count against the guest's CPU. An
+    /// error ends the call (a bound the source broke, recorded for the session to report).
+    pub(crate) async fn http_send(
+        &mut self,
+        request: HttpRequest,
+    ) -> wasmtime::Result<Result<HttpResponse, HttpError>> {
+        self.clock.enter_host();
+        let result = self.gate.send(request).await;
+        self.clock.leave_host();
+        result.map_err(|hit| {
+            let error = wasmtime::format_err!("{hit}");
+            self.host_hit = Some(hit);
+            error
+        })
     }
-}
 
-impl log::Host for State {
-    fn log(&mut self, level: log::Level, message: String) {
-        let mut message = one_line(&self.redactor.redact(&message));
+    /// Serves the guest's `log`: redacted, one line, cut to length, and rate-limited.
+    pub(crate) fn guest_log(&mut self, level: LogLevel, message: String) {
+        if !self.log.admit() {
+            return;
+        }
+        let mut message = crate::terminal::escape(&self.redactor.redact(&message)).into_owned();
         if message.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;
             while !message.is_char_boundary(cut) {
@@ -71,32 +90,54 @@ impl log::Host for State {
         }
         let c = &self.connector;
         match level {
-            log::Level::Trace => tracing::trace!(target: "weir::guest", connector = %c, "{message}"),
-            log::Level::Debug => tracing::debug!(target: "weir::guest", connector = %c, "{message}"),
-            log::Level::Info => tracing::info!(target: "weir::guest", connector = %c, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "weir::guest", connector = %c, "{message}"),
-            log::Level::Error => tracing::error!(target: "weir::guest", connector = %c, "{message}"),
+            LogLevel::Trace => tracing::trace!(target: "weir::guest", connector = %c, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "weir::guest", connector = %c, "{message}"),
+            LogLevel::Info => tracing::info!(target: "weir::guest", connector = %c, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "weir::guest", connector = %c, "{message}"),
+            LogLevel::Error => tracing::error!(target: "weir::guest", connector = %c, "{message}"),
+        }
+    }
+
+    /// Says how many log lines were dropped, if any, and starts counting again.
+    fn report_dropped_logs(&mut self) {
+        let dropped = std::mem::take(&mut self.log.dropped);
+        if dropped > 0 {
+            tracing::warn!(
+                target: "weir::guest",
+                connector = %self.connector,
+                "dropped {dropped} log line(s) of the connector: more than {LOG_LINES_PER_SECOND} per second"
+            );
         }
     }
 }
 
-/// A guest's log message as one line: line breaks and other control characters (terminal
-/// escapes included) are escaped, so a guest cannot forge lines that look like the host's.
-fn one_line(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for c in message.chars() {
-        if c.is_control() && c != '\t' {
-            out.extend(c.escape_default());
+/// Lines a guest may log: [`LOG_LINES_PER_SECOND`] per one-second window.
+#[derive(Debug)]
+struct LogBudget {
+    window: Instant,
+    used: u32,
+    dropped: u64,
+}
+
+impl LogBudget {
+    fn admit(&mut self) -> bool {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            self.window = Instant::now();
+            self.used = 0;
+        }
+        if self.used < LOG_LINES_PER_SECOND {
+            self.used += 1;
+            true
         } else {
-            out.push(c);
+            self.dropped = self.dropped.saturating_add(1);
+            false
         }
     }
-    out
 }
 
 struct Live {
     store: Store<State>,
-    bindings: Bindings,
+    instance: Instance,
 }
 
 /// One page of a read, converted to Arrow.
@@ -109,13 +150,26 @@ pub struct ReadPage {
     pub end_offset: String,
     pub checkpointable: bool,
     pub counters: Vec<(String, u64)>,
+    /// This page ended the read: its end offset equals its start offset.
+    pub done: bool,
 }
+
+/// A table's address: its namespace path (empty at the root) and its name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct TableAddress {
+    pub namespace: Vec<String>,
+    pub name: String,
+}
+
+/// Namespaces [`Session::all_tables`] walks at most, and how deep.
+pub const MAX_NAMESPACES: usize = 10_000;
+/// See [`MAX_NAMESPACES`].
+pub const MAX_NAMESPACE_DEPTH: usize = 8;
 
 /// A connector instantiated for one connection.
 pub struct Session {
     connector: LoadedConnector,
     connection: Connection,
-    pre: ConnectorPre<State>,
     gate: Arc<HttpGate>,
     redactor: Arc<Redactor>,
     tokio: tokio::runtime::Handle,
@@ -127,18 +181,32 @@ impl Session {
     pub(crate) fn new(
         connector: LoadedConnector,
         connection: Connection,
-        pre: ConnectorPre<State>,
         gate: Arc<HttpGate>,
         redactor: Arc<Redactor>,
         tokio: tokio::runtime::Handle,
     ) -> Session {
         let guest_options = connection.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        Session { connector, connection, pre, gate, redactor, tokio, guest_options, live: None }
+        Session { connector, connection, gate, redactor, tokio, guest_options, live: None }
     }
 
     /// The connector this session runs.
     pub fn connector(&self) -> &LoadedConnector {
         &self.connector
+    }
+
+    /// The connection this session serves.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// The contract version the component speaks.
+    pub fn contract(&self) -> ContractVersion {
+        self.connector.manifest.contract
+    }
+
+    /// Whether the component declares `capability`.
+    pub fn supports(&self, capability: Capability) -> bool {
+        self.connector.manifest.has(capability)
     }
 
     /// What the gate has done so far.
@@ -151,44 +219,55 @@ impl Session {
         &self.guest_options
     }
 
-    fn instantiate(&mut self) -> Result<&mut Live, ErrorKind> {
-        if self.live.is_none() {
-            // An empty WASI context: no preopened directories, no environment, no args,
-            // stdio connected to nothing, and every socket address refused.
-            let mut wasi = WasiCtx::builder();
-            wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
-            let limits = &self.connection.limits;
-            let state = State {
-                wasi: wasi.build(),
-                table: ResourceTable::new(),
-                memory: MemoryLimit { limit_bytes: limits.memory_mib << 20, hit: None },
-                cpu: CpuClock::new(Duration::from_secs_f64(limits.call_seconds)),
-                gate: self.gate.clone(),
-                redactor: self.redactor.clone(),
-                connector: self.connector.manifest.name.clone(),
-                tokio: self.tokio.clone(),
-            };
-            let mut store = Store::new(self.pre.engine(), state);
-            store.limiter(|s| &mut s.memory);
-            store.epoch_deadline_callback(|ctx| match ctx.data().cpu.ticks_left() {
-                Some(ticks) => Ok(wasmtime::UpdateDeadline::Continue(ticks)),
-                None => Err(wasmtime::format_err!("{}", LimitHit::Cpu { limit: ctx.data().cpu.budget })),
-            });
-            let ticks = store.data().cpu.budget_ticks();
-            store.set_epoch_deadline(ticks);
-            let bindings = self.pre.instantiate(&mut store).map_err(|e| self.trap(e, &store))?;
-            self.live = Some(Live { store, bindings });
+    /// A fresh instance: an empty WASI context, the memory limit and the call clocks.
+    fn instantiate(&self) -> Result<Live, ErrorKind> {
+        // An empty WASI context: no preopened directories, no environment, no args,
+        // stdio connected to nothing, and every socket address refused.
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        let limits = &self.connection.limits;
+        let state = State {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            memory: MemoryLimit { limit_bytes: limits.memory_mib << 20, hit: None },
+            clock: CallClock::new(
+                Duration::from_secs_f64(limits.call_seconds),
+                Duration::from_secs_f64(limits.call_wall_seconds),
+            ),
+            gate: self.gate.clone(),
+            redactor: self.redactor.clone(),
+            connector: self.connector.manifest.name.clone(),
+            log: LogBudget { window: Instant::now(), used: 0, dropped: 0 },
+            host_hit: None,
+        };
+        let pre: &Pre = &self.connector.pre;
+        let mut store = Store::new(pre.engine(), state);
+        store.limiter(|s| &mut s.memory);
+        store.epoch_deadline_callback(|mut ctx| match ctx.data_mut().clock.check() {
+            Ok(ticks) => Ok(wasmtime::UpdateDeadline::Continue(ticks)),
+            Err(hit) => Err(wasmtime::format_err!("{hit}")),
+        });
+        store.data_mut().clock.start_call();
+        let ticks = store.data().clock.budget_ticks();
+        store.set_epoch_deadline(ticks);
+        let wall = store.data().clock.wall;
+        let instantiated =
+            self.tokio.block_on(async { tokio::time::timeout(wall, pre.instantiate(&mut store)).await });
+        match instantiated {
+            Ok(Ok(instance)) => Ok(Live { store, instance }),
+            Ok(Err(e)) => Err(trap(e, store.data(), &self.redactor)),
+            Err(_) => Err(ErrorKind::Limit(LimitHit::WallClock { limit: wall })),
         }
-        self.live.as_mut().ok_or_else(|| ErrorKind::Trap("instance unavailable".into()))
     }
 
-    fn trap(&self, e: wasmtime::Error, store: &Store<State>) -> ErrorKind {
-        if let Some(hit) = &store.data().memory.hit {
-            return ErrorKind::Limit(hit.to_string());
-        }
-        let text = format!("{e:?}");
-        if text.contains("CPU limit of") {
-            return ErrorKind::Limit(LimitHit::Cpu { limit: store.data().cpu.budget }.to_string());
+}
+
+/// What ended a call that trapped: a limit recorded when it was hit, or the guest's trap.
+fn trap(e: wasmtime::Error, state: &State, redactor: &Redactor) -> ErrorKind {
+    {
+        let hit = state.memory.hit.clone().or_else(|| state.clock.hit.clone()).or_else(|| state.host_hit.clone());
+        if let Some(hit) = hit {
+            return ErrorKind::Limit(hit);
         }
         if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
             let what = match trap {
@@ -198,80 +277,138 @@ impl Session {
                 wasmtime::Trap::UnreachableCodeReached => {
                     "the guest panicked (unreachable code reached)".to_string()
                 }
+                wasmtime::Trap::MemoryOutOfBounds => "the guest accessed memory out of bounds (in a Rust \
+                     guest this is most often a stack overflow: its stack lives in linear memory)"
+                    .to_string(),
                 other => format!("the guest trapped: {other}"),
             };
             return ErrorKind::Trap(what);
         }
-        ErrorKind::Trap(self.redactor.redact(&format!("{e:#}")).into_owned())
+        ErrorKind::Trap(redactor.redact(&format!("{e:#}")).into_owned())
     }
+}
 
-    /// Runs one call with a fresh CPU budget; a trap drops the instance.
+impl Session {
+    /// Runs one call with fresh CPU and wall-clock budgets; a trap drops the instance.
     fn call<R>(
         &mut self,
         name: &'static str,
         table: Option<&str>,
-        f: impl FnOnce(
-            &Bindings,
-            &mut Store<State>,
-            &Vec<(String, String)>,
-        ) -> wasmtime::Result<Result<R, ConnectorError>>,
+        f: impl AsyncFnOnce(&Instance, &mut Store<State>, &Vec<(String, String)>) -> Call<R>,
     ) -> Result<R, CallError> {
-        let connector = self.connector.manifest.name.clone();
-        let error = |kind| CallError { connector, call: name, table: table.map(str::to_string), kind };
-        let options = std::mem::take(&mut self.guest_options);
-        let outcome = match self.instantiate() {
-            Err(kind) => Err(kind),
-            Ok(live) => {
-                live.store.data_mut().cpu.start_call();
-                let ticks = live.store.data().cpu.budget_ticks();
-                live.store.set_epoch_deadline(ticks);
-                match f(&live.bindings, &mut live.store, &options) {
-                    Ok(Ok(r)) => Ok(r),
-                    Ok(Err(e)) => Err(ErrorKind::Connector(self.redact_connector_error(e))),
-                    Err(e) => {
-                        let store = &self.live.as_ref().map(|l| &l.store);
-                        let kind = match store {
-                            Some(s) => self.trap(e, s),
-                            None => ErrorKind::Trap(e.to_string()),
-                        };
-                        self.live = None;
-                        Err(kind)
-                    }
-                }
+        let error = |kind| CallError {
+            connector: self.connector.manifest.name.clone(),
+            call: name,
+            table: table.map(str::to_string),
+            kind,
+        };
+        if self.live.is_none() {
+            let live = self.instantiate().map_err(error)?;
+            self.live = Some(live);
+        }
+        let Some(live) = self.live.as_mut() else {
+            return Err(error(ErrorKind::Trap("instance unavailable".into())));
+        };
+        let state = live.store.data_mut();
+        state.clock.start_call();
+        state.host_hit = None;
+        let (ticks, wall) = (state.clock.budget_ticks(), state.clock.wall);
+        live.store.set_epoch_deadline(ticks);
+        let options = &self.guest_options;
+        let outcome = self.tokio.block_on(async {
+            tokio::time::timeout(wall, f(&live.instance, &mut live.store, options)).await
+        });
+        live.store.data_mut().report_dropped_logs();
+        let kind = match outcome {
+            Ok(Ok(Ok(r))) => return Ok(r),
+            Ok(Ok(Err(e))) => {
+                let redactor = &self.redactor;
+                ErrorKind::Connector(e.map_messages(|m| redactor.redact(&m).into_owned()))
+            }
+            Ok(Err(e)) => {
+                let kind = trap(e, live.store.data(), &self.redactor);
+                self.live = None;
+                kind
+            }
+            Err(_) => {
+                self.live = None;
+                ErrorKind::Limit(LimitHit::WallClock { limit: wall })
             }
         };
-        self.guest_options = options;
-        outcome.map_err(error)
+        Err(error(kind))
     }
 
-    fn redact_connector_error(&self, e: ConnectorError) -> ConnectorError {
-        let r = |m: String| self.redactor.redact(&m).into_owned();
-        match e {
-            ConnectorError::UnknownTable(m) => ConnectorError::UnknownTable(r(m)),
-            ConnectorError::InvalidOptions(m) => ConnectorError::InvalidOptions(r(m)),
-            ConnectorError::Auth(m) => ConnectorError::Auth(r(m)),
-            ConnectorError::RateLimited(m) => ConnectorError::RateLimited(r(m)),
-            ConnectorError::Source(s) => {
-                ConnectorError::Source(types::SourceError { status: s.status, message: r(s.message) })
-            }
-            ConnectorError::Internal(m) => ConnectorError::Internal(r(m)),
+    /// Refuses a call that the component's contract or manifest does not offer.
+    fn require(&self, capability: Capability, call: &'static str, table: Option<&str>) -> Result<(), CallError> {
+        if self.supports(capability) {
+            return Ok(());
         }
+        Err(CallError {
+            connector: self.connector.manifest.name.clone(),
+            call,
+            table: table.map(str::to_string),
+            kind: ErrorKind::Unsupported(format!(
+                "the connector does not declare the {:?} capability (contract {})",
+                capability.name(),
+                self.contract()
+            )),
+        })
     }
 
-    /// Upstream `list_tables`.
+    /// Upstream `list_tables`: the root-level tables.
     pub fn list_tables(&mut self) -> Result<Vec<String>, CallError> {
-        self.call("list-tables", None, |b, s, o| b.lakeflow_connect_source().call_list_tables(s, o))
+        self.call("list-tables", None, async |i, s, o| i.list_tables(s, o).await)
+    }
+
+    /// Upstream `list_namespaces` (capability `namespaces`).
+    pub fn list_namespaces(&mut self, prefix: &[String]) -> Result<Vec<Vec<String>>, CallError> {
+        self.require(Capability::Namespaces, "list-namespaces", None)?;
+        self.call("list-namespaces", None, async |i, s, o| i.list_namespaces(s, o, &prefix.to_vec()).await)
+    }
+
+    /// Upstream `list_tables_in_namespace` (capability `namespaces`).
+    pub fn list_tables_in_namespace(&mut self, namespace: &[String]) -> Result<Vec<String>, CallError> {
+        self.require(Capability::Namespaces, "list-tables-in-namespace", None)?;
+        self.call("list-tables-in-namespace", None, async |i, s, o| {
+            i.list_tables_in_namespace(s, o, &namespace.to_vec()).await
+        })
+    }
+
+    /// Every table the connection can reach: the root's, then, for a connector with namespaces,
+    /// those of every namespace, walked breadth first (at most [`MAX_NAMESPACES`] namespaces,
+    /// [`MAX_NAMESPACE_DEPTH`] deep).
+    pub fn all_tables(&mut self) -> Result<Vec<TableAddress>, CallError> {
+        let root = |name| TableAddress { namespace: Vec::new(), name };
+        if !self.supports(Capability::Namespaces) {
+            return Ok(self.list_tables()?.into_iter().map(root).collect());
+        }
+        let mut out: Vec<TableAddress> = self.list_tables_in_namespace(&[])?.into_iter().map(root).collect();
+        let mut queue = std::collections::VecDeque::from(self.list_namespaces(&[])?);
+        let mut seen = 0usize;
+        while let Some(namespace) = queue.pop_front() {
+            seen += 1;
+            if seen > MAX_NAMESPACES || namespace.len() > MAX_NAMESPACE_DEPTH {
+                return Err(CallError {
+                    connector: self.connector.manifest.name.clone(),
+                    call: "list-namespaces",
+                    table: None,
+                    kind: ErrorKind::Output(format!(
+                        "more than {MAX_NAMESPACES} namespaces, or deeper than {MAX_NAMESPACE_DEPTH}: \
+                         list the tables of one namespace instead"
+                    )),
+                });
+            }
+            for name in self.list_tables_in_namespace(&namespace)? {
+                out.push(TableAddress { namespace: namespace.clone(), name });
+            }
+            queue.extend(self.list_namespaces(&namespace)?);
+        }
+        Ok(out)
     }
 
     /// The table's Spark JSON schema string.
-    pub fn table_schema(
-        &mut self,
-        table: &str,
-        table_options: &[(String, String)],
-    ) -> Result<String, CallError> {
-        self.call("table-schema", Some(table), |b, s, o| {
-            b.lakeflow_connect_source().call_table_schema(s, o, table, &table_options.to_vec())
-        })
+    pub fn table_schema(&mut self, table: &str, table_options: &[(String, String)]) -> Result<String, CallError> {
+        self.call("table-schema", Some(table), async |i, s, o| i.table_schema(s, o, table, &table_options.to_vec()).await)
     }
 
     /// The table's schema as Arrow, converted from the Spark JSON schema.
@@ -292,8 +429,8 @@ impl Session {
         table: &str,
         table_options: &[(String, String)],
     ) -> Result<TableMetadata, CallError> {
-        self.call("table-metadata", Some(table), |b, s, o| {
-            b.lakeflow_connect_source().call_table_metadata(s, o, table, &table_options.to_vec())
+        self.call("table-metadata", Some(table), async |i, s, o| {
+            i.table_metadata(s, o, table, &table_options.to_vec()).await
         })
     }
 
@@ -305,10 +442,10 @@ impl Session {
         start_offset: Option<&str>,
         converter: &mut weir_convert::Converter,
     ) -> Result<ReadPage, CallError> {
-        let page = self.call("read-table", Some(table), |b, s, o| {
-            b.lakeflow_connect_source().call_read_table(s, o, table, &table_options.to_vec(), start_offset)
+        let page = self.call("read-table", Some(table), async |i, s, o| {
+            i.read_table(s, o, table, &table_options.to_vec(), start_offset).await
         })?;
-        self.convert("read-table", table, page, converter)
+        self.convert("read-table", table, start_offset, page, converter)
     }
 
     /// One page of `read-deletes` (tombstones), converted to Arrow by `converter`.
@@ -319,35 +456,115 @@ impl Session {
         start_offset: Option<&str>,
         converter: &mut weir_convert::Converter,
     ) -> Result<ReadPage, CallError> {
-        let page = self.call("read-deletes", Some(table), |b, s, o| {
-            b.lakeflow_connect_source().call_read_deletes(s, o, table, &table_options.to_vec(), start_offset)
+        let page = self.call("read-deletes", Some(table), async |i, s, o| {
+            i.read_deletes(s, o, table, &table_options.to_vec(), start_offset).await
         })?;
-        self.convert("read-deletes", table, page, converter)
+        self.convert("read-deletes", table, start_offset, page, converter)
+    }
+
+    /// Upstream `get_partitions` (capability `partitions`): opaque JSON descriptors.
+    pub fn list_partitions(
+        &mut self,
+        table: &str,
+        table_options: &[(String, String)],
+    ) -> Result<Vec<String>, CallError> {
+        self.require(Capability::Partitions, "list-partitions", Some(table))?;
+        let partitions = self.call("list-partitions", Some(table), async |i, s, o| {
+            i.list_partitions(s, o, table, &table_options.to_vec()).await
+        })?;
+        self.check_descriptors("list-partitions", table, partitions)
+    }
+
+    /// One page of a partition (capability `partitions`), converted by `converter`.
+    pub fn read_partition(
+        &mut self,
+        table: &str,
+        table_options: &[(String, String)],
+        partition: &str,
+        start_offset: Option<&str>,
+        converter: &mut weir_convert::Converter,
+    ) -> Result<ReadPage, CallError> {
+        self.require(Capability::Partitions, "read-partition", Some(table))?;
+        let page = self.call("read-partition", Some(table), async |i, s, o| {
+            i.read_partition(s, o, table, &table_options.to_vec(), partition, start_offset).await
+        })?;
+        self.convert("read-partition", table, start_offset, page, converter)
+    }
+
+    /// Upstream `latest_offset` (capability `partitioned-stream`).
+    pub fn latest_offset(
+        &mut self,
+        table: &str,
+        table_options: &[(String, String)],
+        start_offset: Option<&str>,
+    ) -> Result<String, CallError> {
+        self.require(Capability::PartitionedStream, "latest-offset", Some(table))?;
+        let offset = self.call("latest-offset", Some(table), async |i, s, o| {
+            i.latest_offset(s, o, table, &table_options.to_vec(), start_offset).await
+        })?;
+        if !crate::read::is_offset(&offset) {
+            return Err(self.host_error("latest-offset", table, format!("offset {offset:?} is not a JSON object")));
+        }
+        Ok(offset)
+    }
+
+    /// Upstream `get_partitions(start, end)` (capability `partitioned-stream`).
+    pub fn stream_partitions(
+        &mut self,
+        table: &str,
+        table_options: &[(String, String)],
+        start_offset: Option<&str>,
+        end_offset: &str,
+    ) -> Result<Vec<String>, CallError> {
+        self.require(Capability::PartitionedStream, "stream-partitions", Some(table))?;
+        let partitions = self.call("stream-partitions", Some(table), async |i, s, o| {
+            i.stream_partitions(s, o, table, &table_options.to_vec(), start_offset, end_offset).await
+        })?;
+        self.check_descriptors("stream-partitions", table, partitions)
+    }
+
+    /// Partition descriptors must be JSON objects: they are keys of offsets and cross to Spark.
+    fn check_descriptors(
+        &self,
+        call: &'static str,
+        table: &str,
+        partitions: Vec<String>,
+    ) -> Result<Vec<String>, CallError> {
+        if let Some(bad) = partitions.iter().find(|p| !crate::read::is_offset(p)) {
+            return Err(self.host_error(call, table, format!("partition {bad:?} is not a JSON object")));
+        }
+        let unique: std::collections::BTreeSet<&String> = partitions.iter().collect();
+        if unique.len() != partitions.len() {
+            return Err(self.host_error(call, table, "the same partition is listed twice".into()));
+        }
+        Ok(partitions)
     }
 
     fn convert(
         &self,
         call: &'static str,
         table: &str,
-        page: types::Page,
+        start_offset: Option<&str>,
+        page: Page,
         converter: &mut weir_convert::Converter,
     ) -> Result<ReadPage, CallError> {
-        let cap = (self.connection.limits.page_mib as usize) << 20;
-        let (batches, bytes) = match &page.rows {
-            types::Rows::JsonLines(text) if text.len() > cap => {
-                return Err(self.limit_error(call, table, text.len(), cap));
-            }
-            types::Rows::ArrowIpc(bytes) if bytes.len() > cap => {
-                return Err(self.limit_error(call, table, bytes.len(), cap));
-            }
-            types::Rows::JsonLines(text) => {
-                (converter.json_lines(text.as_bytes()).map(|b| vec![b]), text.len())
-            }
-            types::Rows::ArrowIpc(bytes) => (converter.arrow_ipc(bytes), bytes.len()),
+        let cap = self.connection.limits.page_mib << 20;
+        if page.rows.len() as u64 > cap {
+            return Err(CallError {
+                connector: self.connector.manifest.name.clone(),
+                call,
+                table: Some(table.to_string()),
+                kind: ErrorKind::Limit(LimitHit::PageBytes { size: page.rows.len() as u64, limit: cap }),
+            });
+        }
+        let bytes = page.rows.len();
+        let batches = match &page.rows {
+            Rows::JsonLines(text) => converter.json_lines(text.as_bytes()).map(|b| vec![b]),
+            Rows::ArrowIpc(bytes) => converter.arrow_ipc(bytes),
         };
         let batches = batches
             .map_err(|e| self.host_error(call, table, self.redactor.redact(&e.to_string()).into_owned()))?;
-        if serde_json::from_str::<serde_json::Value>(&page.end_offset).map_or(true, |v| !v.is_object()) {
+        if !crate::read::is_offset(&page.end_offset) {
             return Err(self.host_error(
                 call,
                 table,
@@ -358,23 +575,11 @@ impl Session {
             rows: batches.iter().map(RecordBatch::num_rows).sum(),
             batches,
             bytes,
+            done: start_offset.is_some_and(|s| crate::read::same_offset(s, &page.end_offset)),
             end_offset: page.end_offset,
             checkpointable: page.checkpointable,
             counters: page.counters,
         })
-    }
-
-    fn limit_error(&self, call: &'static str, table: &str, size: usize, cap: usize) -> CallError {
-        CallError {
-            connector: self.connector.manifest.name.clone(),
-            call,
-            table: Some(table.to_string()),
-            kind: ErrorKind::Limit(format!(
-                "page of {} MiB exceeds the page limit of {} MiB; lower the page size or raise limits.page_mib",
-                size >> 20,
-                cap >> 20
-            )),
-        }
     }
 
     fn host_error(&self, call: &'static str, table: &str, message: String) -> CallError {
@@ -384,19 +589,5 @@ impl Session {
             table: Some(table.to_string()),
             kind: ErrorKind::Output(message),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::one_line;
-
-    #[test]
-    fn guest_log_lines_cannot_break_or_escape_the_line() {
-        assert_eq!(
-            one_line("a\nINFO weir::http: fake\r\x1b[2J\tb"),
-            "a\\nINFO weir::http: fake\\r\\u{1b}[2J\tb"
-        );
-        assert_eq!(one_line("plain ünïcode"), "plain ünïcode");
     }
 }

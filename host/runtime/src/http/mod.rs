@@ -15,16 +15,26 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::bindings::lakeflow::connect::http::{HttpError, Request, Response};
 use crate::connection::Connection;
+use crate::contract::{HttpError, HttpRequest as Request, HttpResponse as Response};
+use crate::limits::LimitHit;
 use crate::manifest::{Manifest, Retry};
-use crate::ratelimit::{Budget, RateLimiters};
+use crate::ratelimit::{RateLimiters, Rule};
 use crate::secrets::{Injection, Redactor};
 use crate::template;
 use allowlist::{Origin, ip_allowed};
 
 /// Redirect hops followed before giving up.
 const MAX_REDIRECTS: usize = 5;
+
+/// The longest `Retry-After` the gate honours. A source asking for more (`1e10` seconds is
+/// 317 years) ends the call with [`LimitHit::RetryAfter`] instead of pausing the run for it.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Why the gate cannot be configured for a connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct GateError(pub String);
 
 /// Headers a guest may not set: credentials are the host's to add, and routing is the gate's.
 const FORBIDDEN_HEADERS: &[&str] = &[
@@ -61,7 +71,8 @@ pub struct HttpGate {
     client: reqwest::Client,
     allowed: Vec<Origin>,
     injections: Vec<Injection>,
-    budgets: Vec<Arc<Budget>>,
+    rules: Vec<Rule>,
+    limiters: Arc<RateLimiters>,
     retry: Retry,
     body_cap: u64,
     allow_loopback: bool,
@@ -80,26 +91,26 @@ impl HttpGate {
     pub fn configure(
         manifest: &Manifest,
         connection: &Connection,
-        limiters: &RateLimiters,
+        limiters: &Arc<RateLimiters>,
         redactor: Arc<Redactor>,
-    ) -> Result<HttpGate, String> {
+    ) -> Result<HttpGate, GateError> {
+        let fail = |what: String| GateError(what);
         let mut allowed = Vec::new();
         for t in &manifest.network.allow {
             let rendered =
-                template::render(t, &connection.options).map_err(|e| format!("network origin {t:?}: {e}"))?;
-            allowed.push(Origin::parse(&rendered).map_err(|e| format!("network origin {t:?}: {e}"))?);
+                template::render(t, &connection.options).map_err(|e| fail(format!("network origin {t:?}: {e}")))?;
+            allowed.push(Origin::parse(&rendered).map_err(|e| fail(format!("network origin {t:?}: {e}")))?);
         }
         let mut values = connection.options.clone();
         for (k, v) in connection.secrets.map() {
             // Secrets only ever appear in budget keys as a digest.
             values.insert(k.clone(), sha256_hex(v.as_bytes())[..16].to_string());
         }
-        let mut budgets = Vec::new();
-        for limit in &manifest.rate_limits {
-            let key = template::render(&limit.key, &values)
-                .map_err(|e| format!("rate limit {:?}: {e}", limit.key))?;
-            budgets.push(limiters.budget(&format!("{}/{key}", manifest.name), limit.per_second));
-        }
+        let rules = manifest
+            .rate_limits
+            .iter()
+            .map(|limit| Rule::new(&manifest.name, limit, &values).map_err(fail))
+            .collect::<Result<Vec<_>, _>>()?;
         let timeout = Duration::from_secs_f64(connection.limits.http_timeout_seconds);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -109,12 +120,13 @@ impl HttpGate {
             .dns_resolver(Arc::new(Resolver { allow_loopback: connection.allow_loopback }))
             .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(|e| fail(format!("cannot build the HTTP client: {e}")))?;
         Ok(HttpGate {
             client,
             allowed,
-            injections: crate::secrets::injections(manifest, connection)?,
-            budgets,
+            injections: crate::secrets::injections(manifest, connection).map_err(fail)?,
+            rules,
+            limiters: limiters.clone(),
             retry: connection.retry.clone(),
             body_cap: connection.limits.http_body_mib * 1024 * 1024,
             allow_loopback: connection.allow_loopback,
@@ -158,16 +170,31 @@ impl HttpGate {
     }
 
     /// Serves the guest's `http.send`: gate, pace, authenticate, send, retry, cap, redact.
-    pub async fn send(&self, request: Request) -> Result<Response, HttpError> {
+    ///
+    /// The outer error is a bound the source broke (a `Retry-After` past [`MAX_RETRY_AFTER`]):
+    /// the session ends the call with it rather than hand the guest an answer.
+    pub async fn send(&self, request: Request) -> Result<Result<Response, HttpError>, LimitHit> {
         let result = self.send_checked(request).await;
-        if let Err(HttpError::Denied(reason)) = &result {
+        if let Ok(Err(HttpError::Denied(reason))) = &result {
             self.stats.denied.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(target: "weir::http", "denied: {reason}");
+            tracing::warn!(target: "weir::http", "denied: {}", self.redactor.redact(reason));
         }
         result
     }
 
-    async fn send_checked(&self, request: Request) -> Result<Response, HttpError> {
+    async fn send_checked(&self, request: Request) -> Result<Result<Response, HttpError>, LimitHit> {
+        Ok(match self.prepare(request) {
+            Ok((method, url, headers, body)) => self.follow(method, url, headers, body).await?,
+            Err(e) => Err(e),
+        })
+    }
+
+    /// The request as the gate will send it, or why it is refused before anything is sent.
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        request: Request,
+    ) -> Result<(reqwest::Method, url::Url, reqwest::header::HeaderMap, Option<Vec<u8>>), HttpError> {
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|_| HttpError::InvalidRequest(format!("bad method {:?}", request.method)))?;
         let mut headers = reqwest::header::HeaderMap::new();
@@ -182,23 +209,39 @@ impl HttpGate {
                 .map_err(|_| HttpError::InvalidRequest(format!("bad value for header {name}")))?;
             headers.append(name, value);
         }
-        let mut url = url::Url::parse(&request.url)
+        let url = url::Url::parse(&request.url)
             .map_err(|e| HttpError::InvalidRequest(format!("{:?} is not a URL: {e}", request.url)))?;
-        let mut method = method;
-        let mut body = request.body;
+        Ok((method, url, headers, request.body))
+    }
+
+    /// Sends, following redirects that stay within the allowed origins.
+    async fn follow(
+        &self,
+        mut method: reqwest::Method,
+        mut url: url::Url,
+        headers: reqwest::header::HeaderMap,
+        mut body: Option<Vec<u8>>,
+    ) -> Result<Result<Response, HttpError>, LimitHit> {
         for _ in 0..=MAX_REDIRECTS {
-            let origin = self.check(&url)?;
-            let response = self.send_with_retries(&method, &url, &origin, &headers, body.as_deref()).await?;
+            let origin = match self.check(&url) {
+                Ok(origin) => origin,
+                Err(e) => return Ok(Err(e)),
+            };
+            let response = match self.send_with_retries(&method, &url, &origin, &headers, body.as_deref()).await? {
+                Ok(response) => response,
+                Err(e) => return Ok(Err(e)),
+            };
             let location = match response.status {
                 301 | 302 | 303 | 307 | 308 => response.headers.iter().find(|(k, _)| k == "location"),
                 _ => None,
             };
-            let Some((_, location)) = location else { return Ok(response) };
-            let next = url
-                .join(location)
-                .map_err(|e| HttpError::Denied(format!("redirect to an unparseable location: {e}")))?;
+            let Some((_, location)) = location else { return Ok(Ok(response)) };
+            let next = match url.join(location) {
+                Ok(next) => next,
+                Err(e) => return Ok(Err(HttpError::Denied(format!("redirect to an unparseable location: {e}")))),
+            };
             if let Err(HttpError::Denied(reason)) = self.check(&next) {
-                return Err(HttpError::Denied(format!("redirect leaves the allowed origins: {reason}")));
+                return Ok(Err(HttpError::Denied(format!("redirect leaves the allowed origins: {reason}"))));
             }
             if response.status == 303
                 || ((response.status == 301 || response.status == 302) && method == reqwest::Method::POST)
@@ -208,7 +251,7 @@ impl HttpGate {
             }
             url = next;
         }
-        Err(HttpError::Denied(format!("more than {MAX_REDIRECTS} redirects")))
+        Ok(Err(HttpError::Denied(format!("more than {MAX_REDIRECTS} redirects"))))
     }
 
     async fn send_with_retries(
@@ -218,10 +261,11 @@ impl HttpGate {
         origin: &Origin,
         headers: &reqwest::header::HeaderMap,
         body: Option<&[u8]>,
-    ) -> Result<Response, HttpError> {
+    ) -> Result<Result<Response, HttpError>, LimitHit> {
+        let budgets: Vec<_> = self.rules.iter().filter_map(|r| r.budget(&self.limiters, url.path())).collect();
         let mut attempt = 1;
         loop {
-            for b in &self.budgets {
+            for b in &budgets {
                 b.acquire().await;
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -231,16 +275,29 @@ impl HttpGate {
             match outcome {
                 Ok(response) if response.status == 429 => {
                     self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    let penalty = retry_after(&response.headers)
-                        .unwrap_or(Duration::from_secs_f64(self.retry.penalty_seconds));
-                    tracing::warn!(target: "weir::http", "429 from {origin}; pausing requests for {penalty:?}");
-                    for b in &self.budgets {
+                    let penalty = match retry_after(&response.headers) {
+                        RetryAfter::Absent => Duration::from_secs_f64(self.retry.penalty_seconds),
+                        RetryAfter::Seconds(d) => d,
+                        RetryAfter::TooLong(requested) => {
+                            return Err(LimitHit::RetryAfter { requested, limit: MAX_RETRY_AFTER });
+                        }
+                    };
+                    tracing::warn!(
+                        target: "weir::http",
+                        "429 from {origin}; pausing requests for {penalty:?} (budgets: {})",
+                        if budgets.is_empty() {
+                            "none".to_string()
+                        } else {
+                            budgets.iter().map(|b| b.describe()).collect::<Vec<_>>().join("; ")
+                        }
+                    );
+                    for b in &budgets {
                         b.pause(penalty);
                     }
                     if last {
-                        return Ok(response);
+                        return Ok(Ok(response));
                     }
-                    if self.budgets.is_empty() {
+                    if budgets.is_empty() {
                         tokio::time::sleep(penalty).await;
                     }
                 }
@@ -257,13 +314,13 @@ impl HttpGate {
                         response.body.len(),
                         started.elapsed()
                     );
-                    return Ok(response);
+                    return Ok(Ok(response));
                 }
                 Err(Failure::Retry(e)) if !last => {
                     tracing::debug!(target: "weir::http", "attempt {attempt} to {origin} failed: {e:?}; retrying");
                     self.backoff(attempt).await;
                 }
-                Err(Failure::Retry(e) | Failure::Final(e)) => return Err(e),
+                Err(Failure::Retry(e) | Failure::Final(e)) => return Ok(Err(e)),
             }
             attempt += 1;
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -326,7 +383,7 @@ impl HttpGate {
             Failure::Retry(HttpError::Timeout(message))
         } else if e.is_builder() {
             Failure::Final(HttpError::InvalidRequest(message))
-        } else if message.contains("private, loopback or link-local") {
+        } else if caused_by::<PrivateAddress>(&e) {
             Failure::Final(HttpError::Denied(message))
         } else {
             Failure::Retry(HttpError::Connection(message))
@@ -345,15 +402,51 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
-    let (_, v) = headers.iter().find(|(k, _)| k == "retry-after")?;
-    v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+/// Whether `T` is anywhere in the error's source chain.
+fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.is::<T>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// What a 429's `Retry-After` asks for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RetryAfter {
+    /// No usable value (absent, a date, or text): the manifest's penalty applies.
+    Absent,
+    Seconds(Duration),
+    /// More than [`MAX_RETRY_AFTER`], in seconds as sent.
+    TooLong(f64),
+}
+
+/// Reads `Retry-After` as seconds (fractions allowed), never trusting the number.
+fn retry_after(headers: &[(String, String)]) -> RetryAfter {
+    let Some((_, v)) = headers.iter().find(|(k, _)| k == "retry-after") else { return RetryAfter::Absent };
+    match v.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 && s <= MAX_RETRY_AFTER.as_secs_f64() => {
+            RetryAfter::Seconds(Duration::from_secs_f64(s))
+        }
+        Ok(s) if s > MAX_RETRY_AFTER.as_secs_f64() => RetryAfter::TooLong(s),
+        _ => RetryAfter::Absent,
+    }
 }
 
 /// The hex SHA-256 of some bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A name that resolves only to addresses the gate refuses.
+#[derive(Debug, thiserror::Error)]
+#[error("{host} resolves only to private, loopback or link-local addresses")]
+struct PrivateAddress {
+    host: String,
 }
 
 /// Resolves names, then drops every address the gate would refuse, so that a name
@@ -371,11 +464,31 @@ impl reqwest::dns::Resolve for Resolver {
             let allowed: Vec<SocketAddr> =
                 addrs.iter().copied().filter(|a| ip_allowed(a.ip(), allow_loopback)).collect();
             if allowed.is_empty() {
-                return Err(
-                    format!("{host} resolves only to private, loopback or link-local addresses").into()
-                );
+                return Err(Box::new(PrivateAddress { host }) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(v: &str) -> Vec<(String, String)> {
+        vec![("retry-after".to_string(), v.to_string())]
+    }
+
+    #[test]
+    fn retry_after_is_clamped_never_trusted() {
+        assert_eq!(retry_after(&[]), RetryAfter::Absent);
+        assert_eq!(retry_after(&header("2.5")), RetryAfter::Seconds(Duration::from_millis(2500)));
+        assert_eq!(retry_after(&header("Wed, 21 Oct 2015 07:28:00 GMT")), RetryAfter::Absent);
+        for huge in ["1e20", "1e19", "1e10", "3601", "inf"] {
+            assert!(matches!(retry_after(&header(huge)), RetryAfter::TooLong(_)), "{huge}");
+        }
+        for bad in ["-1", "NaN", "-inf"] {
+            assert_eq!(retry_after(&header(bad)), RetryAfter::Absent, "{bad}");
+        }
     }
 }
