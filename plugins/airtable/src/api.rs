@@ -4,7 +4,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use weir_connector_sdk::{ConnectorError, Host, Level, Request, Response};
 
-use crate::options::Connection;
 use crate::rows::Record;
 use crate::schema::BaseMeta;
 
@@ -106,23 +105,65 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8], what: &str) -> Result<T, Con
     })
 }
 
+fn send(host: &dyn Host, request: Request) -> Result<Response, ConnectorError> {
+    host.send(request).map_err(|e| ConnectorError::Internal(e.to_string()))
+}
+
+/// The ids of every base the token can read (`GET /v0/meta/bases`, 1,000 per page), in the
+/// API's order.
+pub(crate) fn list_bases(host: &dyn Host, base_url: &str) -> Result<Vec<String>, ConnectorError> {
+    #[derive(Deserialize)]
+    struct Base {
+        id: String,
+    }
+    #[derive(Deserialize)]
+    struct Bases {
+        #[serde(default)]
+        bases: Vec<Base>,
+        #[serde(default)]
+        offset: Option<String>,
+    }
+    let mut ids = Vec::new();
+    let mut offset: Option<String> = None;
+    // A bound on pages, so a source that hands back offsets for ever cannot hold the call.
+    for _ in 0..1000 {
+        let url = match &offset {
+            None => format!("{base_url}/v0/meta/bases"),
+            Some(o) => format!("{base_url}/v0/meta/bases?offset={}", encode(o)),
+        };
+        let response = send(host, Request::get(url))?;
+        let what = "listing the bases the token can read";
+        if !(200..300).contains(&response.status) {
+            return Err(error_for(&response, what));
+        }
+        let page: Bases = parse(&response.body, what)?;
+        ids.extend(page.bases.into_iter().map(|b| b.id));
+        match page.offset {
+            Some(next) if Some(&next) != offset.as_ref() => offset = Some(next),
+            _ => return Ok(ids),
+        }
+    }
+    Err(ConnectorError::Internal("the base listing did not end after 1,000 pages".into()))
+}
+
 /// The Airtable API of one base, through the host.
 pub(crate) struct Client<'a> {
     pub host: &'a dyn Host,
-    pub connection: Connection,
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub base_id: String,
 }
 
 impl Client<'_> {
     fn send(&self, request: Request) -> Result<Response, ConnectorError> {
-        self.host.send(request).map_err(|e| ConnectorError::Internal(e.to_string()))
+        send(self.host, request)
     }
 
     /// The base's tables with their fields, in base order.
     pub(crate) fn meta(&self) -> Result<BaseMeta, ConnectorError> {
-        let c = &self.connection;
-        let url = format!("{}/v0/meta/bases/{}/tables", c.base_url, encode(&c.base_id));
+        let url = format!("{}/v0/meta/bases/{}/tables", self.base_url, encode(&self.base_id));
         let response = self.send(Request::get(url))?;
-        let what = format!("reading the tables of base {}", c.base_id);
+        let what = format!("reading the tables of base {}", self.base_id);
         if !(200..300).contains(&response.status) {
             return Err(error_for(&response, &what));
         }
@@ -136,8 +177,7 @@ impl Client<'_> {
         table_name: &str,
         q: &ListQuery,
     ) -> Result<Listing, ConnectorError> {
-        let c = &self.connection;
-        let path = format!("{}/v0/{}/{}", c.base_url, encode(&c.base_id), encode(table_id));
+        let path = format!("{}/v0/{}/{}", self.base_url, encode(&self.base_id), encode(table_id));
         let mut params: Vec<(&str, String)> = vec![("pageSize", q.page_size.to_string())];
         if let Some(offset) = &q.offset {
             params.push(("offset", offset.clone()));

@@ -15,6 +15,10 @@
 //! }
 //! ```
 //!
+//! Bases are namespaces (contract 0.2): a connection with `base_id` reads that base, whose
+//! tables are at the root; a connection without it reaches every base the token can read, each
+//! the namespace `["app…"]`, and a table names its base with the table option `namespace`.
+//!
 //! What it does, in short:
 //! - columns: `id` (primary key), `created_time`, then one per field, in snake_case by
 //!   default (table option `column_names = original` keeps Airtable's names); each keeps
@@ -60,6 +64,13 @@ thread_local! {
     static META: std::cell::RefCell<Option<((String, String), schema::BaseMeta)>> = const { std::cell::RefCell::new(None) };
 }
 
+/// A client for the base that `namespace` (or the connection's `base_id`) names.
+fn client<'h>(host: &'h dyn Host, options: &Options, namespace: &[String]) -> Result<Client<'h>, ConnectorError> {
+    let connection = Connection::parse(options)?;
+    let base_id = connection.base(namespace)?;
+    Ok(Client { host, base_url: connection.base_url, base_id })
+}
+
 /// Validates the options and fetches the table's plan; `reuse_meta` allows the cached meta.
 fn plan<'h>(
     host: &'h dyn Host,
@@ -68,10 +79,9 @@ fn plan<'h>(
     table_options: &Options,
     reuse_meta: bool,
 ) -> Result<(Client<'h>, Plan, TableOptions), ConnectorError> {
-    let connection = Connection::parse(options)?;
+    let client = client(host, options, &weir_connector_sdk::namespace(table_options)?)?;
     let table_options = TableOptions::parse(table_options)?;
-    let key = (connection.base_url.clone(), connection.base_id.clone());
-    let client = Client { host, connection };
+    let key = (client.base_url.clone(), client.base_id.clone());
     let cached = if reuse_meta {
         META.with(|m| m.borrow().as_ref().filter(|(k, _)| *k == key).map(|(_, meta)| meta.clone()))
     } else {
@@ -106,9 +116,38 @@ impl Airtable {
 }
 
 impl Connector for Airtable {
+    /// The tables of the connection's base; a connection without `base_id` has no root-level
+    /// tables, only bases (namespaces).
     fn list_tables(host: &dyn Host, options: &Options) -> Result<Vec<String>, ConnectorError> {
-        let client = Client { host, connection: Connection::parse(options)? };
-        Ok(client.meta()?.tables.into_iter().map(|t| t.name).collect())
+        if Connection::parse(options)?.base_id.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(client(host, options, &[])?.meta()?.tables.into_iter().map(|t| t.name).collect())
+    }
+
+    /// Without `base_id`, every base the token can read, each a namespace `[base id]`; a
+    /// connection scoped to one base has no namespaces (its tables are at the root).
+    fn list_namespaces(
+        host: &dyn Host,
+        options: &Options,
+        prefix: &[String],
+    ) -> Result<Vec<Vec<String>>, ConnectorError> {
+        let connection = Connection::parse(options)?;
+        if connection.base_id.is_some() || !prefix.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(api::list_bases(host, &connection.base_url)?.into_iter().map(|id| vec![id]).collect())
+    }
+
+    fn list_tables_in_namespace(
+        host: &dyn Host,
+        options: &Options,
+        namespace: &[String],
+    ) -> Result<Vec<String>, ConnectorError> {
+        if namespace.is_empty() {
+            return Self::list_tables(host, options);
+        }
+        Ok(client(host, options, namespace)?.meta()?.tables.into_iter().map(|t| t.name).collect())
     }
 
     fn table_schema(

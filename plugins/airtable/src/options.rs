@@ -6,7 +6,7 @@ use weir_connector_sdk::{ConnectorError, Options};
 pub const DEFAULT_BASE_URL: &str = "https://api.airtable.com";
 
 /// The table options this connector understands.
-pub const TABLE_OPTIONS: [&str; 8] = [
+pub const TABLE_OPTIONS: [&str; 9] = [
     "view",
     "fields",
     "filter_by_formula",
@@ -15,6 +15,7 @@ pub const TABLE_OPTIONS: [&str; 8] = [
     "checkpoint_records",
     "column_names",
     "cursor_field",
+    "namespace",
 ];
 
 /// How many records a cdc read returns at most before it reaches a checkpointable offset,
@@ -29,17 +30,14 @@ const HOST_KEYS: [&str; 4] = ["scd_type", "primary_keys", "sequence_by", "cluste
 pub(crate) struct Connection {
     /// Without a trailing slash.
     pub base_url: String,
-    pub base_id: String,
+    /// The one base the connection reads, when it names one; without it, every base the token
+    /// can read is a namespace.
+    pub base_id: Option<String>,
 }
 
 impl Connection {
     pub(crate) fn parse(options: &Options) -> Result<Self, ConnectorError> {
-        let base_id = options.get("base_id").map(|s| s.trim()).unwrap_or_default();
-        if base_id.is_empty() {
-            return Err(ConnectorError::InvalidOptions(
-                "the connection option \"base_id\" is required (the app… id of the Airtable base)".into(),
-            ));
-        }
+        let base_id = options.get("base_id").map(|s| s.trim()).filter(|s| !s.is_empty()).map(str::to_string);
         let base_url = options.get("base_url").map(|s| s.trim()).filter(|s| !s.is_empty());
         let base_url = base_url.unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/');
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
@@ -47,7 +45,28 @@ impl Connection {
                 "the connection option \"base_url\" must be an http(s) URL, got {base_url:?}"
             )));
         }
-        Ok(Connection { base_url: base_url.to_string(), base_id: base_id.to_string() })
+        Ok(Connection { base_url: base_url.to_string(), base_id })
+    }
+
+    /// The base a call is about: the namespace `[base]` when one is given, else the
+    /// connection's `base_id`. A connection scoped to one base refuses another base's namespace.
+    pub(crate) fn base(&self, namespace: &[String]) -> Result<String, ConnectorError> {
+        match (namespace, &self.base_id) {
+            ([], Some(base)) => Ok(base.clone()),
+            ([], None) => Err(ConnectorError::InvalidOptions(
+                "name the base: set the connection option \"base_id\" (the app… id of an Airtable base), \
+                 or give the table's namespace, e.g. table option namespace = [\"app…\"]"
+                    .into(),
+            )),
+            ([base], Some(scoped)) if base != scoped => Err(ConnectorError::InvalidOptions(format!(
+                "this connection is scoped to base {scoped:?} by its base_id; namespace [{base:?}] names \
+                 another base (drop base_id from the connection to read every base)"
+            ))),
+            ([base], _) if base.starts_with("app") && base.len() > 3 => Ok(base.clone()),
+            _ => Err(ConnectorError::InvalidOptions(format!(
+                "namespace {namespace:?} is not an Airtable base: a namespace is one base id, [\"app…\"]"
+            ))),
+        }
     }
 }
 
@@ -163,9 +182,22 @@ mod tests {
     }
 
     #[test]
-    fn missing_base_id_is_named() {
-        let err = Connection::parse(&opts(&[("base_url", "https://api.airtable.com")])).unwrap_err();
-        assert!(matches!(&err, ConnectorError::InvalidOptions(m) if m.contains("base_id")), "{err}");
+    fn the_base_comes_from_the_namespace_or_the_connection() {
+        let scoped = Connection::parse(&opts(&[("base_id", "appX")])).unwrap();
+        let open = Connection::parse(&opts(&[])).unwrap();
+        let ns = |b: &str| vec![b.to_string()];
+        assert_eq!(scoped.base(&[]).unwrap(), "appX");
+        assert_eq!(scoped.base(&ns("appX")).unwrap(), "appX");
+        assert_eq!(open.base(&ns("appY")).unwrap(), "appY");
+        for (c, namespace, named) in [
+            (&open, vec![], "base_id"),
+            (&scoped, ns("appY"), "scoped"),
+            (&open, ns("tblX"), "not an Airtable base"),
+            (&open, vec!["appA".to_string(), "x".to_string()], "not an Airtable base"),
+        ] {
+            let err = c.base(&namespace).unwrap_err();
+            assert!(matches!(&err, ConnectorError::InvalidOptions(m) if m.contains(named)), "{err}");
+        }
     }
 
     #[test]

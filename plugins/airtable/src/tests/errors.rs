@@ -21,11 +21,37 @@ fn a_trailing_slash_on_base_url_is_tolerated() {
 }
 
 #[test]
-fn a_missing_base_id_is_named_before_anything_is_sent() {
+fn without_base_id_a_table_needs_its_base_named_before_anything_is_sent() {
     let host = MockHost::default();
-    let err = Airtable::list_tables(&host, &opts(&[])).unwrap_err();
+    assert_eq!(Airtable::list_tables(&host, &opts(&[])).unwrap(), Vec::<String>::new());
+    let err = Airtable::table_schema(&host, &opts(&[]), "Vendors", &opts(&[])).unwrap_err();
     assert!(matches!(&err, ConnectorError::InvalidOptions(m) if m.contains("base_id")), "{err}");
     assert!(host.sent.borrow().is_empty());
+}
+
+#[test]
+fn bases_are_namespaces_when_the_connection_names_none() {
+    let host = MockHost::default();
+    host.route(
+        "https://api.airtable.com/v0/meta/bases",
+        &[("offset", None)],
+        json(200, r#"{"bases":[{"id":"appLaunch0000001","name":"Launch","permissionLevel":"read"}],"offset":"p2"}"#),
+    );
+    host.route(
+        "https://api.airtable.com/v0/meta/bases",
+        &[("offset", Some("p2"))],
+        json(200, r#"{"bases":[{"id":"appOther","name":"Other","permissionLevel":"create"}]}"#),
+    );
+    host.route(META_URL, &[], json(200, META));
+    let open = opts(&[]);
+    let bases = Airtable::list_namespaces(&host, &open, &[]).unwrap();
+    assert_eq!(bases, [vec!["appLaunch0000001".to_string()], vec!["appOther".to_string()]]);
+    assert!(Airtable::list_namespaces(&host, &open, &bases[0]).unwrap().is_empty());
+    assert_eq!(Airtable::list_tables_in_namespace(&host, &open, &bases[0]).unwrap().len(), 4);
+    let in_base = opts(&[("namespace", r#"["appLaunch0000001"]"#)]);
+    assert!(Airtable::table_schema(&host, &open, "Vendors", &in_base).is_ok());
+    // A connection scoped to one base shows its tables at the root and no namespaces.
+    assert!(Airtable::list_namespaces(&host, &connection(), &[]).unwrap().is_empty());
 }
 
 #[test]
