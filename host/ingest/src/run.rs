@@ -1,0 +1,383 @@
+//! Running prepared tables: bounded concurrency, the page loop into commits, exactly once.
+//!
+//! Every table is read through [`weir_runtime::Pages`] (one page loop for every front end) and
+//! committed with the offset its rows reach in one Delta commit (see `weir-delta`), at a
+//! checkpointable offset once `commit_rows` rows are pending, and at the end of the read. A
+//! partitioned table (contract 0.2) reads its partitions concurrently, each with an offset and
+//! an application id of its own, so each commits exactly once on its own; commits to one table
+//! are serialised. One table's failure does not stop the others.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_schema::SchemaRef;
+use weir_delta::{Checkpoint, DeltaSink, WriteMode};
+use weir_runtime::http::GateCounts;
+use weir_runtime::{ConnectionSpec, IngestionType, LoadedConnector, Pages, Runtime, Session, Stream, same_offset};
+
+use crate::IngestError;
+use crate::plan::Prepared;
+use crate::progress::{Activity, Progress};
+use crate::report::TableReport;
+
+/// How a run is carried out.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Local folder (absolute) or object-store URL.
+    pub warehouse: String,
+    /// Tables (and partitions of one table) processed at once.
+    pub parallel: usize,
+    /// Commit once this many rows are pending at a checkpointable offset.
+    pub commit_rows: usize,
+    /// Only these source or destination tables.
+    pub only: Option<Vec<String>>,
+}
+
+/// What the workers share.
+pub(crate) struct Ctx<'a> {
+    pub runtime: &'a Runtime,
+    pub connector: &'a LoadedConnector,
+    pub connection: &'a ConnectionSpec,
+    pub options: &'a RunOptions,
+    pub progress: &'a dyn Progress,
+    pub tokio: &'a tokio::runtime::Handle,
+}
+
+/// A lock that survives a panicked holder: the data is counters and a sink, both still usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs every table, `parallel` at a time; returns their reports in the spec's order.
+pub(crate) fn run_tables(ctx: &Ctx, tables: Vec<Prepared>) -> Vec<TableReport> {
+    let queue = Mutex::new(tables.into_iter().enumerate().collect::<VecDeque<_>>());
+    let reports = Mutex::new(BTreeMap::new());
+    std::thread::scope(|scope| {
+        for _ in 0..ctx.options.parallel.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let Some((i, table)) = lock(&queue).pop_front() else { break };
+                    let report = run_table(ctx, &table);
+                    lock(&reports).insert(i, report);
+                }
+            });
+        }
+    });
+    reports.into_inner().unwrap_or_else(PoisonError::into_inner).into_values().collect()
+}
+
+fn run_table(ctx: &Ctx, table: &Prepared) -> TableReport {
+    let started = Instant::now();
+    let report = Mutex::new(TableReport::new(&table.plan, table.metadata.ingestion_type.name(), &table.uri));
+    ctx.progress.started(&lock(&report));
+    let result = ingest(ctx, table, &report);
+    let mut report = report.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if let Err(e) = result {
+        report.error = Some(e.to_string());
+    }
+    report.duration = started.elapsed();
+    ctx.progress.finished(&report);
+    report
+}
+
+/// One stream of a table into the sink under one application id.
+struct Flow<'a> {
+    app_id: String,
+    stream: Stream,
+    mode: &'a WriteMode,
+}
+
+fn ingest(ctx: &Ctx, table: &Prepared, report: &Mutex<TableReport>) -> Result<(), IngestError> {
+    let what = table.describe();
+    let sink = ctx
+        .tokio
+        .block_on(DeltaSink::open(&table.uri, table.sink_schema.clone(), &table.mode))
+        .map_err(|source| IngestError::Sink { table: what.clone(), error: source })?;
+    let sink = Mutex::new(sink);
+    if table.partitions.is_empty() {
+        let mut session = ctx.runtime.session(ctx.connector, ctx.connection)?;
+        let main = Flow { app_id: table.app_id.clone(), stream: Stream::Table, mode: &table.mode };
+        let result = flow(ctx, table, &mut session, &sink, main, report);
+        add_counts(&mut lock(report).http, session.http_counts());
+        result?;
+    } else {
+        partitioned(ctx, table, &sink, report)?;
+    }
+    if let Some(mode) = &table.delete_mode {
+        let mut session = ctx.runtime.session(ctx.connector, ctx.connection)?;
+        let deletes = Flow { app_id: format!("{}#deletes", table.app_id), stream: Stream::Deletes, mode };
+        let result = flow(ctx, table, &mut session, &sink, deletes, report);
+        add_counts(&mut lock(report).http, session.http_counts());
+        result?;
+    }
+    Ok(())
+}
+
+fn add_counts(total: &mut GateCounts, more: GateCounts) {
+    total.requests += more.requests;
+    total.denied += more.denied;
+    total.retries += more.retries;
+    total.rate_limited += more.rate_limited;
+}
+
+fn snapshot_mode(mode: &WriteMode) -> bool {
+    matches!(mode, WriteMode::Replace | WriteMode::Scd2Snapshot { .. })
+}
+
+/// Reads one flow from its last committed offset to the end, committing as it goes; returns
+/// the offset it committed last.
+fn flow(
+    ctx: &Ctx,
+    table: &Prepared,
+    session: &mut Session,
+    sink: &Mutex<DeltaSink>,
+    flow: Flow,
+    report: &Mutex<TableReport>,
+) -> Result<Option<String>, IngestError> {
+    let what = table.describe();
+    let sink_error = |source| IngestError::Sink { table: what.clone(), error: source };
+    let last = ctx.tokio.block_on(async { lock(sink).last_checkpoint(&flow.app_id).await }).map_err(sink_error)?;
+    let mut version = last.as_ref().map_or(0, |c| c.version);
+    // A snapshot is read whole every run; incremental reads resume where the table stands.
+    let mut committed = match (table.source_ingestion, last) {
+        (IngestionType::Snapshot, _) | (_, None) => None,
+        (_, Some(c)) => Some(c.offset),
+    };
+    let snapshot = snapshot_mode(flow.mode);
+    let activity = match flow.stream {
+        Stream::Deletes => Activity::ReadingDeletes,
+        _ => Activity::Reading { partitions: table.partitions.len() as u64 },
+    };
+    let (source, options) = (&table.plan.source_table, &table.plan.table_options);
+    let mut pages = Pages::new(session, source, options, flow.stream.clone(), committed.clone(), table.schema.clone());
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0u64;
+    while let Some(page) = pages.next_page() {
+        let page = page.map_err(|source| IngestError::Call { table: what.clone(), error: source })?;
+        {
+            let mut r = lock(report);
+            r.pages += 1;
+            r.rows_read += page.rows as u64;
+            r.count(page.counters);
+            ctx.progress.update(&r, activity);
+        }
+        pending_rows += page.rows as u64;
+        pending.extend(page.batches.into_iter().filter(|b| b.num_rows() > 0));
+        let due = pending_rows >= ctx.options.commit_rows as u64 && !snapshot;
+        let moved = !committed.as_deref().is_some_and(|c| same_offset(c, &page.end_offset));
+        if page.checkpointable && (page.done || due) && (pending_rows > 0 || moved || snapshot) {
+            version += 1;
+            let checkpoint = Checkpoint { app_id: flow.app_id.clone(), version, offset: page.end_offset };
+            ctx.progress.update(&lock(report), Activity::Committing { rows: pending_rows });
+            commit(ctx, table, sink, flow.mode, &checkpoint, std::mem::take(&mut pending), report)?;
+            committed = Some(checkpoint.offset);
+            pending_rows = 0;
+        }
+    }
+    lock(report).unknown_fields += pages.converter().unknown_fields().values().sum::<u64>();
+    Ok(committed)
+}
+
+fn commit(
+    ctx: &Ctx,
+    table: &Prepared,
+    sink: &Mutex<DeltaSink>,
+    mode: &WriteMode,
+    checkpoint: &Checkpoint,
+    batches: Vec<RecordBatch>,
+    report: &Mutex<TableReport>,
+) -> Result<(), IngestError> {
+    let what = table.describe();
+    let batches = batches
+        .into_iter()
+        .map(|b| rename_batch(b, &table.sink_schema))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| IngestError::Plan { table: what.clone(), message: source.to_string() })?;
+    let stats = ctx
+        .tokio
+        .block_on(async { lock(sink).commit(batches, mode, checkpoint).await })
+        .map_err(|source| IngestError::Sink { table: what, error: source })?;
+    let mut r = lock(report);
+    r.commits += 1;
+    r.inserted += stats.inserted;
+    r.updated += stats.updated;
+    r.deleted += stats.deleted;
+    r.offset = checkpoint.offset.clone();
+    Ok(())
+}
+
+/// The application id of one partition's commits: the table's, and a digest of the
+/// partition's descriptor in canonical form (keys sorted), so a rerun finds the same one.
+pub fn partition_app_id(app_id: &str, partition: &str) -> String {
+    use sha2::Digest;
+    let canonical = serde_json::from_str::<serde_json::Value>(partition)
+        .map(|v| canonical_json(&v))
+        .unwrap_or_else(|_| partition.to_string());
+    let digest = hex::encode(sha2::Sha256::digest(canonical.as_bytes()));
+    format!("{app_id}#partition:{}", &digest[..16])
+}
+
+fn canonical_json(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(map) => {
+            let sorted: BTreeMap<&String, String> = map.iter().map(|(k, v)| (k, canonical_json(v))).collect();
+            let fields: Vec<String> = sorted
+                .into_iter()
+                .map(|(k, v)| format!("{}:{v}", serde_json::Value::String(k.clone())))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        serde_json::Value::Array(items) => {
+            format!("[{}]", items.iter().map(canonical_json).collect::<Vec<_>>().join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Reads the partitions of a table concurrently (at most `parallel` at once), each with its
+/// own session, offset and application id.
+fn partitioned(
+    ctx: &Ctx,
+    table: &Prepared,
+    sink: &Mutex<DeltaSink>,
+    report: &Mutex<TableReport>,
+) -> Result<(), IngestError> {
+    let partitions = &table.partitions;
+    lock(report).partitions = partitions.len() as u64;
+    if snapshot_mode(&table.mode) {
+        return partitioned_snapshot(ctx, table, sink, report);
+    }
+    let queue = Mutex::new(partitions.iter().cloned().collect::<VecDeque<_>>());
+    let offsets = Mutex::new(BTreeMap::new());
+    let errors = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..ctx.options.parallel.clamp(1, partitions.len()) {
+            scope.spawn(|| {
+                let mut session = match ctx.runtime.session(ctx.connector, ctx.connection) {
+                    Ok(s) => s,
+                    Err(e) => return lock(&errors).push(IngestError::from(e)),
+                };
+                while let Some(partition) = lock(&queue).pop_front() {
+                    let app_id = partition_app_id(&table.app_id, &partition);
+                    let one = Flow { app_id, stream: Stream::Partition(partition.clone()), mode: &table.mode };
+                    match flow(ctx, table, &mut session, sink, one, report) {
+                        Ok(offset) => {
+                            lock(&offsets).insert(partition, offset);
+                        }
+                        Err(e) => lock(&errors).push(e),
+                    }
+                }
+                add_counts(&mut lock(report).http, session.http_counts());
+            });
+        }
+    });
+    let offsets = offsets.into_inner().unwrap_or_else(PoisonError::into_inner);
+    lock(report).offset = serde_json::to_string(&offsets).unwrap_or_default();
+    match errors.into_inner().unwrap_or_else(PoisonError::into_inner).into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// A partitioned snapshot is one whole table: every partition is read (concurrently), then
+/// the table is replaced in one commit.
+fn partitioned_snapshot(
+    ctx: &Ctx,
+    table: &Prepared,
+    sink: &Mutex<DeltaSink>,
+    report: &Mutex<TableReport>,
+) -> Result<(), IngestError> {
+    let what = table.describe();
+    let read = Mutex::new(Vec::new());
+    let ends = Mutex::new(BTreeMap::new());
+    let errors = Mutex::new(Vec::new());
+    let queue = Mutex::new(table.partitions.iter().cloned().collect::<VecDeque<_>>());
+    std::thread::scope(|scope| {
+        for _ in 0..ctx.options.parallel.clamp(1, table.partitions.len()) {
+            scope.spawn(|| {
+                let mut session = match ctx.runtime.session(ctx.connector, ctx.connection) {
+                    Ok(s) => s,
+                    Err(e) => return lock(&errors).push(IngestError::from(e)),
+                };
+                while let Some(partition) = lock(&queue).pop_front() {
+                    let (source, options) = (&table.plan.source_table, &table.plan.table_options);
+                    let stream = Stream::Partition(partition.clone());
+                    let mut pages = Pages::new(&mut session, source, options, stream, None, table.schema.clone());
+                    while let Some(page) = pages.next_page() {
+                        match page {
+                            Ok(page) => {
+                                let mut r = lock(report);
+                                r.pages += 1;
+                                r.rows_read += page.rows as u64;
+                                r.count(page.counters);
+                                ctx.progress.update(&r, Activity::Reading { partitions: table.partitions.len() as u64 });
+                                drop(r);
+                                lock(&read).extend(page.batches.into_iter().filter(|b| b.num_rows() > 0));
+                                if page.done {
+                                    lock(&ends).insert(partition.clone(), page.end_offset);
+                                }
+                            }
+                            Err(source) => lock(&errors).push(IngestError::Call { table: what.clone(), error: source }),
+                        }
+                    }
+                }
+                add_counts(&mut lock(report).http, session.http_counts());
+            });
+        }
+    });
+    if let Some(e) = errors.into_inner().unwrap_or_else(PoisonError::into_inner).into_iter().next() {
+        return Err(e);
+    }
+    let last = ctx
+        .tokio
+        .block_on(async { lock(sink).last_checkpoint(&table.app_id).await })
+        .map_err(|source| IngestError::Sink { table: what.clone(), error: source })?;
+    let offset = serde_json::to_string(&ends.into_inner().unwrap_or_else(PoisonError::into_inner)).unwrap_or_default();
+    let checkpoint = Checkpoint { app_id: table.app_id.clone(), version: last.map_or(0, |c| c.version) + 1, offset };
+    let batches = read.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    ctx.progress.update(&lock(report), Activity::Committing { rows: rows as u64 });
+    commit(ctx, table, sink, &table.mode, &checkpoint, batches, report)
+}
+
+/// The batch's columns under the destination's names; the arrays are shared, not copied.
+pub fn rename_batch(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(schema.clone(), batch.columns().to_vec(), &options)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_schema::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::plan::{COLUMN_ID, keep_renamed_columns};
+
+    #[test]
+    fn rename_batch_keeps_the_arrays_under_the_new_names() {
+        let field = |name: &str| {
+            Field::new(name, DataType::Utf8, true).with_metadata([(COLUMN_ID.to_string(), "fldA".to_string())].into())
+        };
+        let incoming = Arc::new(Schema::new(vec![field("primary_contact_email")]));
+        let existing = Schema::new(vec![field("contact_email")]);
+        let sink = keep_renamed_columns(&incoming, &existing);
+        let array: arrow_array::ArrayRef = Arc::new(arrow_array::StringArray::from(vec![Some("a@x.io"), None]));
+        let batch = RecordBatch::try_new(incoming, vec![array.clone()]).unwrap();
+        let renamed = rename_batch(batch, &sink).unwrap();
+        assert_eq!(renamed.schema().field(0).name(), "contact_email");
+        assert_eq!(renamed.num_rows(), 2);
+        assert!(Arc::ptr_eq(renamed.column(0), &array));
+    }
+
+    #[test]
+    fn partition_app_ids_are_stable_whatever_the_key_order() {
+        let a = partition_app_id("weir/c/t", r#"{"shard":1,"of":4}"#);
+        assert_eq!(a, partition_app_id("weir/c/t", r#"{ "of": 4, "shard": 1 }"#));
+        assert_ne!(a, partition_app_id("weir/c/t", r#"{"shard":2,"of":4}"#));
+        assert!(a.starts_with("weir/c/t#partition:"));
+    }
+}
