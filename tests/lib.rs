@@ -1,6 +1,7 @@
-//! Shared helpers for the cross-crate tests: a tiny real HTTP/1.1 server on loopback that
-//! records every request it receives, so that a test can assert what the sandbox sent
-//! (and what it did not send).
+//! Shared helpers for the cross-crate tests: the independent Delta reader ([`delta_reader`],
+//! Python's `deltalake` in a virtual environment the harness sets up itself), and a tiny real
+//! HTTP/1.1 server on loopback that records every request it receives, so that a test can
+//! assert what the sandbox sent (and what it did not send).
 //!
 //! ```
 //! let server = weir_tests::EchoServer::start().unwrap();
@@ -19,6 +20,8 @@
 //! | `/big-stream` | 200 with a 2 MiB body and no length (ends when the connection closes) |
 //! | `/ok` | 200 `ok` |
 //! | anything else | 404 |
+
+pub mod delta_reader;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -295,11 +295,9 @@ fn runaway_recursion_ends_the_call_not_the_host() {
     assert_names_connector_and_call(&text);
     assert!(matches!(e.kind, ErrorKind::Trap(_)), "{e:?}");
     // Rust guests keep their frames in linear memory below the data, so a runaway
-    // recursion there runs off the bottom of memory rather than off wasm's own stack.
-    assert!(
-        text.contains("exhausted its call stack") || text.contains("out of bounds memory access"),
-        "{text}"
-    );
+    // recursion there runs off the bottom of memory rather than off wasm's own stack; the
+    // error says that this is most often a stack overflow.
+    assert!(text.contains("exhausted its call stack") || text.contains("stack overflow"), "{text}");
     assert_host_keeps_serving(&mut s, &server);
 }
 

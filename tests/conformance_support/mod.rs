@@ -1,6 +1,6 @@
 //! The upstream connector conformance checks (UPSTREAM.md, "The conformance checks every
-//! connector must pass"), run against any `lakeflow:connect@0.1.0` component through the
-//! runtime's public API, so that a new connector gets them by calling [`conformance`].
+//! connector must pass"), run against any `lakeflow:connect` component through the runtime's
+//! public API, so that a new connector gets them by calling [`conformance`].
 //!
 //! Every check runs and every violation is collected, so that one failing run lists all of
 //! them rather than the first.
@@ -13,8 +13,10 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::Schema;
 use weir_convert::Converter;
 use weir_runtime::http::GateCounts;
-use weir_runtime::session::{ConnectorError, IngestionType};
-use weir_runtime::{CallError, ConnectionsFile, ErrorKind, Runtime, RuntimeConfig, Session};
+use weir_runtime::{
+    CallError, ConnectionsFile, ConnectorError, ErrorKind, IngestionType, Pages, ReadBounds, Runtime,
+    RuntimeConfig, Session, Stream,
+};
 
 /// A table name no connector has.
 pub const UNKNOWN_TABLE: &str = "weir_conformance_no_such_table";
@@ -232,35 +234,24 @@ fn read_checked(
     for f in schema.fields() {
         populated.entry(format!("{table}.{}", f.name())).or_insert(false);
     }
-    let mut converter = Converter::new(schema.clone());
     let mut read = TableRead::default();
-    let mut offset: Option<String> = None;
-    loop {
-        if read.calls == MAX_CALLS {
-            failures.push(format!("{table}: the offset still moved after {MAX_CALLS} read_table calls"));
-            return None;
-        }
+    let bounds = ReadBounds { calls: MAX_CALLS as u64, ..ReadBounds::default() };
+    let mut pages = Pages::new(session, table, &[], Stream::Table, None, schema.clone()).with_bounds(bounds);
+    while let Some(page) = pages.next_page() {
         read.calls += 1;
-        let page = match session.read_table(table, &[], offset.as_deref(), &mut converter) {
+        let page = match page {
             Ok(p) => p,
             Err(e) => {
                 failures.push(format!("{table}: read_table call {} failed: {e}", read.calls));
                 return None;
             }
         };
-        match serde_json::from_str::<serde_json::Value>(&page.end_offset) {
-            Ok(v) if v.is_object() => {}
-            _ => failures.push(format!("{table}: end offset {:?} is not a JSON object", page.end_offset)),
-        }
         for batch in &page.batches {
             check_batch(table, batch, &keys, populated, failures);
             read.keys.extend(key_text(batch, &keys));
         }
-        if offset.as_deref() == Some(page.end_offset.as_str()) {
-            break;
-        }
-        offset = Some(page.end_offset);
     }
+    let converter = pages.converter();
     if !converter.unknown_fields().is_empty() {
         failures.push(format!(
             "{table}: records carry fields that are not in the schema: {:?}",
@@ -320,19 +311,14 @@ pub fn read_keys(
 ) -> Result<TableRead, CallError> {
     let schema = session.arrow_schema(table, options)?;
     let keys = session.table_metadata(table, options)?.primary_keys;
-    let mut converter = Converter::new(schema);
     let mut read = TableRead::default();
-    let mut offset: Option<String> = None;
-    while read.calls < MAX_CALLS {
+    let bounds = ReadBounds { calls: MAX_CALLS as u64, ..ReadBounds::default() };
+    let mut pages = Pages::new(session, table, options, Stream::Table, None, schema).with_bounds(bounds);
+    while let Some(page) = pages.next_page() {
         read.calls += 1;
-        let page = session.read_table(table, options, offset.as_deref(), &mut converter)?;
-        for batch in &page.batches {
+        for batch in &page?.batches {
             read.keys.extend(key_text(batch, &keys));
         }
-        if offset.as_deref() == Some(page.end_offset.as_str()) {
-            break;
-        }
-        offset = Some(page.end_offset);
     }
     Ok(read)
 }

@@ -44,7 +44,7 @@ use anyhow::{Context, Result, bail};
 use arrow_array::RecordBatch;
 use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim, SimConfig};
 use weir_delta::{Checkpoint, DeltaSink, WriteMode};
-use weir_runtime::{ConnectionsFile, Runtime, RuntimeConfig};
+use weir_runtime::{ConnectionsFile, Pages, Runtime, RuntimeConfig, Stream};
 
 #[path = "../../runtime/src/manifest_section.rs"]
 #[allow(dead_code)]
@@ -341,17 +341,12 @@ fn read_into_memory(sim: &Sim, component: &[u8]) -> Result<InMemory> {
     let options = vec![("checkpoint_records".to_string(), checkpoint_records().to_string())];
     let schema = session.arrow_schema(TABLE, &options)?;
     let metadata = session.table_metadata(TABLE, &options)?;
-    let mut converter = weir_convert::Converter::new(Arc::clone(&schema));
-    let (mut pages, mut rows, mut start) = (Vec::new(), 0usize, None::<String>);
-    loop {
-        let page = session.read_table(TABLE, &options, start.as_deref(), &mut converter)?;
+    let (mut pages, mut rows) = (Vec::new(), 0usize);
+    let mut read = Pages::new(&mut session, TABLE, &options, Stream::Table, None, Arc::clone(&schema));
+    while let Some(page) = read.next_page() {
+        let page = page?;
         rows += page.rows;
         pages.push(page.batches.into_iter().filter(|b| b.num_rows() > 0).collect());
-        let done = start.as_deref().is_some_and(|s| same_offset(s, &page.end_offset));
-        start = Some(page.end_offset);
-        if done {
-            break;
-        }
     }
     Ok(InMemory { schema, keys: metadata.primary_keys, sequence_by: metadata.cursor_field, pages, rows })
 }
@@ -380,13 +375,4 @@ async fn write_alone(
         }
     }
     Ok((started.elapsed(), version as u64))
-}
-
-/// Offsets are JSON objects: equal when their JSON is equal, whatever the key order.
-fn same_offset(a: &str, b: &str) -> bool {
-    a == b
-        || matches!(
-            (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)),
-            (Ok(x), Ok(y)) if x == y
-        )
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim, SimConfig};
-use weir_runtime::{ConnectionsFile, Runtime, RuntimeConfig};
+use weir_runtime::{ConnectionsFile, Pages, Runtime, RuntimeConfig, Stream};
 
 const TABLE: &str = "SKU Candidates";
 
@@ -41,18 +41,11 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut session = runtime.session(&connector, file.get("sim")?)?;
     let schema = session.arrow_schema(TABLE, &table_options)?;
-    let mut converter = weir_convert::Converter::new(Arc::clone(&schema));
-    let mut start: Option<String> = None;
     let (mut read, mut pages) = (0usize, 0usize);
-    loop {
-        let page = session.read_table(TABLE, &table_options, start.as_deref(), &mut converter)?;
-        read += page.rows;
+    let mut reader = Pages::new(&mut session, TABLE, &table_options, Stream::Table, None, Arc::clone(&schema));
+    while let Some(page) = reader.next_page() {
+        read += page?.rows;
         pages += 1;
-        let done = start.as_deref().is_some_and(|s| same_offset(s, &page.end_offset));
-        start = Some(page.end_offset);
-        if done {
-            break;
-        }
     }
     let wall = started.elapsed();
     let after = sim.stats();
@@ -72,13 +65,4 @@ fn main() -> anyhow::Result<()> {
     println!("429s from the simulator        {}  (goal 0)", after.rate_limited - before.rate_limited);
     println!("max requests in any second     {}", after.max_requests_in_any_second);
     Ok(())
-}
-
-/// Offsets are JSON objects: equal when their JSON is equal, whatever the key order.
-fn same_offset(a: &str, b: &str) -> bool {
-    a == b
-        || matches!(
-            (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)),
-            (Ok(x), Ok(y)) if x == y
-        )
 }

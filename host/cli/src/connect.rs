@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use weir_runtime::{ConnectionsFile, Runtime, RuntimeConfig, Session};
 
 /// Where the connection comes from, as the user said it.
@@ -29,22 +29,6 @@ pub fn runtime() -> Result<Runtime> {
     Ok(Runtime::new(RuntimeConfig::with_default_cache())?)
 }
 
-/// The component bytes for a connection's `connector`: a bundled name, or a path.
-pub fn component_bytes(reference: &str, relative_to: &Path) -> Result<Vec<u8>> {
-    if let Some((_, bytes)) = weir_artifacts::BUNDLED.iter().find(|(name, _)| *name == reference) {
-        return Ok(bytes.to_vec());
-    }
-    if !reference.ends_with(".wasm") {
-        let names: Vec<&str> = weir_artifacts::BUNDLED.iter().map(|(n, _)| *n).collect();
-        bail!(
-            "connector {reference:?} is neither a bundled connector ({}) nor a path to a .wasm file",
-            names.join(", ")
-        );
-    }
-    let path = relative_to.join(reference);
-    std::fs::read(&path).with_context(|| format!("cannot read connector component {}", path.display()))
-}
-
 /// Loads the file, picks the connection, loads its connector and opens a session.
 pub fn connect(args: &ConnectionArgs) -> Result<Connected> {
     let file = ConnectionsFile::load(&args.connections)?;
@@ -60,7 +44,7 @@ pub fn connect(args: &ConnectionArgs) -> Result<Connected> {
     };
     let spec = file.get(&name)?;
     let base = args.connections.parent().unwrap_or(Path::new("."));
-    let bytes = component_bytes(&spec.connector, base)?;
+    let bytes = weir_artifacts::resolve(&spec.connector, base)?;
     let runtime = runtime()?;
     let connector = runtime.load(&bytes)?;
     let session = runtime.session(&connector, spec)?;

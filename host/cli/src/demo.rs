@@ -5,7 +5,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim, SimConfig};
 
-use crate::pipeline::{self, RunOptions};
+use weir_ingest::RunOptions;
+
+use crate::progress::Bars;
 
 /// The six tables of the Product Launch base, and their bronze destinations.
 const TABLES: &[(&str, &str)] = &[
@@ -66,20 +68,15 @@ pub fn demo(dir: &Path, rows: Option<usize>, json: bool) -> Result<()> {
             dir.display()
         );
     }
-    let warehouse = pipeline::warehouse_uri(&dir.join("warehouse").to_string_lossy())?;
-    let options = RunOptions {
-        warehouse: warehouse.clone(),
-        parallel: 3,
-        commit_rows: 50_000,
-        progress: !json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        only: None,
-    };
+    let warehouse = weir_ingest::warehouse_uri(&dir.join("warehouse").to_string_lossy())?;
+    let options = RunOptions { warehouse: warehouse.clone(), parallel: 3, commit_rows: 50_000, only: None };
+    let bars = Bars::new(!json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let reports =
-        pipeline::run_spec(&dir.join("pipeline.yaml"), &dir.join("connections.toml"), None, &options)?;
+        weir_ingest::run_spec(&dir.join("pipeline.yaml"), &dir.join("connections.toml"), None, &options, &bars)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
-        pipeline::print_summary(&reports);
+        crate::summary::print_summary(&reports);
         preview_tables(&warehouse)?;
         println!(
             "\nRead the tables with any Delta reader, for example:\n  \

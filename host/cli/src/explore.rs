@@ -5,38 +5,71 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use arrow_array::RecordBatch;
 use serde_json::{Value, json};
-use weir_runtime::Manifest;
-use weir_runtime::session::IngestionType;
+use weir_runtime::terminal::escape;
+use weir_runtime::{Manifest, Pages, Stream};
 
 use crate::connect::{self, ConnectionArgs};
 
-/// Table options given as `--option key=value`.
-pub fn parse_options(pairs: &[String]) -> Result<Vec<(String, String)>> {
-    pairs
-        .iter()
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => bail!("table option {p:?} must look like key=value"),
-        })
-        .collect()
+/// Which table a command is about, and its options, as the user gave them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TableArgs {
+    #[arg(long, short)]
+    pub table: String,
+    /// The table's namespace, one segment per flag (e.g. an Airtable base id).
+    #[arg(long = "namespace", short = 'n')]
+    pub namespace: Vec<String>,
+    /// A table option, key=value (repeatable).
+    #[arg(long = "option", short = 'o')]
+    pub options: Vec<String>,
 }
 
+impl TableArgs {
+    /// Table options given as `--option key=value`, with `--namespace` as the `namespace` option.
+    pub fn table_options(&self) -> Result<Vec<(String, String)>> {
+        let mut options = self
+            .options
+            .iter()
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                _ => bail!("table option {p:?} must look like key=value"),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if !self.namespace.is_empty() {
+            options.push((weir_runtime::contract::NAMESPACE_OPTION.into(), serde_json::to_string(&self.namespace)?));
+        }
+        Ok(options)
+    }
+}
+
+/// Every table the connection reaches: for a connector with namespaces, the tables of every
+/// namespace (text: `namespace / table`; JSON: objects with `namespace` and `table`); otherwise
+/// the table names (JSON: an array of strings).
 pub fn tables(args: &ConnectionArgs, json: bool) -> Result<()> {
     let mut c = connect::connect(args)?;
-    let tables = c.session.list_tables()?;
-    if json {
-        println!("{}", serde_json::to_string(&tables)?);
+    let tables = c.session.all_tables()?;
+    let flat = tables.iter().all(|t| t.namespace.is_empty());
+    if json && flat {
+        println!("{}", serde_json::to_string(&tables.iter().map(|t| &t.name).collect::<Vec<_>>())?);
+    } else if json {
+        let objects: Vec<Value> =
+            tables.iter().map(|t| json!({"namespace": t.namespace, "table": t.name})).collect();
+        println!("{}", serde_json::to_string(&objects)?);
     } else {
         for t in tables {
-            println!("{t}");
+            if t.namespace.is_empty() {
+                println!("{}", escape(&t.name));
+            } else {
+                println!("{} / {}", escape(&t.namespace.join(".")), escape(&t.name));
+            }
         }
     }
     Ok(())
 }
 
-pub fn schema(args: &ConnectionArgs, table: &str, options: &[String], json: bool) -> Result<()> {
+pub fn schema(args: &ConnectionArgs, t: &TableArgs, json: bool) -> Result<()> {
     let mut c = connect::connect(args)?;
-    let spark = c.session.table_schema(table, &parse_options(options)?)?;
+    let table = &t.table;
+    let spark = c.session.table_schema(table, &t.table_options()?)?;
     // Validate through the converter, so that what we print is what the host will use.
     weir_convert::arrow_schema(&spark)
         .with_context(|| format!("the schema of table {table:?} is unusable"))?;
@@ -45,7 +78,7 @@ pub fn schema(args: &ConnectionArgs, table: &str, options: &[String], json: bool
         return Ok(());
     }
     let value: Value = serde_json::from_str(&spark)?;
-    println!("{table}");
+    println!("{}", escape(table));
     print_fields(&value, "");
     Ok(())
 }
@@ -62,12 +95,13 @@ fn print_fields(schema: &Value, indent: &str) {
             .get("metadata")
             .and_then(|m| m.get("airtable_field_name"))
             .and_then(Value::as_str)
-            .map(|n| format!("  ← {n:?}"))
+            .map(|n| format!("  ← {:?}", escape(n)))
             .unwrap_or_default();
         println!(
-            "{indent}{} {name}: {}{}{origin}",
+            "{indent}{} {}: {}{}{origin}",
             if last { "└─" } else { "├─" },
-            type_name(ty),
+            escape(name),
+            escape(&type_name(ty)),
             if nullable { "" } else { " not null" }
         );
         let child_indent = format!("{indent}{}", if last { "   " } else { "│  " });
@@ -103,29 +137,16 @@ fn type_name(ty: &Value) -> String {
     }
 }
 
-/// The ingestion type as upstream spells it.
-pub fn ingestion_name(t: IngestionType) -> &'static str {
-    match t {
-        IngestionType::Snapshot => "snapshot",
-        IngestionType::Cdc => "cdc",
-        IngestionType::CdcWithDeletes => "cdc_with_deletes",
-        IngestionType::Append => "append",
-    }
-}
-
-pub fn metadata(args: &ConnectionArgs, table: &str, options: &[String], json: bool) -> Result<()> {
+pub fn metadata(args: &ConnectionArgs, t: &TableArgs, json: bool) -> Result<()> {
     let mut c = connect::connect(args)?;
-    let m = c.session.table_metadata(table, &parse_options(options)?)?;
+    let m = c.session.table_metadata(&t.table, &t.table_options()?)?;
     if json {
-        println!(
-            "{}",
-            json!({"primary_keys": m.primary_keys, "cursor_field": m.cursor_field, "ingestion_type": ingestion_name(m.ingestion_type)})
-        );
+        println!("{}", serde_json::to_string(&m)?);
     } else {
-        println!("table:          {table}");
-        println!("primary keys:   {}", m.primary_keys.join(", "));
-        println!("cursor field:   {}", m.cursor_field.as_deref().unwrap_or("(none)"));
-        println!("ingestion type: {}", ingestion_name(m.ingestion_type));
+        println!("table:          {}", escape(&t.table));
+        println!("primary keys:   {}", escape(&m.primary_keys.join(", ")));
+        println!("cursor field:   {}", escape(m.cursor_field.as_deref().unwrap_or("(none)")));
+        println!("ingestion type: {}", m.ingestion_type);
     }
     Ok(())
 }
@@ -142,31 +163,20 @@ pub fn batches_to_json_lines(batches: &[RecordBatch]) -> Result<String> {
     Ok(String::from_utf8(buf)?)
 }
 
-pub fn preview(
-    args: &ConnectionArgs,
-    table: &str,
-    options: &[String],
-    limit: usize,
-    json: bool,
-) -> Result<()> {
+pub fn preview(args: &ConnectionArgs, t: &TableArgs, limit: usize, json: bool) -> Result<()> {
     let mut c = connect::connect(args)?;
-    let options = parse_options(options)?;
-    let schema = c.session.arrow_schema(table, &options)?;
-    let mut converter = weir_convert::Converter::new(schema);
+    let options = t.table_options()?;
+    let schema = c.session.arrow_schema(&t.table, &options)?;
+    let mut pages = Pages::new(&mut c.session, &t.table, &options, Stream::Table, None, schema);
     let mut batches = Vec::new();
     let mut rows = 0;
-    let mut offset: Option<String> = None;
     while rows < limit {
-        let page = c.session.read_table(table, &options, offset.as_deref(), &mut converter)?;
-        for b in page.batches {
+        let Some(page) = pages.next_page() else { break };
+        for b in page?.batches {
             let take = b.num_rows().min(limit - rows);
             rows += take;
             batches.push(b.slice(0, take));
         }
-        if offset.as_deref() == Some(page.end_offset.as_str()) {
-            break;
-        }
-        offset = Some(page.end_offset);
     }
     if json {
         print!("{}", batches_to_json_lines(&batches)?);
@@ -204,7 +214,7 @@ pub fn check(args: &ConnectionArgs, json: bool) -> Result<()> {
 
 /// Reads a manifest from a bundled name or a path without compiling anything.
 pub fn inspect(reference: &str, json: bool) -> Result<()> {
-    let bytes = connect::component_bytes(reference, Path::new("."))?;
+    let bytes = weir_artifacts::resolve(reference, Path::new("."))?;
     let manifest = Manifest::from_component(&bytes)?;
     let sha256 = weir_runtime::http::sha256_hex(&bytes);
     if json {
@@ -216,8 +226,12 @@ pub fn inspect(reference: &str, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("{} {} — {}", manifest.name, manifest.version, manifest.description);
+    println!("{} {} — {}", manifest.name, escape(&manifest.version), escape(&manifest.description));
     println!("contract:    {}", manifest.contract);
+    if !manifest.capabilities.is_empty() {
+        let names: Vec<&str> = manifest.capabilities.iter().map(|c| c.name()).collect();
+        println!("implements:  {}", names.join(", "));
+    }
     println!("sha256:      {sha256}");
     println!("size:        {} bytes", bytes.len());
     println!("parameters:");
@@ -234,25 +248,26 @@ pub fn inspect(reference: &str, json: bool) -> Result<()> {
         }
         println!(
             "  {:<14} {} {}",
-            p.name,
-            p.description,
+            escape(&p.name),
+            escape(&p.description),
             if flags.is_empty() { String::new() } else { format!("({})", flags.join(", ")) }
         );
     }
     println!("capabilities:");
     for origin in &manifest.network.allow {
-        println!("  network      {origin}");
+        println!("  network      {}", escape(origin));
     }
     for a in &manifest.auth {
-        println!("  auth         {} on requests to {} (injected by the host)", a.header, a.origin);
+        println!("  auth         {} on requests to {} (injected by the host)", escape(&a.header), escape(&a.origin));
     }
     for r in &manifest.rate_limits {
-        println!("  rate limit   {} req/s per {}", r.per_second, r.key);
+        let paths = if r.paths.is_empty() { String::new() } else { format!(" (by path: {})", r.paths.join(", ")) };
+        println!("  rate limit   {} req/s per {}{}", r.per_second, escape(&r.key), escape(&paths));
     }
     let l = &manifest.limits;
     println!(
-        "  limits       memory {} MiB, CPU {} s/call, page {} MiB, HTTP body {} MiB, HTTP timeout {} s",
-        l.memory_mib, l.call_seconds, l.page_mib, l.http_body_mib, l.http_timeout_seconds
+        "  limits       memory {} MiB, CPU {} s/call, wall {} s/call, page {} MiB, HTTP body {} MiB, HTTP timeout {} s",
+        l.memory_mib, l.call_seconds, l.call_wall_seconds, l.page_mib, l.http_body_mib, l.http_timeout_seconds
     );
     println!(
         "  retries      {} attempts, backoff {}–{} ms, {} s pause after a 429",

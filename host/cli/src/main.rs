@@ -3,7 +3,8 @@
 mod connect;
 mod demo;
 mod explore;
-mod pipeline;
+mod progress;
+mod summary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use connect::ConnectionArgs;
+use explore::TableArgs;
 
 #[derive(Parser)]
 #[command(
@@ -75,11 +77,8 @@ enum Command {
     Schema {
         #[command(flatten)]
         conn: ConnectionArgs,
-        #[arg(long, short)]
-        table: String,
-        /// A table option, key=value (repeatable).
-        #[arg(long = "option", short = 'o')]
-        options: Vec<String>,
+        #[command(flatten)]
+        table: TableArgs,
         #[arg(long)]
         json: bool,
     },
@@ -87,10 +86,8 @@ enum Command {
     Metadata {
         #[command(flatten)]
         conn: ConnectionArgs,
-        #[arg(long, short)]
-        table: String,
-        #[arg(long = "option", short = 'o')]
-        options: Vec<String>,
+        #[command(flatten)]
+        table: TableArgs,
         #[arg(long)]
         json: bool,
     },
@@ -98,10 +95,8 @@ enum Command {
     Preview {
         #[command(flatten)]
         conn: ConnectionArgs,
-        #[arg(long, short)]
-        table: String,
-        #[arg(long = "option", short = 'o')]
-        options: Vec<String>,
+        #[command(flatten)]
+        table: TableArgs,
         #[arg(long, default_value_t = 10)]
         limit: usize,
         #[arg(long)]
@@ -148,13 +143,22 @@ enum SimSource {
     },
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
+/// The log filter for `-v` counts: weir's own warnings always show; the libraries it builds on
+/// (delta-rs, DataFusion, wasmtime, HTTP) stay quiet unless asked for, since what they say at
+/// error or warn level on a healthy run ("No files in log segment" for a new table) reads as a
+/// failure to a user. weir reports their real failures itself, in its errors.
+fn log_filter(verbose: u8) -> &'static str {
+    // `weir` matches every weir crate's target (weir_runtime, weir_ingest, …) and `weir::guest`.
+    match verbose {
+        0 => "off,weir=warn",
+        1 => "warn,weir=info",
+        2 => "info,weir=debug",
         _ => "trace",
-    };
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = log_filter(verbose);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(true).init();
@@ -182,22 +186,20 @@ fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Demo { dir, rows, json } => demo::demo(&dir, rows, json),
         Command::Run { spec, connections, connection, warehouse, tables, parallel, commit_rows, json } => {
-            let options = pipeline::RunOptions {
-                warehouse: pipeline::warehouse_uri(&warehouse)?,
+            let options = weir_ingest::RunOptions {
+                warehouse: weir_ingest::warehouse_uri(&warehouse)?,
                 parallel,
                 commit_rows: commit_rows.max(1),
-                progress: !json && std::io::stderr().is_terminal(),
                 only: tables,
             };
-            let reports = pipeline::run_spec(&spec, &connections, connection.as_deref(), &options)?;
+            let bars = progress::Bars::new(!json && std::io::stderr().is_terminal());
+            let reports = weir_ingest::run_spec(&spec, &connections, connection.as_deref(), &options, &bars)?;
             report(&reports, json)
         }
         Command::Tables { conn, json } => explore::tables(&conn, json),
-        Command::Schema { conn, table, options, json } => explore::schema(&conn, &table, &options, json),
-        Command::Metadata { conn, table, options, json } => explore::metadata(&conn, &table, &options, json),
-        Command::Preview { conn, table, options, limit, json } => {
-            explore::preview(&conn, &table, &options, limit, json)
-        }
+        Command::Schema { conn, table, json } => explore::schema(&conn, &table, json),
+        Command::Metadata { conn, table, json } => explore::metadata(&conn, &table, json),
+        Command::Preview { conn, table, limit, json } => explore::preview(&conn, &table, limit, json),
         Command::Check { conn, json } => explore::check(&conn, json),
         Command::Inspect { connector, json } => explore::inspect(&connector, json),
         Command::Sim { source: SimSource::Airtable { port, rows, table, seed, no_rate_limit } } => {
@@ -207,11 +209,11 @@ fn dispatch(command: Command) -> Result<()> {
 }
 
 /// Prints a run's summary and fails when any table failed.
-fn report(reports: &[pipeline::TableReport], json: bool) -> Result<()> {
+fn report(reports: &[weir_ingest::TableReport], json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(reports)?);
     } else {
-        pipeline::print_summary(reports);
+        summary::print_summary(reports);
     }
     let failed: Vec<&str> =
         reports.iter().filter(|r| r.error.is_some()).map(|r| r.destination.as_str()).collect();
@@ -221,3 +223,4 @@ fn report(reports: &[pipeline::TableReport], json: bool) -> Result<()> {
         anyhow::bail!("{} of {} table(s) failed: {}", failed.len(), reports.len(), failed.join(", "))
     }
 }
+

@@ -261,7 +261,8 @@ fn inspect_shows_the_manifest_and_refuses_what_is_not_a_component() {
     let out = ok(&weir(None, &["inspect", "airtable", "--json"], &[]));
     let m = json(&out);
     assert_eq!(m["name"], "airtable");
-    assert_eq!(m["contract"], "lakeflow:connect@0.1.0");
+    assert_eq!(m["contract"], "lakeflow:connect@0.2.0");
+    assert_eq!(m["capabilities"], serde_json::json!(["namespaces"]));
     assert_eq!(m["sha256"], weir_runtime::http::sha256_hex(weir_artifacts::AIRTABLE));
     let params = m["parameters"].as_array().expect("parameters");
     let secret: Vec<&str> =
@@ -295,9 +296,9 @@ fn connections_file_mistakes_are_named() {
         ),
         (
             "missing required parameter",
-            conn(&format!("bearer_token = \"{DEFAULT_TOKEN}\"\n")),
+            conn("base_id = \"appProductLaunch\"\n"),
             &[],
-            &["connection \"sim\"", "missing required `base_id`"],
+            &["connection \"sim\"", "missing required `bearer_token`"],
         ),
         (
             "unknown key",
@@ -360,4 +361,28 @@ fn trace_logging_never_shows_the_token() {
     }
     let stats = f.sim.stats();
     assert_eq!(stats.authorization_headers, BTreeSet::from([format!("Bearer {DEFAULT_TOKEN}")]));
+}
+
+#[test]
+fn the_demo_runs_on_a_fresh_folder_and_prints_no_library_noise() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = dir.path().join("demo");
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .env_remove("RUST_LOG")
+        .env("WEIR_CACHE_DIR", dir.path().join("cache"))
+        .args(["demo", "--dir"])
+        .arg(&demo)
+        .output()
+        .expect("weir demo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    for table in ["bronze_sku_candidates", "bronze_vendors", "bronze_marketing_assets"] {
+        assert!(stdout.contains(table), "{stdout}");
+    }
+    // A healthy run says nothing at error or warn level: delta-rs's "No files in log segment"
+    // for a new table and DataFusion's merge metrics read as failures to a new user.
+    let noisy: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).collect();
+    assert!(noisy.is_empty(), "log lines on a healthy demo:\n{}", noisy.join("\n"));
+    assert!(demo.join("warehouse/bronze_vendors/_delta_log").exists());
 }

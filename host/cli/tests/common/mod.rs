@@ -6,13 +6,12 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim};
 
-/// The independent reader.
-pub const READ_DELTA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/py/read_delta.py");
+pub use weir_tests::delta_reader::read_delta;
 
 /// Writes `sim-token` and a `connections.toml` whose connection `airtable` points at `sim`.
 pub fn write_sim_connections(dir: &Path, sim: &Sim) {
@@ -69,19 +68,4 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// Runs tests/py/read_delta.py on a table; fails loudly when the reader can't run.
-pub fn read_delta(path: &Path) -> Value {
-    let out = Command::new("python3").arg(READ_DELTA).arg(path).output().unwrap_or_else(|e| {
-        panic!("cannot run python3 ({e}); install Python 3, then `pip install -r requirements-test.txt`")
-    });
-    if out.status.code() == Some(3) {
-        panic!(
-            "the Delta reader needs Python packages: pip install -r requirements-test.txt\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    assert!(out.status.success(), "read_delta.py {} failed:\n{}", path.display(), text(&out));
-    serde_json::from_slice(&out.stdout).expect("read_delta.py prints JSON")
 }

@@ -1,0 +1,118 @@
+//! Two contract versions side by side in one host: the hostile component (still on
+//! `lakeflow:connect@0.1.0`, the proof that old connectors keep working) and 0.2.0 components
+//! (the Airtable connector against the simulator, and the partitioned `shards` table) loaded by
+//! one [`Runtime`], each reading tables, at the same time. A contract this host does not serve,
+//! and a component whose exports do not match the contract its manifest names, are refused
+//! before anything runs.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim, SimConfig};
+use weir_runtime::{
+    ConnectionsFile, ContractVersion, ErrorKind, Pages, Runtime, RuntimeConfig, Session, Stream,
+};
+
+fn session(runtime: &Runtime, component: &[u8], toml: &str) -> Session {
+    let file = ConnectionsFile::parse(toml, Path::new("connections.toml")).expect("connection parses");
+    let spec = file.connections.values().next().expect("one connection");
+    let connector = runtime.load(component).expect("component loads");
+    runtime.session(&connector, spec).expect("session starts")
+}
+
+/// Every row of a stream, read to its end through the shared page loop.
+fn read_all(session: &mut Session, table: &str, options: &[(String, String)], stream: Stream) -> usize {
+    let schema = session.arrow_schema(table, options).expect("schema");
+    let mut pages = Pages::new(session, table, options, stream, None, Arc::clone(&schema));
+    let mut rows = 0;
+    while let Some(page) = pages.next_page() {
+        rows += page.expect("page").rows;
+    }
+    rows
+}
+
+#[test]
+fn one_runtime_runs_a_0_1_and_a_0_2_component_side_by_side() {
+    let sim = Sim::start(SimConfig::default()).expect("simulator starts");
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: None }).expect("runtime starts");
+    let airtable_toml = format!(
+        "[connections.a]\nconnector = \"airtable\"\nbase_id = \"{DEFAULT_BASE_ID}\"\nbase_url = \"{}\"\n\
+         bearer_token = \"{DEFAULT_TOKEN}\"\nallow_loopback = true\n",
+        sim.base_url()
+    );
+    let hostile_toml = "[connections.h]\nconnector = \"hostile\"\nbearer_token = \"t\"\n\
+                        base_url = \"http://127.0.0.1:9\"\nattack = \"none\"\n";
+    let mut old = session(&runtime, weir_artifacts::HOSTILE, hostile_toml);
+    let mut new = session(&runtime, weir_artifacts::AIRTABLE, &airtable_toml);
+    let mut shards = session(&runtime, weir_artifacts::SHARDS, "[connections.s]\nconnector = \"shards\"\n");
+    assert_eq!(old.contract(), ContractVersion::V0_1_0);
+    assert_eq!(new.contract(), ContractVersion::V0_2_0);
+    assert_eq!(shards.contract(), ContractVersion::V0_2_0);
+
+    // All three read at once, in one process, from one engine.
+    std::thread::scope(|s| {
+        let wide = s.spawn(|| {
+            let options = [("pages".to_string(), "3".to_string())];
+            read_all(&mut old, "wide", &options, Stream::Table)
+        });
+        let vendors = s.spawn(|| read_all(&mut new, "Vendors", &[], Stream::Table));
+        let shard = s.spawn(|| {
+            let partitions = shards.list_partitions("events", &[]).expect("partitions");
+            assert_eq!(partitions.len(), 4);
+            read_all(&mut shards, "events", &[], Stream::Partition(partitions[3].clone()))
+        });
+        assert_eq!(wide.join().expect("0.1 reader"), 300);
+        assert!(vendors.join().expect("0.2 reader") >= 5);
+        assert_eq!(shard.join().expect("0.2 partition reader"), 1000);
+    });
+    assert!(sim.stats().requests > 0);
+}
+
+#[test]
+fn a_0_1_component_is_not_asked_what_only_0_2_offers() {
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: None }).expect("runtime starts");
+    let toml = "[connections.h]\nconnector = \"hostile\"\nbearer_token = \"t\"\nbase_url = \"http://127.0.0.1:9\"\nattack = \"none\"\n";
+    let mut old = session(&runtime, weir_artifacts::HOSTILE, toml);
+    let err = old.list_partitions("wide", &[]).unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::Unsupported(_)), "{err}");
+    assert!(err.to_string().contains("partitions") && err.to_string().contains("0.1.0"), "{err}");
+    // Its tables are still all there, at the root.
+    let all = old.all_tables().expect("tables");
+    assert_eq!(all.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["t", "wide"]);
+}
+
+/// A component whose manifest section is replaced by `manifest`.
+fn with_manifest(component: &[u8], original: &str, manifest: &str) -> Vec<u8> {
+    let trailer = weir_runtime::manifest::embed(&[], original);
+    let raw = component.strip_suffix(trailer.as_slice()).expect("the packaged component ends with its manifest");
+    weir_runtime::manifest::embed(raw, manifest)
+}
+
+fn hostile_manifest() -> String {
+    std::fs::read_to_string(weir_tests::delta_reader::workspace().join("tests/components/hostile/manifest.toml"))
+        .expect("hostile manifest")
+}
+
+#[test]
+fn an_unknown_contract_is_refused_naming_the_supported_versions() {
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: None }).expect("runtime starts");
+    let original = hostile_manifest();
+    let future = original.replace("lakeflow:connect@0.1.0", "lakeflow:connect@0.3.0");
+    let err = runtime.load(&with_manifest(weir_artifacts::HOSTILE, &original, &future)).err().expect("refused");
+    let text = err.to_string();
+    assert!(text.contains("lakeflow:connect@0.3.0"), "{text}");
+    assert!(text.contains("lakeflow:connect@0.1.0, lakeflow:connect@0.2.0"), "{text}");
+}
+
+#[test]
+fn a_component_that_does_not_implement_its_manifests_contract_is_refused() {
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: None }).expect("runtime starts");
+    let original = hostile_manifest();
+    let claims_newer = original.replace("lakeflow:connect@0.1.0", "lakeflow:connect@0.2.0");
+    let err = runtime
+        .load(&with_manifest(weir_artifacts::HOSTILE, &original, &claims_newer))
+        .err()
+        .expect("refused");
+    let text = err.to_string();
+    assert!(text.contains("does not implement lakeflow:connect@0.2.0"), "{text}");
+}

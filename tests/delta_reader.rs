@@ -1,0 +1,114 @@
+//! The independent Delta reader: `tests/py/read_delta.py`, run by a Python interpreter that the
+//! harness prepares itself, so that `cargo test --workspace` needs nothing run before it.
+//!
+//! On first use, a virtual environment is created under the target folder
+//! (`target/weir-python/reader`) and the packages of `requirements-test.txt` are installed into
+//! it (Python's `deltalake` and `pyarrow`: a reader that shares no code with weir-delta). Later
+//! runs reuse it. It is built in a temporary folder and renamed into place when complete, so a
+//! run interrupted half-way leaves nothing that a later run would mistake for ready. Set
+//! `WEIR_TEST_PYTHON` to a Python that already has the packages to skip all of it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap_or_else(|_| PathBuf::from(".."))
+}
+
+/// The target folder the running test binary was built into.
+fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    // Test binaries live in <target>/<profile>/deps/.
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+/// A Python with the packages of `requirements` (a file under the workspace root) installed,
+/// in its own virtual environment named `name` under the target folder; created on first use.
+pub fn python_with(name: &str, requirements: &str) -> Result<PathBuf, String> {
+    let root = target_dir().join("weir-python");
+    let env = root.join(name);
+    let python = env.join("bin/python");
+    let requirements = workspace().join(requirements);
+    let stamp = env.join("requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted) {
+        return Ok(python);
+    }
+    std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    let building = root.join(format!("{name}.building.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&building);
+    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
+        let out = cmd.output().map_err(|e| format!("{what}: cannot run: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "{what} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    };
+    eprintln!("setting up the test Python environment {} (once)", env.display());
+    run(Command::new("python3").args(["-m", "venv"]).arg(&building), "python3 -m venv")?;
+    run(
+        Command::new(building.join("bin/python"))
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements),
+        "pip install -r requirements",
+    )?;
+    std::fs::write(building.join("requirements.txt"), &wanted).map_err(|e| e.to_string())?;
+    // A venv's scripts name its folder; relocating one is fine for `python -m`, which is all
+    // the harness runs. A concurrent builder may have won the rename: then use its result.
+    let _ = std::fs::remove_dir_all(&env);
+    if std::fs::rename(&building, &env).is_err() {
+        let _ = std::fs::remove_dir_all(&building);
+    }
+    if python.exists() { Ok(python) } else { Err(format!("{} did not appear", python.display())) }
+}
+
+/// The Python that runs the Delta reader.
+pub fn reader_python() -> &'static Path {
+    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = PYTHON.get_or_init(|| match std::env::var_os("WEIR_TEST_PYTHON") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => python_with("reader", "requirements-test.txt"),
+    });
+    match found {
+        Ok(p) => p,
+        Err(e) => panic!("the independent Delta reader cannot be set up: {e}"),
+    }
+}
+
+/// The script that reads a table.
+pub fn read_delta_script() -> PathBuf {
+    workspace().join("tests/py/read_delta.py")
+}
+
+/// Reads a Delta table with Python's `deltalake`; see `tests/py/read_delta.py` for the shape.
+pub fn read_delta(path: &Path) -> Value {
+    let out = Command::new(reader_python())
+        .arg(read_delta_script())
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the Delta reader: {e}"));
+    assert!(
+        out.status.success(),
+        "read_delta.py {} failed (exit {:?}):\n{}\n{}",
+        path.display(),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("read_delta.py prints JSON")
+}
