@@ -56,13 +56,18 @@
 //! `serve(SimConfig { rows: Some(N), seed: S, ..SimConfig::default() }, TcpListener::bind(("127.0.0.1", P)))`:
 //! `rows` grows every table to at least N rows; `grow` entries override it per table.
 
+mod cdc;
 mod formula;
 mod grow;
+mod listing;
+mod rate;
 mod seed;
 mod server;
 mod store;
+mod webhooks;
+mod writes;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -75,19 +80,26 @@ pub const DEFAULT_TOKEN: &str = "patWeirSim.0123456789abcdef0123456789abcdef";
 /// The id of the simulated *Product Launch* base.
 pub const DEFAULT_BASE_ID: &str = "appProductLaunch";
 
+const SEVEN_DAYS: Duration = Duration::from_secs(7 * 86_400);
+
 /// How the simulator behaves.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// The only bearer token accepted.
     pub token: String,
-    /// The only base id served; any other answers 403.
+    /// The first base served, with the seed's *Product Launch* tables; any unknown base answers 403.
     pub base_id: String,
-    /// Enforce 5 requests/s per base, with the 30 s penalty after a 429.
+    /// More bases, each with its own copy of the seed's tables (grown alike) and record ids drawn
+    /// from its own id, named "Product Launch 2", "Product Launch 3", … in this order.
+    pub extra_bases: Vec<String>,
+    /// Enforce 5 requests/s per base and 50 requests/s per token, with the 30 s penalty after a 429.
     pub rate_limit: bool,
     /// 1.0 is real time; 0.01 turns the 30 s penalty into 0.3 s and shortens iterator lifetimes alike.
     pub clock_scale: f64,
-    /// Injected faults.
+    /// Faults injected into list-records and meta requests.
     pub faults: Faults,
+    /// Faults injected into webhook requests (`expire_rate` does not apply to them).
+    pub webhook_faults: Faults,
     /// Grow every table to at least this many rows (what `weir sim airtable --rows N` sets).
     pub rows: Option<usize>,
     /// Grow the named table (name or id) to N rows; overrides `rows` for that table.
@@ -96,6 +108,10 @@ pub struct SimConfig {
     pub seed: u64,
     /// How long an idle page iterator lives before its offsets answer 422 (scaled by `clock_scale`).
     pub iterator_ttl: Duration,
+    /// How long a webhook lives after its creation, refresh or last payload listing (scaled by `clock_scale`).
+    pub webhook_ttl: Duration,
+    /// How long a webhook's payloads are kept (scaled by `clock_scale`).
+    pub payload_retention: Duration,
 }
 
 impl Default for SimConfig {
@@ -103,18 +119,22 @@ impl Default for SimConfig {
         SimConfig {
             token: DEFAULT_TOKEN.to_string(),
             base_id: DEFAULT_BASE_ID.to_string(),
+            extra_bases: Vec::new(),
             rate_limit: false,
             clock_scale: 1.0,
             faults: Faults::default(),
+            webhook_faults: Faults::default(),
             rows: None,
             grow: Vec::new(),
             seed: 0,
             iterator_ttl: Duration::from_secs(300),
+            webhook_ttl: SEVEN_DAYS,
+            payload_retention: SEVEN_DAYS,
         }
     }
 }
 
-/// Faults injected into list-records and meta requests; rates are fractions in `[0, 1]`.
+/// Faults injected into requests; rates are fractions in `[0, 1]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
     /// Fraction answered 500/502/503 with an Airtable-shaped body.
@@ -123,7 +143,7 @@ pub struct Faults {
     pub reset_rate: f64,
     /// Fraction whose body is cut off mid-JSON.
     pub truncate_rate: f64,
-    /// Added to every list/meta request.
+    /// Added to every request the faults apply to.
     pub latency: Duration,
     /// Fraction of requests carrying an offset answered 422 `LIST_RECORDS_ITERATOR_NOT_AVAILABLE`.
     pub expire_rate: f64,
@@ -142,8 +162,35 @@ pub struct Stats {
     pub faults_injected: u64,
     /// Every distinct `Authorization` header value seen.
     pub authorization_headers: BTreeSet<String>,
-    /// The most requests accepted for the base within any one-second window.
+    /// The most requests accepted for one base within any one-second window (the max over bases).
     pub max_requests_in_any_second: u64,
+    /// The most requests accepted across all bases (the token's traffic) within any one-second window.
+    pub max_token_requests_in_any_second: u64,
+    /// Per base id, every base served.
+    pub bases: BTreeMap<String, BaseStats>,
+}
+
+/// One base's counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BaseStats {
+    /// Requests to the base that passed authentication, whether answered or refused with 429.
+    pub requests: u64,
+    /// Of those, the ones answered 429.
+    pub rate_limited: u64,
+    /// The most requests accepted for this base within any one-second window.
+    pub max_requests_in_any_second: u64,
+}
+
+/// An error from `Sim`'s Rust API, in the API's own terms.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{status} {kind}: {message}")]
+pub struct SimError {
+    /// The HTTP status the API would answer.
+    pub status: u16,
+    /// Airtable's error type, such as `NOT_FOUND` or `INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND`.
+    pub kind: String,
+    /// What went wrong.
+    pub message: String,
 }
 
 /// A running simulator on its own thread and tokio runtime; dropping it stops the server.
@@ -219,9 +266,92 @@ impl Sim {
         self.shared.set_faults(f)
     }
 
-    /// `(table id, table name)` for every table, in schema order.
+    /// Replaces the faults injected into webhook requests from the next request on.
+    pub fn set_webhook_faults(&self, f: Faults) {
+        self.shared.set_webhook_faults(f)
+    }
+
+    /// Every base served, the configured `base_id` first.
+    pub fn base_ids(&self) -> Vec<String> {
+        self.shared.base_ids()
+    }
+
+    /// `(table id, table name)` for every table of the first base, in schema order.
     pub fn table_ids(&self) -> Vec<(String, String)> {
-        self.shared.table_ids()
+        self.shared.base_ids().first().and_then(|b| self.table_ids_of(b).ok()).unwrap_or_default()
+    }
+
+    /// `(table id, table name)` for every table of `base`, in schema order.
+    pub fn table_ids_of(&self, base: &str) -> Result<Vec<(String, String)>, SimError> {
+        let state = server::lock(&self.shared.base_slot(base)?.state);
+        Ok(state.base.tables.iter().map(|t| (t.id.clone(), t.name.clone())).collect())
+    }
+
+    /// Runs `f` on a base's state under its lock, converting API errors.
+    fn with_base<T>(
+        &self,
+        base: &str,
+        f: impl FnOnce(&mut server::BaseState) -> Result<T, server::ApiError>,
+    ) -> Result<T, SimError> {
+        let mut state = server::lock(&self.shared.base_slot(base)?.state);
+        f(&mut state).map_err(server::ApiError::into_sim)
+    }
+
+    /// Creates records in `table` (name or id) of `base`, each given as `{"fields": {…}}` with
+    /// fields by name or id, as if a person typed them in Airtable (webhook payloads say
+    /// `"source": "client"`). Not rate-limited, never faulted, not counted in [`Stats`], and not
+    /// limited to 10 records. Returns the records as the API would.
+    pub fn create_records(
+        &self,
+        base: &str,
+        table: &str,
+        records: Vec<serde_json::Value>,
+    ) -> Result<Vec<serde_json::Value>, SimError> {
+        let ttl = self.shared.iterator_ttl;
+        self.with_base(base, |s| writes::create(s, table, &records, false, ttl, webhooks::Source::Client))
+    }
+
+    /// Merges `{"id": "rec…", "fields": {…}}` edits into records of `table`, like a PATCH.
+    pub fn update_records(
+        &self,
+        base: &str,
+        table: &str,
+        records: Vec<serde_json::Value>,
+    ) -> Result<Vec<serde_json::Value>, SimError> {
+        let ttl = self.shared.iterator_ttl;
+        self.with_base(base, |s| writes::update(s, table, &records, false, ttl, webhooks::Source::Client))
+    }
+
+    /// Deletes records of `table` by id; all must exist.
+    pub fn delete_records(&self, base: &str, table: &str, ids: &[&str]) -> Result<(), SimError> {
+        let ttl = self.shared.iterator_ttl;
+        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        self.with_base(base, |s| writes::destroy(s, table, &ids, ttl, webhooks::Source::Client)).map(drop)
+    }
+
+    /// Renames a field (by name or id) of `table`, like the update-field endpoint.
+    pub fn rename_field(&self, base: &str, table: &str, field: &str, name: &str) -> Result<(), SimError> {
+        let body = serde_json::json!({ "name": name });
+        let body = body.as_object().cloned().unwrap_or_default();
+        self.with_base(base, |s| writes::update_field(s, table, field, &body, webhooks::Source::Client))
+            .map(drop)
+    }
+
+    /// Ids of the live webhooks of `base`, oldest first.
+    pub fn webhook_ids(&self, base: &str) -> Result<Vec<String>, SimError> {
+        self.with_base(base, |s| Ok(s.hooks.ids()))
+    }
+
+    /// Makes a webhook expire now: from then on its endpoints answer 404 and it gets no payloads.
+    pub fn expire_webhook(&self, base: &str, webhook: &str) -> Result<(), SimError> {
+        self.with_base(base, |s| s.hooks.expire(webhook))
+    }
+
+    /// Drops every payload a webhook still keeps, as retention would after 7 days; listing from a
+    /// cursor before the next payload's then answers 422 `WEBHOOK_PAYLOADS_NOT_AVAILABLE`.
+    /// Returns how many were dropped.
+    pub fn drop_webhook_payloads(&self, base: &str, webhook: &str) -> Result<usize, SimError> {
+        self.with_base(base, |s| s.hooks.drop_payloads(webhook))
     }
 }
 
