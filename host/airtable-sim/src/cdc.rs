@@ -146,18 +146,14 @@ impl ModWalk {
     ) -> impl Iterator<Item = (ModKey, u32)> + 't {
         let order = &t.orders[self.order];
         let start = from.unwrap_or((None, 0));
-        let empties = self
-            .empty
-            .then(|| order.keys.range(start.max((None, 0))..=(None, u32::MAX)))
-            .into_iter()
-            .flatten();
+        // Two ranges of one ordered set: the empty cells (which sort first), then the times.
+        let range = |lo: (ModKey, u32), hi: (ModKey, u32)| {
+            let lo = lo.max(start);
+            (lo <= hi).then(|| order.keys.range(lo..=hi)).into_iter().flatten()
+        };
+        let empties = self.empty.then(|| range((None, 0), (None, u32::MAX))).into_iter().flatten();
         let times = (self.lo <= self.hi)
-            .then(|| {
-                let lo = start.max((Some(self.lo), 0));
-                let hi = (Some(self.hi), u32::MAX);
-                (lo <= hi).then(|| order.keys.range(lo..=hi))
-            })
-            .flatten()
+            .then(|| range((Some(self.lo), 0), (Some(self.hi), u32::MAX)))
             .into_iter()
             .flatten();
         // Entries whose record is as it was at the snapshot; the others come from the history.
@@ -205,5 +201,212 @@ impl<T: Ord, A: Iterator<Item = T>, B: Iterator<Item = T>> Iterator for Merge<A,
             (Some(_), _) => self.a.next(),
             (None, _) => self.b.next(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast path against the general path, on random tables, bounds and writes.
+
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+    use crate::listing::{start_order, walk};
+    use crate::seed::SplitMix;
+    use crate::store::{FieldDef, Order, Resume, format_time, format_time_for};
+
+    const T0: i64 = 1_750_000_000_000;
+    const DAY: i64 = 86_400_000;
+
+    fn field(id: &str, name: &str, ftype: &str, options: Value) -> FieldDef {
+        FieldDef {
+            id: id.into(),
+            name: name.into(),
+            ftype: ftype.into(),
+            description: None,
+            options: (!options.is_null()).then_some(options),
+        }
+    }
+
+    fn table() -> Table {
+        Table::new(
+            "tblT".into(),
+            "T".into(),
+            None,
+            vec![
+                field("fldText", "Text", "singleLineText", Value::Null),
+                field(
+                    "fldLM",
+                    "Last Modified",
+                    "lastModifiedTime",
+                    json!({"referencedFieldIds": [], "result": {"type": "dateTime"}}),
+                ),
+                field(
+                    "fldDay",
+                    "Changed On",
+                    "lastModifiedTime",
+                    json!({"referencedFieldIds": ["fldText"], "result": {"type": "date"}}),
+                ),
+            ],
+        )
+    }
+
+    /// A record modified at one of few times (many ties), sometimes with empty cells.
+    fn record(t: &Table, rng: &mut SplitMix, id: String, empties: bool) -> Record {
+        let modified = T0 + rng.below(12) as i64 * 1000 + rng.below(3) as i64 * DAY;
+        let mut fields = Map::new();
+        if let Some(text) = ["a", "b", ""].get(rng.below(3) as usize).filter(|s| !s.is_empty()) {
+            fields.insert("fldText".into(), json!(text));
+        }
+        if !(empties && rng.chance(0.15)) {
+            fields.insert("fldLM".into(), json!(format_time(modified)));
+        }
+        if !(empties && rng.chance(0.15)) {
+            let day = T0 + rng.below(4) as i64 * DAY;
+            fields.insert("fldDay".into(), json!(format_time_for(&t.fields[2], day)));
+        }
+        Record { id, created: T0, modified, fields }
+    }
+
+    /// A random formula of bounds on a lastModifiedTime key, mixed with other conjuncts.
+    fn formula(rng: &mut SplitMix) -> String {
+        let time = |rng: &mut SplitMix| -> String {
+            let t = T0 + rng.below(12) as i64 * 1000 + rng.below(3) as i64 * DAY + rng.below(3) as i64 - 1;
+            match rng.below(6) {
+                0 => format_time(t)[..10].to_string(),
+                1 => "soon".to_string(),
+                _ => format_time(t),
+            }
+        };
+        let mut terms = Vec::new();
+        for _ in 0..rng.below(4) {
+            let x =
+                *rng.pick(&["{Last Modified}", "{Last Modified}", "LAST_MODIFIED_TIME()", "{Changed On}"]);
+            let t = time(rng);
+            let atom = match rng.below(4) {
+                0 => format!("IS_AFTER({x}, '{t}')"),
+                1 => format!("IS_BEFORE({x}, '{t}')"),
+                2 => format!("IS_AFTER('{t}', {x})"),
+                _ => format!("IS_BEFORE('{t}', {x})"),
+            };
+            terms.push(if rng.chance(0.4) { format!("NOT({atom})") } else { atom });
+        }
+        match rng.below(4) {
+            0 => terms.push("{Text} = 'a'".into()),
+            1 => terms.push("{Text} != 'b'".into()),
+            _ => {}
+        }
+        if terms.len() > 2 && rng.chance(0.5) {
+            // A user's formula wrapped around the reader's bounds.
+            let inner = terms.split_off(1).join(", ");
+            terms.push(format!("AND({inner})"));
+        }
+        match terms.len() {
+            0 => String::new(),
+            _ => format!("AND({})", terms.join(", ")),
+        }
+    }
+
+    /// Writes between pages: updates that move records both ways, deletes, and creates.
+    fn write(t: &mut Table, rng: &mut SplitMix, empties: bool, n: &mut usize) {
+        let pos = rng.below(t.records.len() as u64) as usize;
+        match rng.below(4) {
+            0 => {
+                *n += 1;
+                let r = record(t, rng, format!("recNew{n}"), empties);
+                t.push(r);
+            }
+            1 => {
+                t.remove(pos);
+            }
+            _ => {
+                if let Some(id) = t.records[pos].as_ref().map(|r| r.id.clone()) {
+                    let r = record(t, rng, id, empties);
+                    t.replace(pos, r);
+                }
+            }
+        }
+    }
+
+    fn ids(records: &[&Record]) -> Vec<String> {
+        records.iter().map(|r| r.id.clone()).collect()
+    }
+
+    #[test]
+    fn the_fast_path_answers_exactly_what_the_general_path_answers() {
+        let mut rng = SplitMix(12);
+        let mut fast_used = 0;
+        for case in 0..600 {
+            let empties = case % 3 == 0;
+            let mut t = table();
+            for i in 0..rng.below(60) {
+                let r = record(&t, &mut rng, format!("rec{i}"), empties);
+                t.push(r);
+            }
+            t.reorder();
+            let src = formula(&mut rng);
+            let resolve = |name: &str| t.fields.iter().find(|f| f.name == name).map(|f| f.id.clone());
+            let filter = (!src.is_empty()).then(|| crate::formula::parse(&src, &resolve).expect("formula"));
+            let filters: Vec<&Expr> = filter.iter().collect();
+            let sort = vec![(if rng.chance(0.8) { "fldLM" } else { "fldDay" }.to_string(), false)];
+            let general = start_order(&t, &filters, &sort, false);
+            let fast = start_order(&t, &filters, &sort, true);
+            assert!(matches!(fast, Order::ByModified(_)), "{src}");
+            fast_used += 1;
+            let snapshot = t.seq;
+            let (mut from_g, mut from_f): (Option<Resume>, Option<Resume>) = (None, None);
+            let mut created = 0;
+            for page in 0.. {
+                let cap = 1 + rng.below(7) as usize;
+                let (g, f) =
+                    (walk(&t, &general, from_g, cap, |_| true), walk(&t, &fast, from_f, cap, |_| true));
+                let context = format!("case {case}, page {page}, formula {src:?}, sort {sort:?}");
+                assert_eq!(ids(&g.records), ids(&f.records), "{context}");
+                assert_eq!(g.next.as_ref().map(|n| &n.0), f.next.as_ref().map(|n| &n.0), "{context}");
+                let (Some(ng), Some(nf)) = (g.next, f.next) else { break };
+                (from_g, from_f) = (Some(ng.1), Some(nf.1));
+                for _ in 0..rng.below(4) {
+                    t.keep_history_after(Some(snapshot));
+                    write(&mut t, &mut rng, empties, &mut created);
+                }
+            }
+        }
+        assert_eq!(fast_used, 600);
+    }
+
+    #[test]
+    fn only_an_ascending_sort_on_a_readable_last_modified_field_takes_the_fast_path() {
+        let mut t = table();
+        let mut rng = SplitMix(3);
+        for i in 0..5 {
+            let r = record(&t, &mut rng, format!("rec{i}"), false);
+            t.push(r);
+        }
+        let asc = |f: &str| vec![(f.to_string(), false)];
+        assert!(plan(&t, &[], &asc("fldLM")).is_some());
+        assert!(plan(&t, &[], &[("fldLM".to_string(), true)]).is_none(), "descending");
+        assert!(plan(&t, &[], &asc("fldText")).is_none(), "not a lastModifiedTime field");
+        assert!(plan(&t, &[], &[("fldLM".to_string(), false), ("fldText".to_string(), false)]).is_none());
+        // A cell that is not the field's own time format could sort differently as text.
+        let mut odd = t.records[0].clone().expect("record");
+        odd.fields.insert("fldLM".into(), json!("2025-06-15 10:00"));
+        t.replace(0, odd);
+        assert!(plan(&t, &[], &asc("fldLM")).is_none());
+    }
+
+    #[test]
+    fn bounds_narrow_the_walk_and_the_rest_stays_a_filter() {
+        let mut t = table();
+        let mut rng = SplitMix(5);
+        for i in 0..20 {
+            let r = record(&t, &mut rng, format!("rec{i}"), false);
+            t.push(r);
+        }
+        let resolve = |name: &str| t.fields.iter().find(|f| f.name == name).map(|f| f.id.clone());
+        let src = "AND(IS_AFTER({Last Modified}, '2025-06-15T15:06:40.000Z'), NOT(IS_AFTER(LAST_MODIFIED_TIME(), '2025-06-16')), {Text} = 'a')";
+        let e = crate::formula::parse(src, &resolve).expect("formula");
+        let w = plan(&t, &[&e], &[("fldLM".to_string(), false)]).expect("fast path");
+        assert_eq!((w.empty, w.lo, w.hi), (false, T0 + 1, parse_time("2025-06-16").expect("date")));
+        assert_eq!(w.residual.len(), 1, "{:?}", w.residual);
     }
 }
