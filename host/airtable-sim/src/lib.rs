@@ -1,11 +1,13 @@
 //! An Airtable-compatible HTTP server on loopback, for demos, tests and benchmarks.
 //!
 //! It serves the seed's *Product Launch* base (six linked tables that together use every field
-//! type in `shared/reference/AIRTABLE.md`) with the API's documented behaviour, including its
-//! failures: 401/403 auth errors, the 5 requests/s rate limit with its 30 s penalty, page
-//! iterators that expire, and injected faults (5xx, reset connections, truncated bodies, latency).
-//! Where the real API is vaguer, the simulator is stricter: unknown query parameters, formulas
-//! outside the subset below, and `cellFormat=string` are refused with 422.
+//! type in `shared/reference/AIRTABLE.md`), and as many more copies of it as
+//! [`SimConfig::extra_bases`] names, with the API's documented behaviour, including its failures:
+//! 401/403 auth errors, the 5 requests/s per base and 50 requests/s per token rate limits with
+//! their 30 s penalty, page iterators that expire, webhooks and payloads that expire, and injected
+//! faults (5xx, reset connections, truncated bodies, latency). Where the real API is vaguer, the
+//! simulator is stricter: unknown query parameters and body keys, formulas outside the subset
+//! below, and `cellFormat=string` are refused with 422.
 //!
 //! ```no_run
 //! use weir_airtable_sim::{Sim, SimConfig, DEFAULT_BASE_ID, DEFAULT_TOKEN};
@@ -17,8 +19,15 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 //!
+//! # Bases
+//! The first base is `base_id` ("Product Launch"); each of `extra_bases` is "Product Launch 2",
+//! "Product Launch 3", … in order. Every base holds its own copy of the seed's tables, grown
+//! alike, with the same schema ids (tbl/fld/viw, derived from names) but record ids drawn from a
+//! seed derived from the base id, so no two bases share a record id. An unknown base answers 403.
+//!
 //! # Endpoints
-//! - `GET /v0/meta/bases`, `GET /v0/meta/bases/{base}/tables`
+//! - `GET /v0/meta/bases` (1,000 a page; `offset` is an opaque token), `GET /v0/meta/bases/{base}/tables`,
+//!   `PATCH /v0/meta/bases/{base}/tables/{table}/fields/{field}` (`name`, `description`).
 //! - `GET /v0/{base}/{tableIdOrName}` and `POST /v0/{base}/{tableIdOrName}/listRecords` with
 //!   `pageSize`, `offset`, `view`, `fields[]`, `sort[i][field]`/`sort[i][direction]`,
 //!   `filterByFormula`, `maxRecords`, `returnFieldsByFieldId`, `cellFormat=json`, and the ignored
@@ -28,6 +37,9 @@
 //!   `referencedFieldIds` always moves, one that names fields moves only when one of them was
 //!   written (as in Airtable). Counts, lookups and rollups of the written record are recomputed;
 //!   cells in *other* records (inverse links, their lookups) and formulas are not.
+//!   [`Sim::create_records`], [`Sim::update_records`], [`Sim::delete_records`] and
+//!   [`Sim::rename_field`] make the same writes from Rust, on any base, unmetered.
+//! - Webhooks, below.
 //!
 //! # `filterByFormula` subset
 //! `IS_AFTER(a, b)`, `IS_BEFORE(a, b)` (ISO-8601 dates or date-times, UTC unless an offset is
@@ -37,19 +49,66 @@
 //! `FALSE()`. Anything else is answered 422 `INVALID_FILTER_BY_FORMULA` naming the formula.
 //!
 //! # Page iterators
-//! An `offset` is `itr…/rec…`: the iterator and the next record. Iterators keep the filter and
-//! sort of the first page (a snapshot of positions), so paging is O(page). An iterator expires
-//! when idle longer than `iterator_ttl × clock_scale`, or at [`Sim::expire_iterators`].
+//! An `offset` is `itr…/rec…`: the iterator and the next record. An iterator is a snapshot taken
+//! at the first page: which records the listing holds, in which order. Later pages show those
+//! records' current content and skip the ones deleted since; records created or moved into the
+//! filter since are not added. Paging is O(page). Starting a filtered or sorted listing is
+//! O(table), except a cdc listing: one sorted by a `lastModifiedTime` field ascending (the only
+//! sort key), whose filter's top-level `AND` conjuncts `IS_AFTER`/`IS_BEFORE`/`NOT(…)` of that
+//! field (or of `LAST_MODIFIED_TIME()` while it equals the field in every record) and a time
+//! become a range of an index kept in that field's order. It starts in O(log table) and pages in
+//! O(page + records written since it started), with exactly the records, order (ties in creation
+//! order) and snapshot of the general path; other conjuncts filter as it walks. An iterator
+//! expires when idle longer than `iterator_ttl × clock_scale`, or at [`Sim::expire_iterators`].
 //!
-//! # Rate limit and clock
-//! With `rate_limit`, a request that would be the 6th accepted in the last real second gets 429
-//! `RATE_LIMIT_REACHED`, and so does every request to the base for `30 s × clock_scale`
-//! afterwards. The one-second window is never scaled, so a client pacing itself in real time
-//! sees the real limit.
+//! # Webhooks
+//! For a pull client (no notification is ever sent to `notificationUrl`):
+//! - `POST /v0/bases/{base}/webhooks` `{"notificationUrl"?, "specification": {"options": {"filters":
+//!   {"dataTypes": ["tableData" | "tableFields" | "tableMetadata", …], "recordChangeScope"?: "tbl…",
+//!   "changeTypes"?: ["add" | "remove" | "update", …]}, "includes"?: {"includePreviousCellValues"?,
+//!   "includeCellValuesInFieldIds"?: "all" | ["fld…"], "includePreviousFieldDefinitions"?}}}}` →
+//!   `{"id": "ach…", "macSecretBase64", "expirationTime"}`. Other filter keys are refused with 422.
+//!   A base holds at most 10 live webhooks: the 11th is 403 `TOO_MANY_WEBHOOKS`.
+//! - `GET /v0/bases/{base}/webhooks` → `{"webhooks": [{"id", "specification", "cursorForNextPayload",
+//!   "areNotificationsEnabled", "isHookEnabled", "expirationTime", "notificationUrl",
+//!   "lastSuccessfulNotificationTime": null, "lastNotificationResult": null}]}`.
+//! - `POST …/webhooks/{id}/refresh` → `{"expirationTime"}`; `DELETE …/webhooks/{id}` → `{}`.
+//! - `GET …/webhooks/{id}/payloads?cursor=N&limit=M` (cursor ≥ 1, default 1; limit 1–50, default
+//!   50) → `{"cursor": next, "mightHaveMore", "payloads": [{"timestamp", "baseTransactionNumber",
+//!   "payloadFormat": "v0", "actionMetadata": {"source": "publicApi" | "client", "sourceMetadata":
+//!   {"user"}}, "changedTablesById": {"tbl…": {"createdRecordsById": {rec: {"createdTime",
+//!   "cellValuesByFieldId"}}, "changedRecordsById": {rec: {"current": {"cellValuesByFieldId"},
+//!   "previous"?, "unchanged"?}}, "destroyedRecordIds": […], "changedFieldsById": {fld: {"current",
+//!   "previous"?}}}}}]}`. A cleared cell is `null` in `current`/`previous`.
+//!
+//! Each write (create, update, delete, field update) is one transaction with the base's next
+//! `baseTransactionNumber`; it appends one payload to every live webhook whose `dataTypes` (record
+//! writes are `tableData`, field updates `tableFields`), `recordChangeScope` and `changeTypes`
+//! cover it. An update that changes no cell makes no payload. Cursors start at 1 and never reset.
+//! A webhook expires `webhook_ttl × clock_scale` (7 days) after its creation, last refresh or last
+//! payload listing, and `expirationTime` says when; an expired or deleted webhook answers 404
+//! `{"error": {"type": "NOT_FOUND", …}}` and gets no more payloads. Payloads are dropped
+//! `payload_retention × clock_scale` (7 days) after they were made; asking for a cursor older than
+//! the oldest kept payload answers **422 `{"error": {"type": "WEBHOOK_PAYLOADS_NOT_AVAILABLE",
+//! "message": …}}`**: the client must re-create the webhook and read the table again. A cursor past
+//! the next payload's is 422 `INVALID_REQUEST_UNKNOWN`. Test hooks: [`Sim::expire_webhook`],
+//! [`Sim::drop_webhook_payloads`], [`Sim::webhook_ids`], [`Sim::set_webhook_faults`].
+//!
+//! # Rate limits and clock
+//! With `rate_limit`, a request that would be the 6th accepted for its base in the last real
+//! second gets 429 `RATE_LIMIT_REACHED`, and so does every request to that base for
+//! `30 s × clock_scale` afterwards; each base has its own window and penalty. Across all bases,
+//! the 51st request in a second (and every request for the penalty after it) gets 429 too. Every
+//! authenticated request to a base counts, webhooks included; `GET /v0/meta/bases` counts only
+//! for the token. The one-second window is never scaled, so a client pacing itself in real time
+//! sees the real limits.
 //!
 //! # Faults
-//! Drawn per list/meta request, after auth and the rate limit, from a generator seeded with
-//! `seed`: the same seed and request order give the same faults.
+//! Drawn per request, after auth and the rate limit, from a generator seeded with `seed`: the
+//! same seed and request order give the same faults. [`SimConfig::faults`] applies to list and
+//! meta requests, [`SimConfig::webhook_faults`] (its own generator) to webhook requests; record
+//! writes are never faulted. An error or reset is drawn before the request acts; a truncated body
+//! comes after it acted (a truncated webhook create still created the webhook).
 //!
 //! # The `weir sim airtable` command
 //! `weir sim airtable --rows N --seed S --port P` maps to
@@ -73,6 +132,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
+use serde_json::Value;
 
 /// The bearer token the simulator accepts by default.
 pub const DEFAULT_TOKEN: &str = "patWeirSim.0123456789abcdef0123456789abcdef";
@@ -217,6 +277,7 @@ impl Sim {
             .spawn(move || {
                 let rt = match tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
+                    .thread_name("airtable-sim")
                     .enable_all()
                     .build()
                 {
@@ -297,6 +358,22 @@ impl Sim {
         f(&mut state).map_err(server::ApiError::into_sim)
     }
 
+    /// How `Sim`'s own writes write: as a person in Airtable's UI.
+    fn writer(&self) -> writes::Writer {
+        writes::Writer { by_id: false, ttl: self.shared.iterator_ttl, source: webhooks::Source::Client }
+    }
+
+    fn write_records(
+        &self,
+        base: &str,
+        table: &str,
+        records: &[serde_json::Value],
+        write: writes::RecordWrite,
+    ) -> Result<Vec<serde_json::Value>, SimError> {
+        let w = self.writer();
+        self.with_base(base, |s| write(s, table, records, w))
+    }
+
     /// Creates records in `table` (name or id) of `base`, each given as `{"fields": {…}}` with
     /// fields by name or id, as if a person typed them in Airtable (webhook payloads say
     /// `"source": "client"`). Not rate-limited, never faulted, not counted in [`Stats`], and not
@@ -305,10 +382,9 @@ impl Sim {
         &self,
         base: &str,
         table: &str,
-        records: Vec<serde_json::Value>,
-    ) -> Result<Vec<serde_json::Value>, SimError> {
-        let ttl = self.shared.iterator_ttl;
-        self.with_base(base, |s| writes::create(s, table, &records, false, ttl, webhooks::Source::Client))
+        records: Vec<Value>,
+    ) -> Result<Vec<Value>, SimError> {
+        self.write_records(base, table, &records, writes::create)
     }
 
     /// Merges `{"id": "rec…", "fields": {…}}` edits into records of `table`, like a PATCH.
@@ -316,17 +392,16 @@ impl Sim {
         &self,
         base: &str,
         table: &str,
-        records: Vec<serde_json::Value>,
-    ) -> Result<Vec<serde_json::Value>, SimError> {
-        let ttl = self.shared.iterator_ttl;
-        self.with_base(base, |s| writes::update(s, table, &records, false, ttl, webhooks::Source::Client))
+        records: Vec<Value>,
+    ) -> Result<Vec<Value>, SimError> {
+        self.write_records(base, table, &records, writes::update)
     }
 
     /// Deletes records of `table` by id; all must exist.
     pub fn delete_records(&self, base: &str, table: &str, ids: &[&str]) -> Result<(), SimError> {
-        let ttl = self.shared.iterator_ttl;
         let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
-        self.with_base(base, |s| writes::destroy(s, table, &ids, ttl, webhooks::Source::Client)).map(drop)
+        let w = self.writer();
+        self.with_base(base, |s| writes::destroy(s, table, &ids, w)).map(drop)
     }
 
     /// Renames a field (by name or id) of `table`, like the update-field endpoint.

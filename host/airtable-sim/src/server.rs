@@ -251,6 +251,11 @@ impl Shared {
         self.by_id.get(id).map(|&i| &self.bases[i]).ok_or_else(forbidden)
     }
 
+    /// How an API request writes records.
+    fn writer(&self, by_id: bool) -> writes::Writer {
+        writes::Writer { by_id, ttl: self.iterator_ttl, source: Source::PublicApi }
+    }
+
     /// Admits a request to `base` (all bases for `None`) under both rate limits, or answers 429.
     pub(crate) fn rate_check(&self, base: Option<&BaseSlot>) -> Result<(), ApiError> {
         let mut base_window = base.map(|b| lock(&b.rate));
@@ -511,7 +516,7 @@ async fn create(
     let mut state = lock(&slot.state);
     state.base.table_index(&table).ok_or_else(forbidden)?;
     let (recs, by_id) = write_body(&body)?;
-    let out = writes::create(&mut state, &table, &recs, by_id, s.iterator_ttl, Source::PublicApi)?;
+    let out = writes::create(&mut state, &table, &recs, s.writer(by_id))?;
     Ok(Json(json!({ "records": out })).into_response())
 }
 
@@ -525,7 +530,7 @@ async fn update(
     let mut state = lock(&slot.state);
     state.base.table_index(&table).ok_or_else(forbidden)?;
     let (recs, by_id) = write_body(&body)?;
-    let out = writes::update(&mut state, &table, &recs, by_id, s.iterator_ttl, Source::PublicApi)?;
+    let out = writes::update(&mut state, &table, &recs, s.writer(by_id))?;
     Ok(Json(json!({ "records": out })).into_response())
 }
 
@@ -543,7 +548,7 @@ async fn destroy(
     if ids.is_empty() || ids.len() > 10 {
         return Err(typed(422, "INVALID_RECORDS", "Name between 1 and 10 records[] to delete"));
     }
-    let out = writes::destroy(&mut lock(&slot.state), &table, &ids, s.iterator_ttl, Source::PublicApi)?;
+    let out = writes::destroy(&mut lock(&slot.state), &table, &ids, s.writer(false))?;
     Ok(Json(json!({ "records": out })).into_response())
 }
 

@@ -56,16 +56,27 @@ fn all_fields(t: &Table) -> Vec<&crate::store::FieldDef> {
     t.fields.iter().collect()
 }
 
+/// How a record write was asked for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Writer {
+    /// Answer cells keyed by field id instead of name.
+    pub by_id: bool,
+    /// The iterator lifetime, to know which cdc listings may still read the table's history.
+    pub ttl: Duration,
+    pub source: Source,
+}
+
+/// A record write: create or update, given the request's records.
+pub(crate) type RecordWrite = fn(&mut BaseState, &str, &[Value], Writer) -> Result<Vec<Value>, ApiError>;
+
 /// Creates one record per `{"fields": {…}}` in `recs`; answers them as the API does.
 pub(crate) fn create(
     state: &mut BaseState,
     table: &str,
     recs: &[Value],
-    by_id: bool,
-    ttl: Duration,
-    source: Source,
+    w: Writer,
 ) -> Result<Vec<Value>, ApiError> {
-    let ti = table_for_write(state, table, ttl)?;
+    let ti = table_for_write(state, table, w.ttl)?;
     let BaseState { base, ids, hooks, .. } = state;
     let cells: Vec<_> = recs.iter().map(|r| write_cells(&base.tables[ti], r)).collect::<Result<_, _>>()?;
     let now = now_ms();
@@ -82,11 +93,11 @@ pub(crate) fn create(
         }
         fill_system_cells(&mut base.tables[ti], &mut r, 0);
         base.derive(ti, &mut r);
-        out.push(record_json(&r, &all_fields(&base.tables[ti]), by_id));
+        out.push(record_json(&r, &all_fields(&base.tables[ti]), w.by_id));
         created.push((r.id.clone(), r.created, r.fields.clone()));
         base.tables[ti].push(r);
     }
-    hooks.record(&base.tables[ti].id, Change::Created(created), now, source);
+    hooks.record(&base.tables[ti].id, Change::Created(created), now, w.source);
     Ok(out)
 }
 
@@ -95,11 +106,9 @@ pub(crate) fn update(
     state: &mut BaseState,
     table: &str,
     recs: &[Value],
-    by_id: bool,
-    ttl: Duration,
-    source: Source,
+    w: Writer,
 ) -> Result<Vec<Value>, ApiError> {
-    let ti = table_for_write(state, table, ttl)?;
+    let ti = table_for_write(state, table, w.ttl)?;
     let BaseState { base, hooks, .. } = state;
     let mut edits = Vec::new();
     for rec in recs {
@@ -127,11 +136,11 @@ pub(crate) fn update(
             r.fields.insert(f.id.clone(), user(0));
         }
         base.derive(ti, &mut r);
-        out.push(record_json(&r, &all_fields(&base.tables[ti]), by_id));
+        out.push(record_json(&r, &all_fields(&base.tables[ti]), w.by_id));
         changed.push((r.id.clone(), before.fields, r.fields.clone()));
         base.tables[ti].replace(pos, r);
     }
-    hooks.record(&base.tables[ti].id, Change::Changed(changed), at, source);
+    hooks.record(&base.tables[ti].id, Change::Changed(changed), at, w.source);
     Ok(out)
 }
 
@@ -140,10 +149,9 @@ pub(crate) fn destroy(
     state: &mut BaseState,
     table: &str,
     ids: &[String],
-    ttl: Duration,
-    source: Source,
+    w: Writer,
 ) -> Result<Vec<Value>, ApiError> {
-    let ti = table_for_write(state, table, ttl)?;
+    let ti = table_for_write(state, table, w.ttl)?;
     let BaseState { base, hooks, .. } = state;
     let t = &mut base.tables[ti];
     if let Some(missing) = ids.iter().find(|id| !t.index.contains_key(*id)) {
@@ -159,7 +167,7 @@ pub(crate) fn destroy(
             destroyed.push(id.clone());
         }
     }
-    hooks.record(&t.id, Change::Destroyed(destroyed), now_ms(), source);
+    hooks.record(&t.id, Change::Destroyed(destroyed), now_ms(), w.source);
     Ok(out)
 }
 
