@@ -829,16 +829,8 @@ fn row_to_record(t: &Table, id: String, row: Row) -> anyhow::Result<Record> {
 pub(crate) fn build(seed: u64) -> anyhow::Result<Base> {
     let mut tables: Vec<Table> = schemas()
         .into_iter()
-        .map(|(s, description)| Table {
-            id: tid(s.name),
-            name: s.name.to_string(),
-            description: Some(description.to_string()),
-            primary_field_id: s.fields.first().map(|f| f.id.clone()).unwrap_or_default(),
-            fields: s.fields,
-            views: Vec::new(),
-            records: Vec::new(),
-            index: HashMap::new(),
-            next_auto_number: 1,
+        .map(|(s, description)| {
+            Table::new(tid(s.name), s.name.to_string(), Some(description.to_string()), s.fields)
         })
         .collect();
     for t in &mut tables {

@@ -1,11 +1,11 @@
-//! The HTTP side: routes, auth, the rate limiter, injected faults, and the request parameters.
+//! The HTTP side: the bases served, routes, auth, the rate limits, and injected faults.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -13,10 +13,12 @@ use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use crate::formula::{self, Expr};
-use crate::seed::{SplitMix, fill_system_cells, ident, user};
-use crate::store::{Base, Iter, Iterators, Order, Record, Table, format_time, ordered_positions, set_cell};
-use crate::{Faults, SimConfig, Stats};
+use crate::listing::{ListParams, list_page};
+use crate::rate::{self, Window};
+use crate::seed::{SplitMix, hash};
+use crate::store::{Base, FieldDef, Iterators, Record, format_time};
+use crate::webhooks::{self, Source, Webhooks};
+use crate::{BaseStats, Faults, SimConfig, SimError, Stats, writes};
 
 /// An error as the client sees it.
 #[derive(Debug)]
@@ -29,16 +31,16 @@ pub(crate) enum ApiError {
     Reset,
 }
 
-fn typed(status: u16, kind: &'static str, message: impl Into<String>) -> ApiError {
+pub(crate) fn typed(status: u16, kind: &'static str, message: impl Into<String>) -> ApiError {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     ApiError::Typed { status, kind, message: message.into() }
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
     typed(422, "INVALID_REQUEST_UNKNOWN", message)
 }
 
-fn forbidden() -> ApiError {
+pub(crate) fn forbidden() -> ApiError {
     typed(
         403,
         "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
@@ -46,7 +48,7 @@ fn forbidden() -> ApiError {
     )
 }
 
-fn iterator_gone() -> ApiError {
+pub(crate) fn iterator_gone() -> ApiError {
     typed(
         422,
         "LIST_RECORDS_ITERATOR_NOT_AVAILABLE",
@@ -85,42 +87,85 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Counters behind `Sim::stats`.
-#[derive(Debug, Default)]
-struct Counters {
-    stats: Stats,
+impl ApiError {
+    /// The error as `Sim`'s Rust API reports it.
+    pub(crate) fn into_sim(self) -> SimError {
+        match self {
+            ApiError::Typed { status, kind, message } => {
+                SimError { status: status.as_u16(), kind: kind.to_string(), message }
+            }
+            ApiError::NotFound => SimError { status: 404, kind: "NOT_FOUND".into(), message: String::new() },
+            ApiError::Reset => SimError { status: 0, kind: "RESET".into(), message: String::new() },
+        }
+    }
 }
 
-/// The sliding one-second window of accepted requests, and the penalty after a 429.
-#[derive(Debug, Default)]
-struct Rate {
-    window: VecDeque<Instant>,
-    penalty_until: Option<Instant>,
+/// One base: its data, iterators and webhooks under one lock (so a page is read consistently and
+/// a write reaches the webhooks in the same transaction), and its own rate-limit window.
+pub(crate) struct BaseSlot {
+    pub id: String,
+    pub name: String,
+    pub state: Mutex<BaseState>,
+    rate: Mutex<Window>,
+}
+
+/// What a base's lock guards.
+pub(crate) struct BaseState {
+    pub base: Base,
+    pub iters: Iterators,
+    /// Draws the ids of records created through the API.
+    pub ids: SplitMix,
+    pub hooks: Webhooks,
+}
+
+/// Faults to inject, and the generator that draws them.
+struct FaultDraw {
+    faults: Faults,
+    rng: SplitMix,
 }
 
 /// What the handlers share.
 pub(crate) struct Shared {
     token_header: String,
-    base_id: String,
     rate_limit: bool,
     penalty: Duration,
-    iterator_ttl: Duration,
-    inner: Mutex<Inner>,
-    faults: Mutex<(Faults, SplitMix)>,
-    counters: Mutex<Counters>,
-    rate: Mutex<Rate>,
+    pub iterator_ttl: Duration,
+    bases: Vec<BaseSlot>,
+    by_id: HashMap<String, usize>,
+    token_rate: Mutex<Window>,
+    faults: Mutex<FaultDraw>,
+    webhook_faults: Mutex<FaultDraw>,
+    stats: Mutex<Stats>,
 }
 
-/// The data and the iterators, under one lock so a page is read consistently.
-struct Inner {
-    base: Base,
-    iters: Iterators,
-    ids: SplitMix,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock leaves plain data behind; keep serving.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The seed of a base: the configured seed for the first, one derived from the id for the others,
+/// so no two bases share record ids.
+fn base_seed(seed: u64, index: usize, id: &str) -> u64 {
+    if index == 0 { seed } else { seed ^ hash(id).rotate_left(29) }
+}
+
+/// Builds one base's tables, growing them as configured.
+fn build_base(config: &SimConfig, seed: u64) -> anyhow::Result<Base> {
+    let mut base = crate::seed::build(seed)?;
+    for ti in 0..base.tables.len() {
+        let wanted =
+            config.grow.iter().find(|(name, _)| *name == base.tables[ti].name || *name == base.tables[ti].id);
+        if let Some(n) = wanted.map(|(_, n)| *n).or(config.rows) {
+            crate::grow::grow(&mut base, ti, n, seed);
+        }
+    }
+    if let Some((name, _)) = config.grow.iter().find(|(name, _)| base.table_index(name).is_none()) {
+        anyhow::bail!("cannot grow unknown table {name:?}; the tables are {:?}", crate::seed::TABLES);
+    }
+    for t in &mut base.tables {
+        t.reorder();
+    }
+    Ok(base)
 }
 
 impl Shared {
@@ -128,91 +173,136 @@ impl Shared {
         if !(config.clock_scale.is_finite() && config.clock_scale >= 0.0) {
             anyhow::bail!("clock_scale must be a finite number ≥ 0, got {}", config.clock_scale);
         }
-        let mut base = crate::seed::build(config.seed)?;
-        for ti in 0..base.tables.len() {
-            let wanted = config
-                .grow
-                .iter()
-                .find(|(name, _)| *name == base.tables[ti].name || *name == base.tables[ti].id);
-            if let Some(n) = wanted.map(|(_, n)| *n).or(config.rows) {
-                crate::grow::grow(&mut base, ti, n, config.seed);
+        let ids: Vec<&String> = std::iter::once(&config.base_id).chain(&config.extra_bases).collect();
+        let mut by_id = HashMap::new();
+        let mut bases = Vec::new();
+        let hook_config = webhooks::Config {
+            ttl: config.webhook_ttl.mul_f64(config.clock_scale),
+            retention: config.payload_retention.mul_f64(config.clock_scale),
+        };
+        for (i, id) in ids.into_iter().enumerate() {
+            if by_id.insert(id.clone(), i).is_some() {
+                anyhow::bail!("base id {id:?} is configured twice");
             }
+            let seed = base_seed(config.seed, i, id);
+            let name = match i {
+                0 => crate::seed::BASE_NAME.to_string(),
+                _ => format!("{} {}", crate::seed::BASE_NAME, i + 1),
+            };
+            let base = build_base(&config, seed)?;
+            let state = BaseState {
+                base,
+                iters: Iterators::default(),
+                ids: SplitMix(seed ^ 0x1d5),
+                hooks: Webhooks::new(hook_config.clone(), SplitMix(seed ^ 0x400c)),
+            };
+            bases.push(BaseSlot { id: id.clone(), name, state: Mutex::new(state), rate: Mutex::default() });
         }
-        if let Some((name, _)) = config.grow.iter().find(|(name, _)| base.table_index(name).is_none()) {
-            anyhow::bail!("cannot grow unknown table {name:?}; the tables are {:?}", crate::seed::TABLES);
-        }
+        let stats = Stats {
+            bases: bases.iter().map(|b| (b.id.clone(), BaseStats::default())).collect(),
+            ..Stats::default()
+        };
         Ok(Shared {
             token_header: format!("Bearer {}", config.token),
-            base_id: config.base_id,
             rate_limit: config.rate_limit,
             penalty: Duration::from_secs(30).mul_f64(config.clock_scale),
             iterator_ttl: config.iterator_ttl.mul_f64(config.clock_scale),
-            inner: Mutex::new(Inner {
-                base,
-                iters: Iterators::default(),
-                ids: SplitMix(config.seed ^ 0x1d5),
+            bases,
+            by_id,
+            token_rate: Mutex::default(),
+            faults: Mutex::new(FaultDraw { faults: config.faults, rng: SplitMix(config.seed ^ 0xfa17) }),
+            webhook_faults: Mutex::new(FaultDraw {
+                faults: config.webhook_faults,
+                rng: SplitMix(config.seed ^ 0x400c_fa17),
             }),
-            faults: Mutex::new((config.faults, SplitMix(config.seed ^ 0xfa17))),
-            counters: Mutex::new(Counters::default()),
-            rate: Mutex::new(Rate::default()),
+            stats: Mutex::new(stats),
         })
     }
 
     pub fn stats(&self) -> Stats {
-        lock(&self.counters).stats.clone()
+        lock(&self.stats).clone()
     }
 
     pub fn expire_iterators(&self) {
-        lock(&self.inner).iters.live.clear();
+        for b in &self.bases {
+            lock(&b.state).iters.live.clear();
+        }
     }
 
     pub fn set_faults(&self, f: Faults) {
-        lock(&self.faults).0 = f;
+        lock(&self.faults).faults = f;
     }
 
-    pub fn table_ids(&self) -> Vec<(String, String)> {
-        lock(&self.inner).base.tables.iter().map(|t| (t.id.clone(), t.name.clone())).collect()
+    pub fn set_webhook_faults(&self, f: Faults) {
+        lock(&self.webhook_faults).faults = f;
     }
 
-    fn check_base(&self, base: &str) -> Result<(), ApiError> {
-        if base == self.base_id { Ok(()) } else { Err(forbidden()) }
+    pub fn base_ids(&self) -> Vec<String> {
+        self.bases.iter().map(|b| b.id.clone()).collect()
     }
 
-    /// Admits a request to the base or answers 429. Only admitted requests fill the window.
-    fn rate_check(&self) -> Result<(), ApiError> {
-        let now = Instant::now();
-        let mut r = lock(&self.rate);
-        while r.window.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
-            r.window.pop_front();
-        }
-        let limited = if !self.rate_limit {
-            false
-        } else if r.penalty_until.is_some_and(|p| now < p) {
-            true
-        } else if r.window.len() >= 5 {
-            r.penalty_until = Some(now + self.penalty);
-            true
-        } else {
-            false
-        };
-        if limited {
-            drop(r);
-            lock(&self.counters).stats.rate_limited += 1;
+    /// The base with this id, for `Sim`'s Rust API.
+    pub fn base_slot(&self, id: &str) -> Result<&BaseSlot, SimError> {
+        self.base(id).map_err(ApiError::into_sim)
+    }
+
+    /// The base a request names, or 403 as Airtable answers for a base the token cannot see.
+    pub(crate) fn base(&self, id: &str) -> Result<&BaseSlot, ApiError> {
+        self.by_id.get(id).map(|&i| &self.bases[i]).ok_or_else(forbidden)
+    }
+
+    /// How an API request writes records.
+    fn writer(&self, by_id: bool) -> writes::Writer {
+        writes::Writer { by_id, ttl: self.iterator_ttl, source: Source::PublicApi }
+    }
+
+    /// Admits a request to `base` (all bases for `None`) under both rate limits, or answers 429.
+    pub(crate) fn rate_check(&self, base: Option<&BaseSlot>) -> Result<(), ApiError> {
+        let mut base_window = base.map(|b| lock(&b.rate));
+        let admitted = rate::admit(
+            base_window.as_deref_mut(),
+            &mut lock(&self.token_rate),
+            self.rate_limit,
+            self.penalty,
+        );
+        drop(base_window);
+        let mut stats = lock(&self.stats);
+        let per_base = base.and_then(|b| stats.bases.get_mut(&b.id));
+        let Some(admitted) = admitted else {
+            if let Some(b) = per_base {
+                b.requests += 1;
+                b.rate_limited += 1;
+            }
+            stats.rate_limited += 1;
             return Err(typed(429, "RATE_LIMIT_REACHED", "Rate limit exceeded. Please try again later"));
+        };
+        if let (Some(b), Some(n)) = (per_base, admitted.base_window) {
+            b.requests += 1;
+            b.max_requests_in_any_second = b.max_requests_in_any_second.max(n);
         }
-        r.window.push_back(now);
-        let in_window = r.window.len() as u64;
-        drop(r);
-        let mut c = lock(&self.counters);
-        c.stats.max_requests_in_any_second = c.stats.max_requests_in_any_second.max(in_window);
+        if let Some(n) = admitted.base_window {
+            stats.max_requests_in_any_second = stats.max_requests_in_any_second.max(n);
+        }
+        stats.max_token_requests_in_any_second =
+            stats.max_token_requests_in_any_second.max(admitted.token_window);
         Ok(())
     }
 
-    /// Draws this request's injected fault, deterministically from the seed and the request order.
+    /// Draws this list/meta request's injected fault; `Ok(true)` asks for a truncated body.
     async fn faults(&self, has_offset: bool) -> Result<bool, ApiError> {
+        self.draw(&self.faults, has_offset).await
+    }
+
+    /// Draws a webhook request's injected fault, from its own settings and generator.
+    pub(crate) async fn webhook_faults(&self) -> Result<bool, ApiError> {
+        self.draw(&self.webhook_faults, false).await
+    }
+
+    /// Draws a fault deterministically from the seed and the request order.
+    async fn draw(&self, from: &Mutex<FaultDraw>, has_offset: bool) -> Result<bool, ApiError> {
         let (latency, outcome) = {
-            let mut guard = lock(&self.faults);
-            let (f, rng) = &mut *guard;
+            let mut guard = lock(from);
+            let FaultDraw { faults: f, rng } = &mut *guard;
             let outcome = if rng.unit() < f.error_rate {
                 let status = [500, 502, 503][rng.below(3) as usize];
                 let (kind, msg) = match status {
@@ -231,7 +321,7 @@ impl Shared {
             (f.latency, outcome)
         };
         if matches!(outcome, Err(_) | Ok(true)) {
-            lock(&self.counters).stats.faults_injected += 1;
+            lock(&self.stats).faults_injected += 1;
         }
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
@@ -248,6 +338,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v0/meta/bases", get(meta_bases))
         .route("/v0/meta/bases/{base}/tables", get(meta_tables))
         .route("/v0/meta/bases/{base}/tables/{table}/fields/{field}", patch(update_field))
+        .route("/v0/bases/{base}/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/v0/bases/{base}/webhooks/{id}", axum::routing::delete(webhooks::delete))
+        .route("/v0/bases/{base}/webhooks/{id}/refresh", post(webhooks::refresh))
+        .route("/v0/bases/{base}/webhooks/{id}/payloads", get(webhooks::payloads))
         .route("/v0/{base}/{table}", get(list_get).post(create).patch(update).delete(destroy))
         .route("/v0/{base}/{table}/listRecords", post(list_post))
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth))
@@ -259,10 +353,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 
 async fn count(State(s): St, req: Request, next: Next) -> Response {
     {
-        let mut c = lock(&s.counters);
-        c.stats.requests += 1;
+        let mut stats = lock(&s.stats);
+        stats.requests += 1;
         if let Some(h) = req.headers().get(header::AUTHORIZATION) {
-            c.stats.authorization_headers.insert(String::from_utf8_lossy(h.as_bytes()).into_owned());
+            stats.authorization_headers.insert(String::from_utf8_lossy(h.as_bytes()).into_owned());
         }
     }
     next.run(req).await
@@ -272,14 +366,14 @@ async fn auth(State(s): St, req: Request, next: Next) -> Response {
     let ok =
         req.headers().get(header::AUTHORIZATION).is_some_and(|h| h.as_bytes() == s.token_header.as_bytes());
     if !ok {
-        lock(&s.counters).stats.unauthorized += 1;
+        lock(&s.stats).unauthorized += 1;
         return typed(401, "AUTHENTICATION_REQUIRED", "Authentication required").into_response();
     }
     next.run(req).await
 }
 
 /// Serialises a successful answer, cut short when a truncation fault was drawn.
-fn reply(v: &Value, truncate: bool) -> Response {
+pub(crate) fn reply(v: &Value, truncate: bool) -> Response {
     let bytes = serde_json::to_vec(v).unwrap_or_default();
     if !truncate {
         let mut r = Response::new(Body::from(bytes));
@@ -295,181 +389,64 @@ fn reply(v: &Value, truncate: bool) -> Response {
     r
 }
 
-async fn meta_bases(State(s): St) -> Result<Response, ApiError> {
+/// Bases listed per page of `GET /v0/meta/bases`, as Airtable pages them.
+const BASES_PER_PAGE: usize = 1000;
+
+/// Lists the bases, 1,000 a page; `offset` is the index of the page's first base.
+async fn meta_bases(State(s): St, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+    s.rate_check(None)?;
     let truncate = s.faults(false).await?;
-    let base = json!({"id": s.base_id, "name": crate::seed::BASE_NAME, "permissionLevel": "create"});
-    Ok(reply(&json!({ "bases": [base] }), truncate))
+    if let Some(key) = q.keys().find(|k| *k != "offset") {
+        return Err(invalid(format!("Unknown parameter: {key}")));
+    }
+    let start = match q.get("offset") {
+        None => 0,
+        Some(o) => o
+            .parse::<usize>()
+            .ok()
+            .filter(|&i| i > 0 && i < s.bases.len())
+            .ok_or_else(|| typed(422, "INVALID_OFFSET_VALUE", format!("Invalid offset {o:?}")))?,
+    };
+    let bases: Vec<Value> = s.bases[start..]
+        .iter()
+        .take(BASES_PER_PAGE)
+        .map(|b| json!({"id": b.id, "name": b.name, "permissionLevel": "create"}))
+        .collect();
+    let mut out = json!({ "bases": bases });
+    if start + BASES_PER_PAGE < s.bases.len() {
+        out["offset"] = json!((start + BASES_PER_PAGE).to_string());
+    }
+    Ok(reply(&out, truncate))
 }
 
 async fn meta_tables(State(s): St, Path(base): Path<String>) -> Result<Response, ApiError> {
-    s.check_base(&base)?;
-    s.rate_check()?;
+    let slot = s.base(&base)?;
+    s.rate_check(Some(slot))?;
     let truncate = s.faults(false).await?;
-    let tables: Vec<Value> = lock(&s.inner).base.tables.iter().map(Table::meta).collect();
+    let tables: Vec<Value> = lock(&slot.state).base.tables.iter().map(|t| t.meta()).collect();
     Ok(reply(&json!({ "tables": tables }), truncate))
 }
 
-/// Airtable's update-field endpoint: renames a field and/or sets its description. Cells are
-/// stored by field id, so records follow the rename.
+/// Parses a JSON object body.
+pub(crate) fn object_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("The request body is not valid JSON: {e}")))?;
+    match v {
+        Value::Object(o) => Ok(o),
+        _ => Err(invalid("The request body must be a JSON object")),
+    }
+}
+
 async fn update_field(
     State(s): St,
     Path((base, table, field)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    s.check_base(&base)?;
-    s.rate_check()?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| invalid(format!("The request body is not valid JSON: {e}")))?;
-    let body = v.as_object().ok_or_else(|| invalid("The request body must be a JSON object"))?;
-    if let Some(key) = body.keys().find(|k| *k != "name" && *k != "description") {
-        return Err(invalid(format!(
-            "Unknown key \"{key}\": only \"name\" and \"description\" can be updated"
-        )));
-    }
-    let text = |key: &str| match body.get(key) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(invalid(format!("\"{key}\" must be a string"))),
-    };
-    let (name, description) = (text("name")?, text("description")?);
-    if name.is_none() && description.is_none() {
-        return Err(invalid("Send \"name\" or \"description\""));
-    }
-    let mut guard = lock(&s.inner);
-    let ti = guard.base.table_index(&table).ok_or_else(forbidden)?;
-    let t = &mut guard.base.tables[ti];
-    let id = t.field(&field).map(|f| f.id.clone()).ok_or_else(forbidden)?;
-    if let Some(name) = &name {
-        if name.trim().is_empty() {
-            return Err(invalid("A field name cannot be empty"));
-        }
-        if t.fields.iter().any(|f| f.id != id && &f.name == name) {
-            return Err(typed(
-                422,
-                "DUPLICATE_OR_EMPTY_FIELD_NAME",
-                format!("A field named \"{name}\" exists"),
-            ));
-        }
-    }
-    let f = t.fields.iter_mut().find(|f| f.id == id).ok_or_else(forbidden)?;
-    if let Some(name) = name {
-        f.name = name;
-    }
-    if let Some(d) = description {
-        f.description = Some(d);
-    }
-    Ok(Json(f.meta()).into_response())
-}
-
-/// The list-records parameters, from a query string or a JSON body.
-#[derive(Debug, Default)]
-struct ListParams {
-    page_size: Option<usize>,
-    offset: Option<String>,
-    view: Option<String>,
-    fields: Option<Vec<String>>,
-    sort: Vec<(String, String)>,
-    filter: Option<String>,
-    max_records: Option<usize>,
-    by_field_id: bool,
-    cell_format: Option<String>,
-}
-
-fn parse_count(key: &str, v: &str) -> Result<usize, ApiError> {
-    v.trim().parse::<usize>().map_err(|_| invalid(format!("Invalid value for {key}: {v:?}")))
-}
-
-fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
-    match v {
-        "true" | "1" => Ok(true),
-        "false" | "0" | "" => Ok(false),
-        _ => Err(invalid(format!("Invalid value for {key}: {v:?}"))),
-    }
-}
-
-impl ListParams {
-    fn from_query(q: &str) -> Result<ListParams, ApiError> {
-        let mut p = ListParams::default();
-        let mut sort: BTreeMap<usize, (Option<String>, Option<String>)> = BTreeMap::new();
-        for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
-            let v = v.into_owned();
-            match k.as_ref() {
-                "pageSize" => p.page_size = Some(parse_count("pageSize", &v)?),
-                "offset" => p.offset = Some(v),
-                "view" => p.view = Some(v),
-                "fields[]" | "fields" => p.fields.get_or_insert_with(Vec::new).push(v),
-                "filterByFormula" => p.filter = Some(v),
-                "maxRecords" => p.max_records = Some(parse_count("maxRecords", &v)?),
-                "returnFieldsByFieldId" => p.by_field_id = parse_bool("returnFieldsByFieldId", &v)?,
-                "cellFormat" => p.cell_format = Some(v),
-                "timeZone" | "userLocale" => {}
-                other => {
-                    let parsed = other
-                        .strip_prefix("sort[")
-                        .and_then(|r| r.split_once("]["))
-                        .and_then(|(i, rest)| Some((i.parse::<usize>().ok()?, rest.strip_suffix(']')?)));
-                    match parsed {
-                        Some((i, "field")) => sort.entry(i).or_default().0 = Some(v),
-                        Some((i, "direction")) => sort.entry(i).or_default().1 = Some(v),
-                        _ => return Err(invalid(format!("Unknown parameter: {other}"))),
-                    }
-                }
-            }
-        }
-        for (i, (field, dir)) in sort {
-            let field = field.ok_or_else(|| invalid(format!("sort[{i}] has a direction but no field")))?;
-            p.sort.push((field, dir.unwrap_or_else(|| "asc".to_string())));
-        }
-        Ok(p)
-    }
-
-    fn from_body(body: &[u8]) -> Result<ListParams, ApiError> {
-        let v: Value = if body.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_slice(body)
-                .map_err(|e| invalid(format!("The request body is not valid JSON: {e}")))?
-        };
-        let obj = v.as_object().ok_or_else(|| invalid("The request body must be a JSON object"))?;
-        let mut p = ListParams::default();
-        let text = |k: &str, v: &Value| {
-            v.as_str().map(str::to_string).ok_or_else(|| invalid(format!("{k} must be a string")))
-        };
-        let count = |k: &str, v: &Value| {
-            v.as_u64()
-                .map(|n| n as usize)
-                .ok_or_else(|| invalid(format!("{k} must be a non-negative integer")))
-        };
-        for (k, v) in obj {
-            match k.as_str() {
-                "pageSize" => p.page_size = Some(count(k, v)?),
-                "maxRecords" => p.max_records = Some(count(k, v)?),
-                "offset" => p.offset = Some(text(k, v)?),
-                "view" => p.view = Some(text(k, v)?),
-                "filterByFormula" => p.filter = Some(text(k, v)?),
-                "cellFormat" => p.cell_format = Some(text(k, v)?),
-                "timeZone" | "userLocale" => {}
-                "returnFieldsByFieldId" => {
-                    p.by_field_id =
-                        v.as_bool().ok_or_else(|| invalid("returnFieldsByFieldId must be a boolean"))?
-                }
-                "fields" => {
-                    let items = v.as_array().ok_or_else(|| invalid("fields must be an array of strings"))?;
-                    p.fields = Some(items.iter().map(|f| text("fields[]", f)).collect::<Result<_, _>>()?);
-                }
-                "sort" => {
-                    let items = v.as_array().ok_or_else(|| invalid("sort must be an array"))?;
-                    for s in items {
-                        let field = s.get("field").ok_or_else(|| invalid("each sort needs a field"))?;
-                        let dir = s.get("direction").map(|d| text("direction", d)).transpose()?;
-                        p.sort.push((text("field", field)?, dir.unwrap_or_else(|| "asc".to_string())));
-                    }
-                }
-                other => return Err(invalid(format!("Unknown parameter: {other}"))),
-            }
-        }
-        Ok(p)
-    }
+    let slot = s.base(&base)?;
+    s.rate_check(Some(slot))?;
+    let body = object_body(&body)?;
+    let meta = writes::update_field(&mut lock(&slot.state), &table, &field, &body, Source::PublicApi)?;
+    Ok(Json(meta).into_response())
 }
 
 async fn list_get(
@@ -496,150 +473,16 @@ async fn list(
     table: String,
     params: Result<ListParams, ApiError>,
 ) -> Result<Response, ApiError> {
-    s.check_base(&base)?;
-    s.rate_check()?;
+    let slot = s.base(&base)?;
+    s.rate_check(Some(slot))?;
     let has_offset = params.as_ref().is_ok_and(|p| p.offset.is_some());
     let truncate = s.faults(has_offset).await?;
-    let page = list_page(&s, &table, params?)?;
+    let page = list_page(&mut lock(&slot.state), s.iterator_ttl, &table, params?)?;
     Ok(reply(&page, truncate))
 }
 
-fn unknown_field(name: &str) -> ApiError {
-    typed(422, "UNKNOWN_FIELD_NAME", format!("Unknown field name: \"{name}\""))
-}
-
-/// Answers one page. O(page) when walking an existing iterator; O(table) to start a filtered or sorted one.
-fn list_page(s: &Shared, table: &str, p: ListParams) -> Result<Value, ApiError> {
-    let mut guard = lock(&s.inner);
-    let Inner { base, iters, ids } = &mut *guard;
-    let ti = base.table_index(table).ok_or_else(forbidden)?;
-    let t = &base.tables[ti];
-    let page_size = p.page_size.unwrap_or(100);
-    if !(1..=100).contains(&page_size) {
-        return Err(invalid(format!("Invalid pageSize {page_size}: it must be between 1 and 100")));
-    }
-    match p.cell_format.as_deref() {
-        None | Some("json") => {}
-        Some(other) => return Err(invalid(format!("cellFormat {other:?} is not supported; use \"json\""))),
-    }
-    if p.max_records == Some(0) {
-        return Err(invalid("maxRecords must be at least 1"));
-    }
-    let out_fields: Vec<&crate::store::FieldDef> = match &p.fields {
-        Some(names) => {
-            names.iter().map(|n| t.field(n).ok_or_else(|| unknown_field(n))).collect::<Result<_, _>>()?
-        }
-        None => t.fields.iter().collect(),
-    };
-    let resolve = |name: &str| t.fields.iter().find(|f| f.name == name).map(|f| f.id.clone());
-    let filter = p
-        .filter
-        .as_deref()
-        .filter(|f| !f.trim().is_empty())
-        .map(|f| formula::parse(f, &resolve))
-        .transpose()
-        .map_err(|e| typed(422, "INVALID_FILTER_BY_FORMULA", e.to_string()))?;
-    let mut sort = Vec::new();
-    for (field, dir) in &p.sort {
-        let f = t.field(field).ok_or_else(|| unknown_field(field))?;
-        let desc = match dir.as_str() {
-            "asc" => false,
-            "desc" => true,
-            other => {
-                return Err(invalid(format!("Invalid sort direction {other:?}: use \"asc\" or \"desc\"")));
-            }
-        };
-        sort.push((f.id.clone(), desc));
-    }
-    let view = match &p.view {
-        Some(v) => Some(
-            t.views
-                .iter()
-                .find(|w| w.id == *v || w.name == *v)
-                .ok_or_else(|| typed(422, "VIEW_NAME_NOT_FOUND", format!("Could not find view {v:?}")))?,
-        ),
-        None => None,
-    };
-
-    let (itr, order, start, emitted, max_records) = match &p.offset {
-        Some(token) => {
-            let (it, pos, emitted) = iters.resume(token, ti, s.iterator_ttl).ok_or_else(iterator_gone)?;
-            let itr = token.split_once('/').map(|(i, _)| i.to_string()).unwrap_or_default();
-            (Some(itr), it.order.clone(), pos, emitted, it.max_records)
-        }
-        None => {
-            let filters: Vec<&Expr> =
-                view.and_then(|v| v.filter.as_ref()).into_iter().chain(filter.as_ref()).collect();
-            let sort = if sort.is_empty() { view.map(|v| v.sort.clone()).unwrap_or_default() } else { sort };
-            let order = if filters.is_empty() && sort.is_empty() {
-                Order::Natural
-            } else {
-                Order::Positions(Arc::new(ordered_positions(t, &filters, &sort)))
-            };
-            (None, order, 0, 0, p.max_records)
-        }
-    };
-
-    let at = |i: usize| -> Option<usize> {
-        match &order {
-            Order::Natural => (i < t.records.len()).then_some(i),
-            Order::Positions(v) => v.get(i).map(|x| *x as usize),
-        }
-    };
-    let cap = page_size.min(max_records.map_or(usize::MAX, |m| m.saturating_sub(emitted)));
-    let mut page: Vec<&Record> = Vec::with_capacity(cap);
-    let mut pos = start;
-    while page.len() < cap {
-        let Some(ri) = at(pos) else { break };
-        if let Some(r) = &t.records[ri] {
-            page.push(r);
-        }
-        pos += 1;
-    }
-    let emitted = emitted + page.len();
-    let mut next = None;
-    if max_records.is_none_or(|m| emitted < m) {
-        while let Some(ri) = at(pos) {
-            if let Some(r) = &t.records[ri] {
-                next = Some(r.id.clone());
-                break;
-            }
-            pos += 1;
-        }
-    }
-
-    let records: Vec<Value> = page.iter().map(|r| record_json(r, &out_fields, p.by_field_id)).collect();
-    let mut out = Map::new();
-    out.insert("records".into(), Value::Array(records));
-    if let Some(next) = next {
-        let itr = match itr {
-            Some(itr) => itr,
-            None => {
-                if iters.live.len() > 1024 {
-                    iters.sweep(s.iterator_ttl);
-                }
-                let itr = ident("itr", ids);
-                let it = Iter {
-                    table: ti,
-                    order,
-                    max_records,
-                    last_used: Instant::now(),
-                    cursors: Default::default(),
-                };
-                iters.live.insert(itr.clone(), it);
-                itr
-            }
-        };
-        if let Some(it) = iters.live.get_mut(&itr) {
-            it.cursors.insert(next.clone(), (pos, emitted));
-        }
-        out.insert("offset".into(), json!(format!("{itr}/{next}")));
-    }
-    Ok(Value::Object(out))
-}
-
 /// A record as the API returns it, cells in schema order and keyed by name or field id.
-fn record_json(r: &Record, fields: &[&crate::store::FieldDef], by_id: bool) -> Value {
+pub(crate) fn record_json(r: &Record, fields: &[&FieldDef], by_id: bool) -> Value {
     let mut cells = Map::new();
     for f in fields {
         if let Some(v) = r.fields.get(&f.id) {
@@ -651,8 +494,7 @@ fn record_json(r: &Record, fields: &[&crate::store::FieldDef], by_id: bool) -> V
 
 /// A write body: `{"records":[…]}` with at most ten entries, and the key option.
 fn write_body(body: &[u8]) -> Result<(Vec<Value>, bool), ApiError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid(format!("The request body is not valid JSON: {e}")))?;
+    let v = object_body(body)?;
     let records = v
         .get("records")
         .and_then(Value::as_array)
@@ -664,59 +506,17 @@ fn write_body(body: &[u8]) -> Result<(Vec<Value>, bool), ApiError> {
     Ok((records.clone(), by_id))
 }
 
-/// Resolves a write's cells to (field id, value), refusing unknown and computed fields.
-fn write_cells(t: &Table, rec: &Value) -> Result<Vec<(String, Value)>, ApiError> {
-    let Some(fields) = rec.get("fields") else { return Ok(Vec::new()) };
-    let fields = fields.as_object().ok_or_else(|| invalid("\"fields\" must be an object"))?;
-    fields
-        .iter()
-        .map(|(k, v)| {
-            let f = t.field(k).ok_or_else(|| unknown_field(k))?;
-            if f.is_computed() {
-                return Err(typed(
-                    422,
-                    "INVALID_VALUE_FOR_COLUMN",
-                    format!("Field \"{}\" cannot accept a value because the field is computed", f.name),
-                ));
-            }
-            Ok((f.id.clone(), v.clone()))
-        })
-        .collect()
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 async fn create(
     State(s): St,
     Path((base, table)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    s.check_base(&base)?;
-    s.rate_check()?;
-    let mut guard = lock(&s.inner);
-    let Inner { base, ids, .. } = &mut *guard;
-    let ti = base.table_index(&table).ok_or_else(forbidden)?;
+    let slot = s.base(&base)?;
+    s.rate_check(Some(slot))?;
+    let mut state = lock(&slot.state);
+    state.base.table_index(&table).ok_or_else(forbidden)?;
     let (recs, by_id) = write_body(&body)?;
-    let cells: Vec<_> = recs.iter().map(|r| write_cells(&base.tables[ti], r)).collect::<Result<_, _>>()?;
-    let mut out = Vec::new();
-    for cells in cells {
-        let now = now_ms();
-        let mut id = ident("rec", ids);
-        while base.tables[ti].index.contains_key(&id) {
-            id = ident("rec", ids);
-        }
-        let mut r = Record { id, created: now, modified: now, fields: Map::new() };
-        for (f, v) in cells {
-            set_cell(&mut r.fields, &f, v);
-        }
-        fill_system_cells(&mut base.tables[ti], &mut r, 0);
-        base.derive(ti, &mut r);
-        let t = &base.tables[ti];
-        out.push(record_json(&r, &t.fields.iter().collect::<Vec<_>>(), by_id));
-        base.tables[ti].push(r);
-    }
+    let out = writes::create(&mut state, &table, &recs, s.writer(by_id))?;
     Ok(Json(json!({ "records": out })).into_response())
 }
 
@@ -725,41 +525,12 @@ async fn update(
     Path((base, table)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    s.check_base(&base)?;
-    s.rate_check()?;
-    let mut guard = lock(&s.inner);
-    let base = &mut guard.base;
-    let ti = base.table_index(&table).ok_or_else(forbidden)?;
+    let slot = s.base(&base)?;
+    s.rate_check(Some(slot))?;
+    let mut state = lock(&slot.state);
+    state.base.table_index(&table).ok_or_else(forbidden)?;
     let (recs, by_id) = write_body(&body)?;
-    let mut edits = Vec::new();
-    for rec in &recs {
-        let id =
-            rec.get("id").and_then(Value::as_str).ok_or_else(|| invalid("Each record needs an \"id\""))?;
-        let pos = *base.tables[ti]
-            .index
-            .get(id)
-            .ok_or_else(|| typed(404, "NOT_FOUND", format!("Could not find record {id}")))?;
-        edits.push((pos, write_cells(&base.tables[ti], rec)?));
-    }
-    let mut out = Vec::new();
-    for (pos, cells) in edits {
-        let Some(mut r) = base.tables[ti].records[pos].take() else { continue };
-        let touched: Vec<String> = cells.iter().map(|(f, _)| f.clone()).collect();
-        for (f, v) in cells {
-            set_cell(&mut r.fields, &f, v);
-        }
-        // Strictly later than before, so a cursor on the modified time always sees the edit.
-        let now = now_ms().max(r.modified + 1);
-        let t = &base.tables[ti];
-        t.touch(&mut r, &touched, now);
-        if let Some(f) = t.fields.iter().find(|f| f.ftype == "lastModifiedBy") {
-            r.fields.insert(f.id.clone(), user(0));
-        }
-        base.derive(ti, &mut r);
-        let t = &base.tables[ti];
-        out.push(record_json(&r, &t.fields.iter().collect::<Vec<_>>(), by_id));
-        base.tables[ti].records[pos] = Some(r);
-    }
+    let out = writes::update(&mut state, &table, &recs, s.writer(by_id))?;
     Ok(Json(json!({ "records": out })).into_response())
 }
 
@@ -768,8 +539,8 @@ async fn destroy(
     Path((base, table)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    s.check_base(&base)?;
-    s.rate_check()?;
+    let slot = s.base(&base)?;
+    s.rate_check(Some(slot))?;
     let ids: Vec<String> = url::form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
         .filter(|(k, _)| k == "records[]" || k == "records")
         .map(|(_, v)| v.into_owned())
@@ -777,19 +548,7 @@ async fn destroy(
     if ids.is_empty() || ids.len() > 10 {
         return Err(typed(422, "INVALID_RECORDS", "Name between 1 and 10 records[] to delete"));
     }
-    let mut guard = lock(&s.inner);
-    let ti = guard.base.table_index(&table).ok_or_else(forbidden)?;
-    let t = &mut guard.base.tables[ti];
-    if let Some(missing) = ids.iter().find(|id| !t.index.contains_key(*id)) {
-        return Err(typed(404, "NOT_FOUND", format!("Could not find record {missing}")));
-    }
-    let mut out = Vec::new();
-    for id in ids {
-        if let Some(pos) = t.index.remove(&id) {
-            t.records[pos] = None;
-            out.push(json!({"id": id, "deleted": true}));
-        }
-    }
+    let out = writes::destroy(&mut lock(&slot.state), &table, &ids, s.writer(false))?;
     Ok(Json(json!({ "records": out })).into_response())
 }
 

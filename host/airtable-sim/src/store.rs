@@ -1,12 +1,13 @@
 //! The base held in memory: schema, records, page iterators, and the rules for listing and writing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
+use crate::cdc::ModWalk;
 use crate::formula::{self, Expr};
 
 /// One field of a table's schema, as the meta API shows it.
@@ -85,6 +86,9 @@ pub(crate) struct Record {
 }
 
 /// A table with its records in creation order; deleted records leave a hole so positions stay valid.
+///
+/// Records change only through [`Table::push`], [`Table::replace`] and [`Table::remove`], which keep
+/// the id index, the lastModifiedTime orders and the history that cdc listings read in step.
 #[derive(Debug)]
 pub(crate) struct Table {
     pub id: String,
@@ -96,9 +100,103 @@ pub(crate) struct Table {
     pub records: Vec<Option<Record>>,
     pub index: HashMap<String, usize>,
     pub next_auto_number: i64,
+    /// Record writes so far; a listing's snapshot is the value when it started.
+    pub seq: u64,
+    /// Per position: the `seq` of the write that gave the record its current content.
+    pub written: Vec<u64>,
+    /// One per lastModifiedTime field, in schema order.
+    pub orders: Vec<ModOrder>,
+    /// Contents replaced or deleted since the oldest live cdc listing started, oldest first.
+    pub history: Vec<Past>,
+    /// Whether writes record [`Past`] entries: only while a cdc listing may still read them.
+    keep_history: bool,
+}
+
+/// A record's content before write number `seq` replaced or deleted it.
+#[derive(Debug)]
+pub(crate) struct Past {
+    pub seq: u64,
+    pub pos: u32,
+    pub old: Record,
+}
+
+/// Where a record sorts by a lastModifiedTime field: `None` (an empty cell) before every time.
+pub(crate) type ModKey = Option<i64>;
+
+/// A table's live records ordered by one lastModifiedTime field, ties in creation order: what a
+/// listing sorted by that field ascending walks, so it need not sort the table.
+#[derive(Debug)]
+pub(crate) struct ModOrder {
+    pub field: String,
+    pub keys: BTreeSet<(ModKey, u32)>,
+    /// Live records whose key differs from their `LAST_MODIFIED_TIME()`.
+    pub mismatched: usize,
+    /// Live records whose cell is not a time in the field's own format; the order is then unusable.
+    pub unreadable: usize,
+}
+
+impl ModOrder {
+    /// Whether the order sorts exactly as `compare_cells` sorts this field's cells.
+    pub fn usable(&self) -> bool {
+        self.unreadable == 0
+    }
+
+    fn add(&mut self, f: &FieldDef, r: &Record, pos: usize, sign: i8) {
+        match mod_key(f, r) {
+            Some(key) => {
+                if sign > 0 {
+                    self.keys.insert((key, pos as u32));
+                } else {
+                    self.keys.remove(&(key, pos as u32));
+                }
+                if key != Some(r.modified) {
+                    self.mismatched = self.mismatched.saturating_add_signed(sign as isize);
+                }
+            }
+            None => self.unreadable = self.unreadable.saturating_add_signed(sign as isize),
+        }
+    }
+}
+
+/// The sort key of a lastModifiedTime cell, or `None` when the cell is not the field's canonical
+/// time text (then string order and time order could differ, and the order is not used).
+pub(crate) fn mod_key(f: &FieldDef, r: &Record) -> Option<ModKey> {
+    match r.fields.get(&f.id) {
+        None => Some(None),
+        Some(Value::String(s)) => {
+            let t = parse_time(s)?;
+            let canonical = (s.len() == 10 || s.len() == 24) && s.as_bytes()[0].is_ascii_digit();
+            (canonical && format_time_for(f, t) == *s).then_some(Some(t))
+        }
+        Some(_) => None,
+    }
 }
 
 impl Table {
+    pub fn new(id: String, name: String, description: Option<String>, fields: Vec<FieldDef>) -> Table {
+        let orders = fields
+            .iter()
+            .filter(|f| f.ftype == "lastModifiedTime")
+            .map(|f| ModOrder { field: f.id.clone(), keys: BTreeSet::new(), mismatched: 0, unreadable: 0 })
+            .collect();
+        Table {
+            id,
+            name,
+            description,
+            primary_field_id: fields.first().map(|f| f.id.clone()).unwrap_or_default(),
+            fields,
+            views: Vec::new(),
+            records: Vec::new(),
+            index: HashMap::new(),
+            next_auto_number: 1,
+            seq: 0,
+            written: Vec::new(),
+            orders,
+            history: Vec::new(),
+            keep_history: false,
+        }
+    }
+
     pub fn field(&self, name_or_id: &str) -> Option<&FieldDef> {
         self.fields
             .iter()
@@ -110,9 +208,77 @@ impl Table {
         self.records.iter().flatten()
     }
 
+    /// Moves the record at `pos` into or out of the lastModifiedTime orders.
+    fn order(&mut self, pos: usize, sign: i8) {
+        let Some(r) = self.records.get(pos).and_then(Option::as_ref) else { return };
+        for o in &mut self.orders {
+            if let Some(f) = self.fields.iter().find(|f| f.id == o.field) {
+                o.add(f, r, pos, sign);
+            }
+        }
+    }
+
+    /// Starts or stops keeping history, dropping what no listing started after `floor` needs.
+    /// `None` means no cdc listing is live on this table.
+    pub fn keep_history_after(&mut self, floor: Option<u64>) {
+        match floor {
+            None => {
+                self.keep_history = false;
+                self.history.clear();
+            }
+            Some(floor) => {
+                self.keep_history = true;
+                self.history.retain(|p| p.seq > floor);
+            }
+        }
+    }
+
+    /// Appends a new record.
     pub fn push(&mut self, r: Record) {
-        self.index.insert(r.id.clone(), self.records.len());
+        self.seq += 1;
+        let pos = self.records.len();
+        self.index.insert(r.id.clone(), pos);
         self.records.push(Some(r));
+        self.written.push(self.seq);
+        self.order(pos, 1);
+    }
+
+    /// Replaces the live record at `pos` (same id) with new content.
+    pub fn replace(&mut self, pos: usize, r: Record) {
+        self.order(pos, -1);
+        self.seq += 1;
+        if let Some(old) = self.records.get_mut(pos).and_then(|slot| slot.replace(r))
+            && self.keep_history
+        {
+            self.history.push(Past { seq: self.seq, pos: pos as u32, old });
+        }
+        self.written[pos] = self.seq;
+        self.order(pos, 1);
+    }
+
+    /// Deletes the record at `pos`, leaving a hole; false when there was none.
+    pub fn remove(&mut self, pos: usize) -> bool {
+        self.order(pos, -1);
+        let Some(old) = self.records.get_mut(pos).and_then(Option::take) else { return false };
+        self.seq += 1;
+        self.index.remove(&old.id);
+        self.written[pos] = self.seq;
+        if self.keep_history {
+            self.history.push(Past { seq: self.seq, pos: pos as u32, old });
+        }
+        true
+    }
+
+    /// Rebuilds the lastModifiedTime orders, after cells were changed in place while building.
+    pub fn reorder(&mut self) {
+        for o in &mut self.orders {
+            o.keys.clear();
+            o.mismatched = 0;
+            o.unreadable = 0;
+        }
+        for pos in 0..self.records.len() {
+            self.order(pos, 1);
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<&Record> {
@@ -282,11 +448,20 @@ pub(crate) fn parse_time(s: &str) -> Option<i64> {
         .map(|t| t.and_utc().timestamp_millis())
 }
 
-/// The order a listing walks: the table's own order, or a snapshot of positions after filter/sort.
+/// The order a listing walks: the table's own order, a snapshot of positions after filter/sort,
+/// or a lazy walk of a lastModifiedTime order (see `cdc`).
 #[derive(Debug, Clone)]
 pub(crate) enum Order {
     Natural,
     Positions(Arc<Vec<u32>>),
+    ByModified(Arc<ModWalk>),
+}
+
+/// Where a page starts in its order: an index into the order, or a key of a [`ModOrder`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Resume {
+    Index(usize),
+    Key(ModKey, u32),
 }
 
 /// A page iterator: what an offset token points into.
@@ -296,8 +471,8 @@ pub(crate) struct Iter {
     pub order: Order,
     pub max_records: Option<usize>,
     pub last_used: Instant,
-    /// Next-record id issued in a token → (position in the order, records already returned).
-    pub cursors: HashMap<String, (usize, usize)>,
+    /// Next-record id issued in a token → (where the page starts, records already returned).
+    pub cursors: HashMap<String, (Resume, usize)>,
 }
 
 /// Outstanding iterators, keyed by their `itr…` id.
@@ -308,7 +483,7 @@ pub(crate) struct Iterators {
 
 impl Iterators {
     /// Finds the iterator for a token, refusing it once it has idled longer than `ttl`.
-    pub fn resume(&mut self, token: &str, table: usize, ttl: Duration) -> Option<(&mut Iter, usize, usize)> {
+    pub fn resume(&mut self, token: &str, table: usize, ttl: Duration) -> Option<(&mut Iter, Resume, usize)> {
         let (itr, rec) = token.split_once('/')?;
         let now = Instant::now();
         let fresh =
@@ -318,15 +493,28 @@ impl Iterators {
             return None;
         }
         let it = self.live.get_mut(itr)?;
-        let &(pos, emitted) = it.cursors.get(rec)?;
+        let &(at, emitted) = it.cursors.get(rec)?;
         it.last_used = now;
-        Some((it, pos, emitted))
+        Some((it, at, emitted))
     }
 
     /// Drops iterators idle longer than `ttl`, so a long benchmark does not accumulate them.
     pub fn sweep(&mut self, ttl: Duration) {
         let now = Instant::now();
         self.live.retain(|_, it| now.duration_since(it.last_used) <= ttl);
+    }
+
+    /// The oldest snapshot a live cdc listing on `table` may still read, for [`Table::keep_history_after`].
+    pub fn history_floor(&self, table: usize, ttl: Duration) -> Option<u64> {
+        let now = Instant::now();
+        self.live
+            .values()
+            .filter(|it| it.table == table && now.duration_since(it.last_used) <= ttl)
+            .filter_map(|it| match &it.order {
+                Order::ByModified(w) => Some(w.snapshot),
+                _ => None,
+            })
+            .min()
     }
 }
 
