@@ -81,11 +81,12 @@ pub struct CallError {
     pub kind: ErrorKind,
 }
 
-/// What went wrong in a call.
+/// What went wrong in a call. What the connector or the source wrote is escaped when shown
+/// (see [`terminal::escape`]), so it cannot forge lines or send terminal escapes.
 #[derive(Debug, thiserror::Error)]
 pub enum ErrorKind {
     /// The connector said the call failed.
-    #[error("{0}")]
+    #[error("{}", terminal::escape(&.0.to_string()))]
     Connector(ConnectorError),
     /// The sandbox stopped the call at a limit.
     #[error("stopped by the sandbox: {0}")]
@@ -93,13 +94,20 @@ pub enum ErrorKind {
     /// A read broke one of the rules that make it end.
     #[error("the read broke a rule: {0}")]
     Read(read::ReadRule),
-    #[error("the connector crashed: {0}")]
+    #[error("the connector crashed: {}", terminal::escape(.0))]
     Trap(String),
-    #[error("the connector returned unusable output: {0}")]
+    #[error("the connector returned unusable output: {}", terminal::escape(.0))]
     Output(String),
     /// The component's contract version or manifest does not offer the call.
     #[error("not offered by this connector: {0}")]
     Unsupported(String),
+    /// A page carried one of the connection's secrets (or an encoding of it), which the source
+    /// must have echoed back; it was refused before any sink saw it.
+    #[error(
+        "the page carries a secret parameter of the connection (or an encoding of it), which the source \
+         echoed back; the page was refused and nothing from it was written"
+    )]
+    Secret,
 }
 
 impl CallError {

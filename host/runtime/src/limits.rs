@@ -68,35 +68,75 @@ impl std::fmt::Display for LimitHit {
     }
 }
 
-/// The memory limit of one instance.
+/// Linear memories one instance may create: a Rust component has one or two; a component made
+/// of many core modules could otherwise multiply its memory by its module count.
+pub const MAX_MEMORIES: usize = 8;
+/// Tables one instance may create.
+pub const MAX_TABLES: usize = 64;
+/// Core instances one component instance may create (its modules and adapters).
+pub const MAX_INSTANCES: usize = 64;
+/// Elements all of an instance's tables may hold; function references, far beyond any connector.
+pub const MAX_TABLE_ELEMENTS: u64 = 1_000_000;
+
+/// The memory limit of one instance: the total of all its linear memories, not each one.
 pub struct MemoryLimit {
     pub limit_bytes: u64,
+    /// Bytes of all the instance's memories together.
+    pub total_bytes: u64,
+    /// Elements of all the instance's tables together.
+    pub table_elements: u64,
     pub hit: Option<LimitHit>,
+}
+
+impl MemoryLimit {
+    /// A limit of `limit_bytes` for one instance.
+    pub fn new(limit_bytes: u64) -> MemoryLimit {
+        MemoryLimit { limit_bytes, total_bytes: 0, table_elements: 0, hit: None }
+    }
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimit {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limit_bytes {
-            let hit = LimitHit::Memory { limit_bytes: self.limit_bytes, requested_bytes: desired as u64 };
+        let growth = (desired as u64).saturating_sub(current as u64);
+        let total = self.total_bytes.saturating_add(growth);
+        if total > self.limit_bytes {
+            let hit = LimitHit::Memory { limit_bytes: self.limit_bytes, requested_bytes: total };
             self.hit = Some(hit.clone());
             return Err(wasmtime::format_err!("{hit}"));
         }
+        self.total_bytes = total;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        // Tables hold function references; a million is far beyond any connector.
-        Ok(desired <= 1_000_000)
+        let total = self.table_elements.saturating_add((desired as u64).saturating_sub(current as u64));
+        if total > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.table_elements = total;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
     }
 }
 
@@ -174,7 +214,20 @@ impl CallClock {
 
 #[cfg(test)]
 mod tests {
+    use wasmtime::ResourceLimiter;
+
     use super::*;
+
+    #[test]
+    fn the_memory_limit_counts_every_memory_of_the_instance() {
+        let mut limit = MemoryLimit::new(64 << 20);
+        assert!(limit.memory_growing(0, 40 << 20, None).is_ok());
+        // A second memory of 40 MiB is within 64 MiB on its own, but not with the first.
+        let err = limit.memory_growing(0, 40 << 20, None).unwrap_err().to_string();
+        assert!(err.contains("64 MiB"), "{err}");
+        assert!(matches!(limit.hit, Some(LimitHit::Memory { requested_bytes, .. }) if requested_bytes == 80 << 20));
+        assert!(limit.memory_growing(40 << 20, 60 << 20, None).is_ok());
+    }
 
     #[test]
     fn host_time_does_not_count_against_the_guest_but_against_the_wall() {

@@ -155,6 +155,9 @@ pub struct Limits {
     pub read_empty_pages: u64,
     /// Calls in one read before it fails.
     pub read_calls: u64,
+    /// Rows the host holds before the connector reaches a checkpointable offset, in MiB of
+    /// Arrow memory; a snapshot is held whole until its end.
+    pub pending_mib: u64,
 }
 
 impl Default for Limits {
@@ -168,6 +171,7 @@ impl Default for Limits {
             http_timeout_seconds: 30.0,
             read_empty_pages: 1000,
             read_calls: 10_000_000,
+            pending_mib: 1024,
         }
     }
 }
@@ -318,7 +322,8 @@ impl Limits {
         whole_in_range("limits.http_body_mib", self.http_body_mib, 1, 4096)?;
         in_range("limits.http_timeout_seconds", self.http_timeout_seconds, 0.001, 86_400.0)?;
         whole_in_range("limits.read_empty_pages", self.read_empty_pages, 1, 1_000_000_000)?;
-        whole_in_range("limits.read_calls", self.read_calls, 1, u64::from(u32::MAX))
+        whole_in_range("limits.read_calls", self.read_calls, 1, u64::from(u32::MAX))?;
+        whole_in_range("limits.pending_mib", self.pending_mib, 1, 1 << 20)
     }
 
     /// The bounds of every read, from these limits.

@@ -6,6 +6,8 @@
 
 use std::borrow::Cow;
 
+use aho_corasick::{AhoCorasick, MatchKind};
+
 use crate::connection::Connection;
 use crate::http::allowlist::Origin;
 use crate::manifest::Manifest;
@@ -14,34 +16,109 @@ use crate::template;
 /// What replaces a secret value.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// Replaces every secret value (and its percent-encoded form) in text.
-#[derive(Debug, Default, Clone)]
+/// Secrets shorter than this are redacted as they are, but not in their encodings: an
+/// encoding of a very short value matches too much unrelated text.
+pub const MIN_ENCODED_SECRET: usize = 8;
+
+/// Replaces every secret value, and its common encodings, in text and bytes.
+///
+/// A guest that can make the source echo the token back (a header-echoing endpoint, an
+/// error message) could decode an encoded copy and write it into rows, so the redactor matches
+/// each secret as it is and as a source or a guest would encode it: percent-encoded, hex,
+/// base64 (standard and URL-safe, at every alignment inside a larger encoded value), and
+/// reversed. Plain, percent and hex forms match regardless of case; base64 matches exactly
+/// (its alphabet is case-sensitive).
+#[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    needles: Vec<String>,
+    folded: Option<AhoCorasick>,
+    exact: Option<AhoCorasick>,
+}
+
+/// The forms of one secret: (case-insensitive, case-sensitive).
+fn forms(secret: &str) -> (Vec<String>, Vec<String>) {
+    let mut folded = vec![secret.to_string()];
+    let mut exact = Vec::new();
+    if secret.len() < MIN_ENCODED_SECRET {
+        return (folded, exact);
+    }
+    let bytes = secret.as_bytes();
+    folded.push(url::form_urlencoded::byte_serialize(bytes).collect());
+    folded.push(
+        bytes
+            .iter()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(b) {
+                    (*b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect(),
+    );
+    // A source may escape more than it must: every byte but letters and digits, or every byte.
+    folded.push(
+        bytes.iter().map(|b| if b.is_ascii_alphanumeric() { (*b as char).to_string() } else { format!("%{b:02X}") }).collect(),
+    );
+    folded.push(bytes.iter().map(|b| format!("%{b:02X}")).collect());
+    folded.push(hex::encode(bytes));
+    folded.push(secret.chars().rev().collect());
+    for engine in [&base64::engine::general_purpose::STANDARD, &base64::engine::general_purpose::URL_SAFE] {
+        for k in 0..3usize {
+            // Inside a larger value, the secret can start at any of three byte offsets of a
+            // base64 group; the characters that depend on the secret alone are the same
+            // whatever surrounds it.
+            let mut padded = vec![0u8; k];
+            padded.extend_from_slice(bytes);
+            let encoded = base64::Engine::encode(engine, &padded);
+            let first = (8 * k).div_ceil(6);
+            let last = (8 * (k + bytes.len())) / 6;
+            if let Some(core) = encoded.get(first..last)
+                && core.len() >= MIN_ENCODED_SECRET
+            {
+                exact.push(core.to_string());
+            }
+        }
+    }
+    folded.sort();
+    folded.dedup();
+    exact.sort();
+    exact.dedup();
+    (folded, exact)
+}
+
+fn automaton(needles: &[String], case_insensitive: bool) -> Option<AhoCorasick> {
+    if needles.is_empty() {
+        return None;
+    }
+    AhoCorasick::builder()
+        .ascii_case_insensitive(case_insensitive)
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(needles)
+        .ok()
 }
 
 impl Redactor {
     /// A redactor for the connection's secrets.
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Redactor {
-        let mut needles: Vec<String> = Vec::new();
-        for s in secrets.into_iter().filter(|s| !s.is_empty()) {
-            needles.push(s.to_string());
-            let encoded: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
-            if encoded != s {
-                needles.push(encoded);
-            }
+        let (mut folded, mut exact) = (Vec::new(), Vec::new());
+        for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+            let (f, e) = forms(secret);
+            folded.extend(f);
+            exact.extend(e);
         }
-        // Longest first, so that a secret containing another is replaced whole.
-        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
-        Redactor { needles }
+        Redactor { folded: automaton(&folded, true), exact: automaton(&exact, false) }
+    }
+
+    fn automata(&self) -> impl Iterator<Item = &AhoCorasick> {
+        self.folded.iter().chain(self.exact.iter())
     }
 
     /// The text with secrets replaced by [`REDACTED`].
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
-        for n in &self.needles {
-            if out.contains(n.as_str()) {
-                out = Cow::Owned(out.replace(n.as_str(), REDACTED));
+        for ac in self.automata() {
+            if ac.is_match(out.as_ref()) {
+                out = Cow::Owned(ac.replace_all(out.as_ref(), &vec![REDACTED; ac.patterns_len()]));
             }
         }
         out
@@ -49,31 +126,19 @@ impl Redactor {
 
     /// The bytes with secrets replaced, for bodies handed to the guest.
     pub fn redact_bytes(&self, bytes: Vec<u8>) -> Vec<u8> {
-        if !self.needles.iter().any(|n| contains(&bytes, n.as_bytes())) {
-            return bytes;
-        }
         let mut out = bytes;
-        for n in &self.needles {
-            let n = n.as_bytes();
-            let mut next = Vec::with_capacity(out.len());
-            let mut i = 0;
-            while i < out.len() {
-                if out[i..].starts_with(n) {
-                    next.extend_from_slice(REDACTED.as_bytes());
-                    i += n.len();
-                } else {
-                    next.push(out[i]);
-                    i += 1;
-                }
+        for ac in self.automata() {
+            if ac.is_match(&out) {
+                out = ac.replace_all_bytes(&out, &vec![REDACTED.as_bytes(); ac.patterns_len()]);
             }
-            out = next;
         }
         out
     }
-}
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+    /// Whether the bytes hold a secret or one of its encodings.
+    pub fn finds_secret(&self, bytes: &[u8]) -> bool {
+        self.automata().any(|ac| ac.is_match(bytes))
+    }
 }
 
 /// One rendered auth rule: a header the host sets on requests to an origin.
@@ -118,12 +183,41 @@ mod tests {
 
     #[test]
     fn redacts_plain_and_encoded_forms_in_text_and_bytes() {
-        let r = Redactor::new(["pat/abc+1", ""]);
-        assert_eq!(r.redact("token pat/abc+1 and pat%2Fabc%2B1"), "token [REDACTED] and [REDACTED]");
+        let r = Redactor::new(["pat/abc+1xyz", ""]);
+        assert_eq!(r.redact("token pat/abc+1xyz and pat%2Fabc%2B1xyz"), "token [REDACTED] and [REDACTED]");
         assert_eq!(r.redact("nothing here"), "nothing here");
         assert_eq!(
-            r.redact_bytes(b"{\"h\":\"Bearer pat/abc+1\"}".to_vec()),
+            r.redact_bytes(b"{\"h\":\"Bearer pat/abc+1xyz\"}".to_vec()),
             b"{\"h\":\"Bearer [REDACTED]\"}"
         );
+    }
+
+    #[test]
+    fn every_common_encoding_of_a_secret_is_found_whatever_surrounds_it() {
+        use base64::Engine;
+        let secret = "patWeirSim.0123456789abcdef";
+        let r = Redactor::new([secret]);
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let b64url = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        for carrier in [
+            secret.to_uppercase(),
+            secret.to_lowercase(),
+            hex::encode(secret),
+            hex::encode(secret).to_uppercase(),
+            url::form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
+            secret.bytes().map(|b| format!("%{b:02x}")).collect(),
+            secret.replace('.', "%2E"),
+            secret.chars().rev().collect(),
+            b64(secret),
+            b64(&format!("Bearer {secret}")),
+            b64(&format!("x:{secret}")),
+            b64(&format!("ab{secret}cd")),
+            b64url(&format!("user:{secret}")),
+        ] {
+            let text = format!("echo: {carrier}!");
+            assert!(r.finds_secret(text.as_bytes()), "{carrier}");
+            assert!(!r.redact(&text).contains(&carrier), "{carrier} survived redaction");
+        }
+        assert!(!r.finds_secret(b"an ordinary page with patWeirSim but no token"));
     }
 }

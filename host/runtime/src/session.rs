@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::RecordBatch;
+use arrow_array::{Array, RecordBatch};
 use arrow_schema::SchemaRef;
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
@@ -161,6 +161,21 @@ pub struct TableAddress {
     pub name: String,
 }
 
+/// The largest end offset a page may carry, in bytes: an offset is stored in every commit.
+pub const MAX_OFFSET_BYTES: usize = 64 << 10;
+
+/// Counters one page may carry.
+pub const MAX_PAGE_COUNTERS: usize = 1000;
+
+/// Whether any buffer of the batch (values, offsets, children) holds a secret or its encoding.
+fn holds_secret(redactor: &Redactor, batch: &RecordBatch) -> bool {
+    fn data_holds(redactor: &Redactor, data: &arrow_data::ArrayData) -> bool {
+        data.buffers().iter().any(|b| redactor.finds_secret(b.as_slice()))
+            || data.child_data().iter().any(|c| data_holds(redactor, c))
+    }
+    batch.columns().iter().any(|c| data_holds(redactor, &c.to_data()))
+}
+
 /// Namespaces [`Session::all_tables`] walks at most, and how deep.
 pub const MAX_NAMESPACES: usize = 10_000;
 /// See [`MAX_NAMESPACES`].
@@ -229,7 +244,7 @@ impl Session {
         let state = State {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            memory: MemoryLimit { limit_bytes: limits.memory_mib << 20, hit: None },
+            memory: MemoryLimit::new(limits.memory_mib << 20),
             clock: CallClock::new(
                 Duration::from_secs_f64(limits.call_seconds),
                 Duration::from_secs_f64(limits.call_wall_seconds),
@@ -564,12 +579,43 @@ impl Session {
         };
         let batches = batches
             .map_err(|e| self.host_error(call, table, self.redactor.redact(&e.to_string()).into_owned()))?;
+        if page.end_offset.len() > MAX_OFFSET_BYTES {
+            return Err(self.host_error(
+                call,
+                table,
+                format!(
+                    "an end offset of {} bytes is larger than the {MAX_OFFSET_BYTES} bytes an offset may take \
+                     (it is stored in every commit)",
+                    page.end_offset.len()
+                ),
+            ));
+        }
         if !crate::read::is_offset(&page.end_offset) {
             return Err(self.host_error(
                 call,
                 table,
-                format!("end offset {:?} is not a JSON object", page.end_offset),
+                format!("end offset {:?} is not a JSON object", crate::terminal::escape(&page.end_offset)),
             ));
+        }
+        if page.counters.len() > MAX_PAGE_COUNTERS {
+            return Err(self.host_error(
+                call,
+                table,
+                format!("{} counters in one page; a page may carry at most {MAX_PAGE_COUNTERS}", page.counters.len()),
+            ));
+        }
+        // The guest never holds a secret, but a source can echo one back in some encoding that
+        // the guest decodes: a page that carries one is refused before any sink sees it.
+        if self.redactor.finds_secret(page.end_offset.as_bytes())
+            || page.counters.iter().any(|(name, _)| self.redactor.finds_secret(name.as_bytes()))
+            || batches.iter().any(|b| holds_secret(&self.redactor, b))
+        {
+            return Err(CallError {
+                connector: self.connector.manifest.name.clone(),
+                call,
+                table: Some(table.to_string()),
+                kind: ErrorKind::Secret,
+            });
         }
         Ok(ReadPage {
             rows: batches.iter().map(RecordBatch::num_rows).sum(),

@@ -68,7 +68,7 @@ pub fn ip_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
                 || b0 >= 240)
         }
         IpAddr::V6(a) => {
-            if let Some(v4) = a.to_ipv4_mapped() {
+            if let Some(v4) = a.to_ipv4_mapped().or_else(|| embedded_ipv4(a)) {
                 return ip_allowed(IpAddr::V4(v4), allow_loopback);
             }
             if a.is_loopback() {
@@ -81,6 +81,25 @@ pub fn ip_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
                 || (first & 0xffc0) == 0xfe80) // link-local
         }
     }
+}
+
+/// The IPv4 address an IPv6 address wraps, for the translation and tunnelling prefixes that a
+/// router turns into a connection to that IPv4 address: NAT64 (`64:ff9b::/96`, RFC 6052, and
+/// the local-use `64:ff9b:1::/48`, RFC 8215, whose address sits in the last 32 bits), 6to4
+/// (`2002::/16`, RFC 3056, the address in bits 16 to 48) and the IPv4-compatible `::a.b.c.d`.
+fn embedded_ipv4(a: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = a.segments();
+    let last = || std::net::Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    if s[0] == 0x64 && s[1] == 0xff9b && (s[2..6] == [0, 0, 0, 0] || s[2] == 1) {
+        return Some(last());
+    }
+    if s[0] == 0x2002 {
+        return Some(std::net::Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
+    }
+    if s[..6] == [0, 0, 0, 0, 0, 0] && !a.is_loopback() && !a.is_unspecified() {
+        return Some(last());
+    }
+    None
 }
 
 #[cfg(test)]
@@ -110,6 +129,13 @@ mod tests {
             "fd00::1",
             "::ffff:10.0.0.1",
             "::",
+            // NAT64 and 6to4 wrappers around private and metadata addresses.
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::10.0.0.1",
+            "64:ff9b:1::192.168.0.1",
+            "2002:a9fe:a9fe::1",
+            "2002:0a00:0001::",
+            "::10.0.0.1",
         ] {
             assert!(!ip_allowed(ip.parse().unwrap(), true), "{ip}");
         }
@@ -119,5 +145,9 @@ mod tests {
         }
         assert!(ip_allowed("52.1.2.3".parse().unwrap(), false));
         assert!(ip_allowed("2606:4700::1".parse().unwrap(), false));
+        // Wrapped public addresses stay reachable; wrapped loopback needs consent.
+        assert!(ip_allowed("64:ff9b::52.1.2.3".parse().unwrap(), false));
+        assert!(ip_allowed("2002:3401:0203::".parse().unwrap(), false));
+        assert!(!ip_allowed("64:ff9b::127.0.0.1".parse().unwrap(), false));
     }
 }

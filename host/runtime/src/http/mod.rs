@@ -360,8 +360,9 @@ impl HttpGate {
             .iter()
             .filter(|(k, _)| k.as_str() != "set-cookie")
             .map(|(k, v)| {
+                // Names too: a source can put an echoed secret into a header's name.
                 (
-                    k.as_str().to_string(),
+                    self.redactor.redact(k.as_str()).into_owned(),
                     self.redactor.redact(&String::from_utf8_lossy(v.as_bytes())).into_owned(),
                 )
             })
