@@ -15,6 +15,9 @@ use crate::spec::{Planned, ScdType};
 /// The contract's field-metadata key for a stable source-column identifier.
 pub const COLUMN_ID: &str = "column_id";
 
+/// Primary key columns a table may have: each is a term of every MERGE's join predicate.
+pub const MAX_KEYS: usize = 32;
+
 /// A table ready to run: the plan plus what the connector said about it.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -82,8 +85,18 @@ pub fn prepare(
             Ok(i) => sink_schema.field(i).name().clone(),
             Err(_) => name.clone(),
         };
-        let keys: Vec<String> =
-            plan.primary_keys.as_ref().unwrap_or(&metadata.primary_keys).iter().map(dest).collect();
+        let mut keys: Vec<String> = Vec::new();
+        for key in plan.primary_keys.as_ref().unwrap_or(&metadata.primary_keys).iter().map(dest) {
+            // A key named twice is one key; a repeated name must not become repeated terms.
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+            if keys.len() > MAX_KEYS {
+                return Err(fail(format!(
+                    "more than {MAX_KEYS} primary key columns; weir merges on at most {MAX_KEYS}"
+                )));
+            }
+        }
         let sequence_by = plan.sequence_by.as_ref().or(metadata.cursor_field.as_ref()).map(dest);
         let cluster_by: Vec<String> = plan.cluster_by.iter().map(dest).collect();
         for column in keys.iter().chain(sequence_by.iter()).chain(cluster_by.iter()) {

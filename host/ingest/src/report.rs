@@ -74,17 +74,21 @@ impl TableReport {
         }
     }
 
-    /// Adds a page's counters, saturating, under at most [`MAX_COUNTERS`] names.
-    pub fn count(&mut self, counters: impl IntoIterator<Item = (String, u64)>) {
+    /// Adds a page's counters under at most [`MAX_COUNTERS`] names (the rest add up under
+    /// [`OTHER_COUNTERS`]); a total that would overflow is an error naming the counter.
+    pub fn count(&mut self, counters: impl IntoIterator<Item = (String, u64)>) -> Result<(), String> {
         for (name, n) in counters {
             let name = if self.counters.len() < MAX_COUNTERS || self.counters.contains_key(&name) {
                 name
             } else {
                 OTHER_COUNTERS.to_string()
             };
-            let total = self.counters.entry(name).or_default();
-            *total = total.saturating_add(n);
+            let total = self.counters.entry(name.clone()).or_default();
+            *total = total.checked_add(n).ok_or_else(|| {
+                format!("counter {:?} passed {} (a u64); the connector's counts are not believable", name, u64::MAX)
+            })?;
         }
+        Ok(())
     }
 
     /// The counters that count source error values turned to null, by column.
@@ -98,7 +102,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counters_saturate_and_their_names_are_bounded() {
+    fn counters_never_wrap_and_their_names_are_bounded() {
         let plan = crate::spec::PipelineSpec::from_text(
             "connection_name: a\nobjects:\n  - table:\n      source_table: T\n",
             std::path::Path::new("p.yaml"),
@@ -107,9 +111,10 @@ mod tests {
         .1
         .remove(0);
         let mut report = TableReport::new(&plan, "cdc", "/w/t");
-        report.count([("nulled.a".to_string(), u64::MAX), ("nulled.a".to_string(), 5)]);
-        assert_eq!(report.counters["nulled.a"], u64::MAX);
-        report.count((0..5000).map(|i| (format!("c{i}"), 1)));
+        report.count([("nulled.a".to_string(), u64::MAX)]).unwrap();
+        let err = report.count([("nulled.a".to_string(), 5)]).unwrap_err();
+        assert!(err.contains("nulled.a"), "{err}");
+        report.count((0..5000).map(|i| (format!("c{i}"), 1))).unwrap();
         assert_eq!(report.counters.len(), MAX_COUNTERS + 1);
         assert_eq!(report.counters[OTHER_COUNTERS], 5000 - (MAX_COUNTERS as u64 - 1));
         assert_eq!(report.nulled().collect::<Vec<_>>(), [("a", u64::MAX)]);

@@ -95,7 +95,9 @@ fn ingest(ctx: &Ctx, table: &Prepared, report: &Mutex<TableReport>) -> Result<()
         .tokio
         .block_on(DeltaSink::open(&table.uri, table.sink_schema.clone(), &table.mode))
         .map_err(|source| IngestError::Sink { table: what.clone(), error: source })?;
-    let sink = Mutex::new(sink);
+    // Fair (first come, first served): partitions read faster than they commit, and an unfair
+    // lock would let one partition commit again and again while the others wait.
+    let sink = tokio::sync::Mutex::new(sink);
     if table.partitions.is_empty() {
         let mut session = ctx.runtime.session(ctx.connector, ctx.connection)?;
         let main = Flow { app_id: table.app_id.clone(), stream: Stream::Table, mode: &table.mode };
@@ -132,13 +134,13 @@ fn flow(
     ctx: &Ctx,
     table: &Prepared,
     session: &mut Session,
-    sink: &Mutex<DeltaSink>,
+    sink: &tokio::sync::Mutex<DeltaSink>,
     flow: Flow,
     report: &Mutex<TableReport>,
 ) -> Result<Option<String>, IngestError> {
     let what = table.describe();
     let sink_error = |source| IngestError::Sink { table: what.clone(), error: source };
-    let last = ctx.tokio.block_on(async { lock(sink).last_checkpoint(&flow.app_id).await }).map_err(sink_error)?;
+    let last = ctx.tokio.block_on(async { sink.lock().await.last_checkpoint(&flow.app_id).await }).map_err(sink_error)?;
     let mut version = last.as_ref().map_or(0, |c| c.version);
     // A snapshot is read whole every run; incremental reads resume where the table stands.
     let mut committed = match (table.source_ingestion, last) {
@@ -154,17 +156,32 @@ fn flow(
     let mut pages = Pages::new(session, source, options, flow.stream.clone(), committed.clone(), table.schema.clone());
     let mut pending: Vec<RecordBatch> = Vec::new();
     let mut pending_rows = 0u64;
+    let mut pending_bytes = 0u64;
+    let pending_limit = pages.session().connection().limits.pending_mib << 20;
     while let Some(page) = pages.next_page() {
         let page = page.map_err(|source| IngestError::Call { table: what.clone(), error: source })?;
         {
             let mut r = lock(report);
             r.pages += 1;
             r.rows_read += page.rows as u64;
-            r.count(page.counters);
+            r.count(page.counters).map_err(|message| IngestError::Plan { table: what.clone(), message })?;
             ctx.progress.update(&r, activity);
         }
         pending_rows += page.rows as u64;
+        pending_bytes += page.batches.iter().map(RecordBatch::get_array_memory_size).sum::<usize>() as u64;
         pending.extend(page.batches.into_iter().filter(|b| b.num_rows() > 0));
+        if pending_bytes > pending_limit && !(page.checkpointable && page.done) {
+            return Err(IngestError::Plan {
+                table: what.clone(),
+                message: format!(
+                    "the connector returned {} MiB of rows without a checkpointable offset to commit them at; \
+                     the host holds at most {} MiB (limits.pending_mib): a connector must mark an offset \
+                     checkpointable at least that often",
+                    pending_bytes >> 20,
+                    pending_limit >> 20
+                ),
+            });
+        }
         let due = pending_rows >= ctx.options.commit_rows as u64 && !snapshot;
         let moved = !committed.as_deref().is_some_and(|c| same_offset(c, &page.end_offset));
         if page.checkpointable && (page.done || due) && (pending_rows > 0 || moved || snapshot) {
@@ -174,6 +191,7 @@ fn flow(
             commit(ctx, table, sink, flow.mode, &checkpoint, std::mem::take(&mut pending), report)?;
             committed = Some(checkpoint.offset);
             pending_rows = 0;
+            pending_bytes = 0;
         }
     }
     lock(report).unknown_fields += pages.converter().unknown_fields().values().sum::<u64>();
@@ -183,7 +201,7 @@ fn flow(
 fn commit(
     ctx: &Ctx,
     table: &Prepared,
-    sink: &Mutex<DeltaSink>,
+    sink: &tokio::sync::Mutex<DeltaSink>,
     mode: &WriteMode,
     checkpoint: &Checkpoint,
     batches: Vec<RecordBatch>,
@@ -197,7 +215,7 @@ fn commit(
         .map_err(|source| IngestError::Plan { table: what.clone(), message: source.to_string() })?;
     let stats = ctx
         .tokio
-        .block_on(async { lock(sink).commit(batches, mode, checkpoint).await })
+        .block_on(async { sink.lock().await.commit(batches, mode, checkpoint).await })
         .map_err(|source| IngestError::Sink { table: what, error: source })?;
     let mut r = lock(report);
     r.commits += 1;
@@ -241,7 +259,7 @@ fn canonical_json(v: &serde_json::Value) -> String {
 fn partitioned(
     ctx: &Ctx,
     table: &Prepared,
-    sink: &Mutex<DeltaSink>,
+    sink: &tokio::sync::Mutex<DeltaSink>,
     report: &Mutex<TableReport>,
 ) -> Result<(), IngestError> {
     let partitions = &table.partitions;
@@ -286,7 +304,7 @@ fn partitioned(
 fn partitioned_snapshot(
     ctx: &Ctx,
     table: &Prepared,
-    sink: &Mutex<DeltaSink>,
+    sink: &tokio::sync::Mutex<DeltaSink>,
     report: &Mutex<TableReport>,
 ) -> Result<(), IngestError> {
     let what = table.describe();
@@ -311,7 +329,9 @@ fn partitioned_snapshot(
                                 let mut r = lock(report);
                                 r.pages += 1;
                                 r.rows_read += page.rows as u64;
-                                r.count(page.counters);
+                                if let Err(message) = r.count(page.counters) {
+                                    lock(&errors).push(IngestError::Plan { table: what.clone(), message });
+                                }
                                 ctx.progress.update(&r, Activity::Reading { partitions: table.partitions.len() as u64 });
                                 drop(r);
                                 lock(&read).extend(page.batches.into_iter().filter(|b| b.num_rows() > 0));
@@ -332,7 +352,7 @@ fn partitioned_snapshot(
     }
     let last = ctx
         .tokio
-        .block_on(async { lock(sink).last_checkpoint(&table.app_id).await })
+        .block_on(async { sink.lock().await.last_checkpoint(&table.app_id).await })
         .map_err(|source| IngestError::Sink { table: what.clone(), error: source })?;
     let offset = serde_json::to_string(&ends.into_inner().unwrap_or_else(PoisonError::into_inner)).unwrap_or_default();
     let checkpoint = Checkpoint { app_id: table.app_id.clone(), version: last.map_or(0, |c| c.version) + 1, offset };
