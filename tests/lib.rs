@@ -19,6 +19,8 @@
 //! | `/big` | 200 with a 2 MiB body and its `Content-Length` |
 //! | `/big-stream` | 200 with a 2 MiB body and no length (ends when the connection closes) |
 //! | `/ok` | 200 `ok` |
+//! | `/retry-after?v=V` | 429 with `Retry-After: V` |
+//! | `/echo-encoded` | 200; the `Authorization` token back in many disguises: upper case, hex, base64 (plain and inside `Basic` credentials), percent-encoded, reversed, as a header's name, and cut in two halves that only a guest could put together |
 //! | anything else | 404 |
 
 pub mod delta_reader;
@@ -174,6 +176,26 @@ fn respond(mut out: TcpStream, request: &Recorded) -> std::io::Result<()> {
             head.push_str("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n");
             b"ok".to_vec()
         }
+        "/retry-after" => {
+            let v = query.split('&').find_map(|p| p.strip_prefix("v=")).unwrap_or("1");
+            head.push_str(&format!("HTTP/1.1 429 Too Many Requests\r\nretry-after: {}\r\n", percent_decode(v)));
+            b"slow down".to_vec()
+        }
+        "/echo-encoded" => {
+            let token = request.header("authorization").and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
+            head.push_str(&format!("HTTP/1.1 200 OK\r\nx-{}: 1\r\n", hex(token.as_bytes())));
+            let half = token.len() / 2;
+            let disguises = [
+                token.to_uppercase(),
+                hex(token.as_bytes()),
+                base64(token.as_bytes()),
+                base64(format!("user:{token}").as_bytes()),
+                percent_encode(token),
+                token.chars().rev().collect(),
+                format!("halves: {} {}", &token[..half], &token[half..]),
+            ];
+            disguises.join(" ").into_bytes()
+        }
         _ => {
             head.push_str("HTTP/1.1 404 Not Found\r\n");
             b"not found".to_vec()
@@ -183,6 +205,32 @@ fn respond(mut out: TcpStream, request: &Recorded) -> std::io::Result<()> {
     out.write_all(head.as_bytes())?;
     out.write_all(&body)?;
     out.flush()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 fn percent_decode(text: &str) -> String {
@@ -231,8 +279,16 @@ mod tests {
         assert!(get(&server, "/big", "").len() > BIG_BODY);
         assert!(get(&server, "/big-stream", "").len() > BIG_BODY);
         assert!(get(&server, "/nope", "").starts_with("HTTP/1.1 404"));
+        let slow = get(&server, "/retry-after?v=1e20", "");
+        assert!(slow.starts_with("HTTP/1.1 429") && slow.contains("retry-after: 1e20\r\n"), "{slow}");
+        let echo = get(&server, "/echo-encoded", "Authorization: Bearer tok.en\r\n");
+        for form in
+            ["TOK.EN", "746f6b2e656e", "dG9rLmVu", "dXNlcjp0b2suZW4=", "tok%2Een", "ne.kot", "x-746f6b2e656e: 1", "tok .en"]
+        {
+            assert!(echo.contains(form), "{form} missing from {echo}");
+        }
         let seen = server.requests();
-        assert_eq!(seen.len(), 6);
+        assert_eq!(seen.len(), 8);
         assert_eq!(seen[0].header("AUTHORIZATION"), Some("Bearer abc"));
         assert_eq!((seen[2].method.as_str(), seen[2].path.as_str()), ("GET", "/ok"));
     }

@@ -7,164 +7,15 @@
 //! Every test talks to a real HTTP server on loopback ([`weir_tests::EchoServer`]) that
 //! records what it received, so "nothing was sent" is checked on the server's side.
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use arrow_array::cast::AsArray;
-use weir_runtime::{CallError, ConnectionsFile, ErrorKind, LoadedConnector, Runtime, RuntimeConfig, Session};
+use weir_runtime::{ConnectionsFile, ErrorKind, Runtime, RuntimeConfig};
 use weir_tests::EchoServer;
 
-/// The token of most tests.
-const TOKEN: &str = "patTOKEN-0123456789";
-/// The token of the leak test, distinctive so that any copy of it is found.
-const SECRET: &str = "patSECRET-9f8e7d6c5b4a";
+mod hostile_support;
 
-/// Everything every tracing event and `log` record wrote, at TRACE, for all targets.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
-/// Installs the process-wide log capture once: the http gate logs from the runtime's own
-/// worker threads, which a thread-local subscriber would miss.
-fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        use tracing_subscriber::filter::{LevelFilter, Targets};
-        use tracing_subscriber::layer::SubscriberExt;
-        use tracing_subscriber::util::SubscriberInitExt;
-        let captured = Captured::default();
-        // The compiler's own trace output never sees a secret and would only slow the tests.
-        let filter = Targets::new()
-            .with_default(LevelFilter::TRACE)
-            .with_target("cranelift", LevelFilter::OFF)
-            .with_target("regalloc2", LevelFilter::OFF)
-            .with_target("wasmtime_internal_cranelift", LevelFilter::OFF)
-            .with_target("wasmtime_environ", LevelFilter::OFF);
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(LevelFilter::TRACE)
-            .with_ansi(false)
-            .with_writer(captured.clone())
-            .finish()
-            .with(filter);
-        // Also bridges `log` records (reqwest, hyper, rustls) into the capture.
-        subscriber.try_init().expect("the only global subscriber of this test binary");
-        captured
-    })
-}
-
-/// One runtime and one compiled hostile connector, shared by the tests: sessions of
-/// different tests run side by side in it, as connections do in a real host.
-fn host() -> &'static (Runtime, LoadedConnector) {
-    static HOST: OnceLock<(Runtime, LoadedConnector)> = OnceLock::new();
-    HOST.get_or_init(|| {
-        logs();
-        let runtime = Runtime::new(RuntimeConfig { cache_dir: None }).expect("runtime starts");
-        let hostile = runtime.load(weir_artifacts::HOSTILE).expect("hostile component loads");
-        (runtime, hostile)
-    })
-}
-
-/// How a test connection differs from the default.
-#[derive(Default)]
-struct Conn<'a> {
-    token: Option<&'a str>,
-    target: &'a str,
-    deny_loopback: bool,
-    /// Lines of `[connections.c.limits]`.
-    limits: &'a str,
-}
-
-/// A session of the hostile connector running `attack` against `base_url`.
-fn session(base_url: &str, attack: &str, conn: Conn) -> Session {
-    let text = format!(
-        "[connections.c]\nconnector = \"hostile\"\nbearer_token = \"{}\"\nbase_url = \"{base_url}\"\n\
-         attack = \"{attack}\"\ntarget = \"{}\"\nallow_loopback = {}\n[connections.c.limits]\n{}\n",
-        conn.token.unwrap_or(TOKEN),
-        conn.target,
-        !conn.deny_loopback,
-        conn.limits
-    );
-    let file = ConnectionsFile::parse(&text, Path::new("connections.toml")).expect("connection parses");
-    let spec = file.get("c").expect("connection c");
-    let (runtime, hostile) = host();
-    runtime.session(hostile, spec).expect("session starts")
-}
-
-/// Reads table `t` once and returns its `value` column.
-fn read(session: &mut Session) -> Result<Vec<String>, CallError> {
-    let schema = session.arrow_schema("t", &[])?;
-    let mut converter = weir_convert::Converter::new(schema);
-    let page = session.read_table("t", &[], None, &mut converter)?;
-    let mut values = Vec::new();
-    for batch in &page.batches {
-        let column = batch.column_by_name("value").expect("a value column").as_string::<i32>();
-        values.extend(column.iter().map(|v| v.unwrap_or_default().to_string()));
-    }
-    Ok(values)
-}
-
-/// Every cell of every column of table `t`'s first page, as text.
-fn cells(session: &mut Session) -> Vec<String> {
-    let schema = session.arrow_schema("t", &[]).expect("schema");
-    let mut converter = weir_convert::Converter::new(schema);
-    let page = session.read_table("t", &[], None, &mut converter).expect("read");
-    let mut out = Vec::new();
-    for batch in &page.batches {
-        for column in batch.columns() {
-            out.extend(column.as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_string()));
-        }
-    }
-    out
-}
-
-/// The call's error, which must exist.
-fn read_err(session: &mut Session) -> CallError {
-    match read(session) {
-        Ok(rows) => panic!("expected the call to fail, but it returned {rows:?}"),
-        Err(e) => e,
-    }
-}
-
-fn assert_names_connector_and_call(text: &str) {
-    assert!(text.contains("connector hostile"), "the error should name the connector: {text}");
-    assert!(text.contains("read-table"), "the error should name the call: {text}");
-    assert!(text.contains("\"t\""), "the error should name the table: {text}");
-}
-
-/// The host still serves: the session that failed answers again with a fresh instance,
-/// and another connection in the same runtime reads its row.
-fn assert_host_keeps_serving(failed: &mut Session, server: &EchoServer) {
-    let tables = failed.list_tables().expect("the failed session answers again");
-    assert!(tables.iter().any(|t| t == "t"), "{tables:?}");
-    let mut other = session(&server.base_url(), "none", Conn::default());
-    assert_eq!(read(&mut other).expect("another connection still reads"), ["ok"]);
-}
+use hostile_support::*;
 
 #[test]
 fn requests_outside_the_allowed_origin_are_denied_before_they_leave() {
@@ -204,7 +55,15 @@ fn requests_outside_the_allowed_origin_are_denied_before_they_leave() {
 #[test]
 fn private_and_metadata_addresses_are_denied_even_when_the_manifest_allows_them() {
     // base_url is the allowed origin, so only the address rule stands in the way.
-    for base in ["http://169.254.169.254", "http://10.0.0.1", "http://[fd00::1]"] {
+    // NAT64 and 6to4 addresses wrap IPv4 ones: 169.254.169.254 and 10.0.0.1 in disguise.
+    for base in [
+        "http://169.254.169.254",
+        "http://10.0.0.1",
+        "http://[fd00::1]",
+        "http://[64:ff9b::a9fe:a9fe]",
+        "http://[64:ff9b:1::a00:1]",
+        "http://[2002:a9fe:a9fe::1]",
+    ] {
         let target = format!("{base}/latest/meta-data/");
         let mut s = session(base, "fetch", Conn { target: &target, ..Conn::default() });
         let text = read_err(&mut s).to_string();

@@ -16,6 +16,20 @@
 //! | `echo_log` | fetch `target` and log the answer |
 //! | `panic` | panic |
 //! | `none` | behave: one row per call, then end |
+//! | `sleep` | sleep for an hour in a WASI call |
+//! | `http_loop` | send requests to `base_url` for ever |
+//! | `moving_offsets` | pages without rows whose end offset always moves |
+//! | `never_checkpoint` | 1,000-row pages whose offsets are never checkpointable and never end |
+//! | `ipc_page` | return the hex-encoded bytes in `target` as an Arrow IPC page |
+//! | `cells_bomb` | a `target`-column schema, and a page of 200,000 empty records |
+//! | `deep_schema` | a column nested `target` arrays deep |
+//! | `many_keys` | `target` primary keys (the same one repeated) |
+//! | `counter_flood` | 150,000 new counter names per page |
+//! | `counter_overflow` | a counter of u64::MAX on every page |
+//! | `huge_offset` | an 8 MiB end offset |
+//! | `log_flood` | log a million lines |
+//! | `echo_decode` | fetch `target`, decode every hex or base64 word of the answer, and return them as rows |
+//! | `terminal` | table names and errors carrying terminal escapes and forged lines |
 //!
 //! Table `wide` is benign whatever the attack: it serves [`WIDE_PAGE_ROWS`]-row pages of a
 //! 20-column table of mixed types ([`WIDE_SCHEMA`]), generated deterministically by
@@ -249,35 +263,171 @@ fn observe(host: &dyn Host, options: &Options) -> Result<Vec<String>, ConnectorE
             vec!["logged".into()]
         }
         "panic" => panic!("hostile connector panicked on purpose"),
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            vec!["woke".into()]
+        }
+        "http_loop" => loop {
+            let _ = fetch(host, &format!("{}/ok", opt("base_url")), vec![]);
+        },
+        "echo_decode" => {
+            // What a connector could do with an echoed token: decode what the host did not
+            // redact, and put together the pieces the host could not recognise one by one.
+            let answer = fetch(host, &target, vec![]).unwrap_or_else(|e| e);
+            let words: Vec<&str> = answer.split_whitespace().collect();
+            let mut out: Vec<String> = answer
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='))
+                .filter(|w| w.len() >= 8)
+                .flat_map(|w| [hex_decode(w), base64_decode(w)])
+                .flatten()
+                .filter_map(|b| String::from_utf8(b).ok())
+                .collect();
+            out.push(answer.chars().rev().collect());
+            out.extend(words.windows(2).map(|w| w.concat()));
+            out
+        }
         other => return Err(ConnectorError::InvalidOptions(format!("unknown attack {other:?}"))),
     })
 }
 
+fn attack(options: &Options) -> &str {
+    options.get("attack").map_or("none", String::as_str)
+}
+
+fn target_number(options: &Options) -> usize {
+    options.get("target").and_then(|t| t.parse().ok()).unwrap_or(1)
+}
+
+/// Terminal escapes and a forged line, in everything the `terminal` attack names.
+const TERMINAL: &str = "t\x1b]0;owned\x07\x1b[2J\nerror: forged by the connector\u{202e}";
+
+/// A schema of `n` nullable string columns.
+fn wide_schema(n: usize) -> String {
+    let fields: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"name":"c{i}","type":"string","nullable":true,"metadata":{{}}}}"#))
+        .collect();
+    format!(r#"{{"type":"struct","fields":[{{"name":"id","type":"string","nullable":true,"metadata":{{}}}},{}]}}"#, fields.join(","))
+}
+
+/// A schema whose one column is an array nested `depth` deep.
+fn deep_schema(depth: usize) -> String {
+    let mut ty = r#""string""#.to_string();
+    for _ in 0..depth {
+        ty = format!(r#"{{"type":"array","elementType":{ty},"containsNull":true}}"#);
+    }
+    format!(r#"{{"type":"struct","fields":[{{"name":"id","type":"string","nullable":true,"metadata":{{}}}},{{"name":"deep","type":{ty},"nullable":true,"metadata":{{}}}}]}}"#)
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.trim_end_matches('=').bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c)? as u32;
+        bits = (bits << 6) | v;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The `read-table` answers of the attacks that misuse paging, pages or metadata.
+fn paging_attack(
+    host: &dyn Host,
+    options: &Options,
+    start_offset: Option<&str>,
+) -> Result<Option<Page>, ConnectorError> {
+    let n = start_offset
+        .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
+        .and_then(|v| v.get("n").and_then(serde_json::Value::as_u64))
+        .unwrap_or(0);
+    let page = |rows: Rows, end_offset: String, checkpointable: bool, counters: Vec<(String, u64)>| {
+        Ok(Some(Page { rows, end_offset, checkpointable, counters }))
+    };
+    let next = serde_json::json!({"n": n + 1}).to_string();
+    match attack(options) {
+        "moving_offsets" => page(Rows::JsonLines(String::new()), next, true, Vec::new()),
+        "never_checkpoint" => {
+            let lines: String = (0..1000)
+                .map(|i| format!("{{\"id\":\"{n}-{i}\",\"value\":\"{}\"}}\n", "x".repeat(200)))
+                .collect();
+            page(Rows::JsonLines(lines), next, false, Vec::new())
+        }
+        "ipc_page" => {
+            let bytes = hex_decode(options.get("target").map_or("", String::as_str))
+                .ok_or_else(|| ConnectorError::InvalidOptions("target must be hex".into()))?;
+            page(Rows::ArrowIpc(bytes), r#"{"done":true}"#.into(), true, Vec::new())
+        }
+        "cells_bomb" => page(Rows::JsonLines("{}\n".repeat(200_000)), r#"{"done":true}"#.into(), true, Vec::new()),
+        "counter_flood" => {
+            let counters = (0..150_000).map(|i| (format!("c{n}-{i}"), 1)).collect();
+            page(rows(&["x".to_string()]), next, true, counters)
+        }
+        "counter_overflow" if n < 3 => {
+            page(rows(&[format!("row {n}")]), next, true, vec![("nulled.value".into(), u64::MAX)])
+        }
+        "huge_offset" => {
+            let offset = serde_json::json!({"n": n + 1, "pad": "x".repeat(8 << 20)}).to_string();
+            page(rows(&["x".to_string()]), offset, true, Vec::new())
+        }
+        "log_flood" if start_offset.is_none() => {
+            for i in 0..1_000_000 {
+                host.log(Level::Warn, &format!("flood {i}"));
+            }
+            page(rows(&["flooded".to_string()]), next, true, Vec::new())
+        }
+        "terminal" => Err(ConnectorError::Internal(TERMINAL.into())),
+        _ => Ok(None),
+    }
+}
+
 impl Connector for Hostile {
-    fn list_tables(_host: &dyn Host, _options: &Options) -> Result<Vec<String>, ConnectorError> {
+    fn list_tables(_host: &dyn Host, options: &Options) -> Result<Vec<String>, ConnectorError> {
+        if attack(options) == "terminal" {
+            return Ok(vec!["t".into(), "wide".into(), TERMINAL.into()]);
+        }
         Ok(vec!["t".into(), "wide".into()])
     }
 
-    fn table_schema(_: &dyn Host, _: &Options, table: &str, _: &Options) -> Result<String, ConnectorError> {
-        match table {
-            "t" => Ok(SCHEMA.into()),
-            "wide" => Ok(WIDE_SCHEMA.into()),
-            other => Err(ConnectorError::UnknownTable(other.into())),
+    fn table_schema(_: &dyn Host, options: &Options, table: &str, _: &Options) -> Result<String, ConnectorError> {
+        match (table, attack(options)) {
+            ("t", "cells_bomb") => Ok(wide_schema(target_number(options))),
+            ("t", "deep_schema") => Ok(deep_schema(target_number(options))),
+            ("t", _) => Ok(SCHEMA.into()),
+            ("wide", _) => Ok(WIDE_SCHEMA.into()),
+            (other, _) => Err(ConnectorError::UnknownTable(other.into())),
         }
     }
 
     fn table_metadata(
         _: &dyn Host,
-        _: &Options,
+        options: &Options,
         table: &str,
         _: &Options,
     ) -> Result<TableMetadata, ConnectorError> {
+        let keys = match attack(options) {
+            "many_keys" => vec!["id".to_string(); target_number(options)],
+            _ => vec!["id".into()],
+        };
+        // Attacks that page for ever read as incremental tables, so a run commits as it goes.
+        let ingestion_type = match attack(options) {
+            "moving_offsets" | "never_checkpoint" | "counter_flood" | "counter_overflow" | "huge_offset"
+            | "many_keys" => weir_connector_sdk::IngestionType::Append,
+            _ => weir_connector_sdk::IngestionType::Snapshot,
+        };
         match table {
-            "t" | "wide" => Ok(TableMetadata {
-                primary_keys: vec!["id".into()],
-                cursor_field: None,
-                ingestion_type: weir_connector_sdk::IngestionType::Snapshot,
-            }),
+            "t" | "wide" => Ok(TableMetadata { primary_keys: keys, cursor_field: None, ingestion_type }),
             other => Err(ConnectorError::UnknownTable(other.into())),
         }
     }
@@ -294,6 +444,9 @@ impl Connector for Hostile {
         }
         if table != "t" {
             return Err(ConnectorError::UnknownTable(table.into()));
+        }
+        if let Some(page) = paging_attack(host, options, start_offset)? {
+            return Ok(page);
         }
         if start_offset.is_some() {
             return Ok(Page::end(start_offset));
