@@ -3,6 +3,7 @@
 //! - [`signature`]: signatures embedded in the component, in the WebAssembly tool-conventions
 //!   format that `wasmsign2` reads and writes (Ed25519, several signers, verified on bytes
 //!   before anything is compiled); [`keys`]: their key files.
+//! - [`trust`]: the public keys the user trusts, by name.
 //!
 //! ```
 //! use weir_vet::{keys, signature};
@@ -18,5 +19,32 @@
 //! # Ok::<(), weir_vet::signature::SignatureError>(())
 //! ```
 
+use std::path::{Path, PathBuf};
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+
+mod atomic;
 pub mod keys;
+pub mod names;
 pub mod signature;
+pub mod trust;
+
+pub use trust::TrustStore;
+
+/// The user's weir directory: `$WEIR_HOME`, else `~/.weir`. Every function here takes the
+/// directory as a parameter instead, so tests and other front ends choose their own.
+pub fn weir_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("WEIR_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(home);
+    }
+    let user_home = std::env::var_os("HOME").filter(|h| !h.is_empty()).unwrap_or_else(|| ".".into());
+    PathBuf::from(user_home).join(".weir")
+}
+
+/// Opens the weir directory, creating it if needed. This is the one place that uses ambient
+/// authority on a path: everything below it goes through the returned handle.
+fn open_home(root: &Path) -> std::io::Result<Dir> {
+    std::fs::create_dir_all(root)?;
+    Dir::open_ambient_dir(root, ambient_authority())
+}
