@@ -4,6 +4,7 @@
 //!   format that `wasmsign2` reads and writes (Ed25519, several signers, verified on bytes
 //!   before anything is compiled); [`keys`]: their key files.
 //! - [`trust`]: the public keys the user trusts, by name.
+//! - [`diff`]: capability review between two versions, and the approval rule for upgrades.
 //!
 //! ```
 //! use weir_vet::{keys, signature};
@@ -25,11 +26,13 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 mod atomic;
+pub mod diff;
 pub mod keys;
 pub mod names;
 pub mod signature;
 pub mod trust;
 
+pub use diff::{CapabilityDiff, Capabilities, diff, diff_manifests};
 pub use trust::TrustStore;
 
 /// The user's weir directory: `$WEIR_HOME`, else `~/.weir`. Every function here takes the
