@@ -5,6 +5,7 @@
 //!   before anything is compiled); [`keys`]: their key files.
 //! - [`trust`]: the public keys the user trusts, by name.
 //! - [`diff`]: capability review between two versions, and the approval rule for upgrades.
+//! - [`oci`]: pulling and pushing components as Wasm OCI artifacts, pinned by digest.
 //!
 //! ```
 //! use weir_vet::{keys, signature};
@@ -29,6 +30,7 @@ mod atomic;
 pub mod diff;
 pub mod keys;
 pub mod names;
+pub mod oci;
 pub mod signature;
 pub mod trust;
 
