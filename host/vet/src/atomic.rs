@@ -33,3 +33,19 @@ pub(crate) fn sync_dir(dir: &Dir) {
         let _ = handle.into_std_file().sync_all();
     }
 }
+
+/// An exclusive lock on a store, held while one command reads, changes and writes it, so
+/// that two weir processes never interleave their changes. Readers take no lock: the
+/// atomic renames already give them a whole file.
+pub(crate) struct Exclusive {
+    _file: std::fs::File,
+}
+
+impl Exclusive {
+    /// Waits for, then takes, the lock on `dir/name` (the file is created if missing).
+    pub(crate) fn take(dir: &Dir, name: &str) -> std::io::Result<Exclusive> {
+        let file = dir.open_with(name, OpenOptions::new().read(true).write(true).create(true))?.into_std();
+        file.lock()?;
+        Ok(Exclusive { _file: file })
+    }
+}

@@ -1,11 +1,19 @@
-//! Vetted connectors: knowing which code runs and who signed it.
+//! Vetted connectors: knowing which code runs, who signed it, what it may reach, and what an
+//! upgrade newly asks for.
 //!
 //! - [`signature`]: signatures embedded in the component, in the WebAssembly tool-conventions
 //!   format that `wasmsign2` reads and writes (Ed25519, several signers, verified on bytes
 //!   before anything is compiled); [`keys`]: their key files.
 //! - [`trust`]: the public keys the user trusts, by name.
+//! - [`store`]: installed connector versions, pins and rollback, behind `cap-std` handles;
+//!   [`lock`]: its lock file, recording digests, signers and approved capabilities.
 //! - [`diff`]: capability review between two versions, and the approval rule for upgrades.
 //! - [`oci`]: pulling and pushing components as Wasm OCI artifacts, pinned by digest.
+//! - [`commands`]: one function per `weir key|sign|verify|trust|connector` command, each
+//!   returning a result that prints as text (`Display`) or JSON (`Serialize`).
+//!
+//! Every refusal is a typed [`Refusal`] whose message names the command that would allow it,
+//! and changes nothing on disk.
 //!
 //! ```
 //! use weir_vet::{keys, signature};
@@ -27,14 +35,21 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 mod atomic;
+pub mod commands;
 pub mod diff;
+mod error;
 pub mod keys;
+pub mod lock;
 pub mod names;
 pub mod oci;
 pub mod signature;
+pub mod store;
 pub mod trust;
 
-pub use diff::{CapabilityDiff, Capabilities, diff, diff_manifests};
+pub use commands::*;
+pub use diff::{Capabilities, CapabilityDiff, diff, diff_manifests};
+pub use error::{Error, Refusal};
+pub use store::{InstallOptions, Resolved, Store};
 pub use trust::TrustStore;
 
 /// The user's weir directory: `$WEIR_HOME`, else `~/.weir`. Every function here takes the
