@@ -54,18 +54,10 @@ pub struct KeyId(pub [u8; 12]);
 impl PublicKey {
     /// Parses `0x01 ‖ 32 bytes`; `origin` names the bytes in the error (a path, or "the key").
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<PublicKey, KeyError> {
-        let malformed =
-            |why: String| KeyError::Malformed { origin: origin.to_string(), what: "public key", why };
-        match bytes.split_first() {
-            Some((&PUBLIC_KEY_TAG, key)) => ed25519_compact::PublicKey::from_slice(key)
-                .map(PublicKey)
-                .map_err(|e| malformed(format!("{e} (expected 33 bytes, found {})", bytes.len()))),
-            Some((&KEY_PAIR_TAG, _)) => {
-                Err(malformed("this is a secret key; give the public key (the .pub file)".into()))
-            }
-            Some((tag, _)) => Err(malformed(format!("unknown key type 0x{tag:02x}"))),
-            None => Err(malformed("the file is empty".into())),
-        }
+        let key = untag(bytes, PUBLIC_KEY_TAG, origin)?;
+        ed25519_compact::PublicKey::from_slice(key).map(PublicKey).map_err(|e| {
+            malformed(origin, PUBLIC_KEY_TAG, format!("{e} (expected 33 bytes, found {})", bytes.len()))
+        })
     }
 
     /// Reads a public key file.
@@ -110,24 +102,16 @@ impl fmt::Debug for PublicKey {
 impl SecretKey {
     /// Parses `0x81 ‖ secret (32) ‖ public (32)`.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<SecretKey, KeyError> {
-        let malformed =
-            |why: String| KeyError::Malformed { origin: origin.to_string(), what: "secret key", why };
-        match bytes.split_first() {
-            Some((&KEY_PAIR_TAG, key)) => {
-                let key = ed25519_compact::SecretKey::from_slice(key)
-                    .map_err(|e| malformed(format!("{e} (expected 65 bytes, found {})", bytes.len())))?;
-                // The pair carries its public half; a file whose halves disagree would sign
-                // with one key and name another.
-                key.validate_public_key(&key.public_key())
-                    .map_err(|_| malformed("its public half does not match its secret".into()))?;
-                Ok(SecretKey(key))
-            }
-            Some((&PUBLIC_KEY_TAG, _)) => {
-                Err(malformed("this is a public key; signing needs the secret key (the .key file)".into()))
-            }
-            Some((tag, _)) => Err(malformed(format!("unknown key type 0x{tag:02x}"))),
-            None => Err(malformed("the file is empty".into())),
-        }
+        let key = untag(bytes, KEY_PAIR_TAG, origin)?;
+        let key = ed25519_compact::SecretKey::from_slice(key).map_err(|e| {
+            malformed(origin, KEY_PAIR_TAG, format!("{e} (expected 65 bytes, found {})", bytes.len()))
+        })?;
+        // The pair carries its public half; a file whose halves disagree would sign with one
+        // key and name another.
+        key.validate_public_key(&key.public_key()).map_err(|_| {
+            malformed(origin, KEY_PAIR_TAG, "its public half does not match its secret".into())
+        })?;
+        Ok(SecretKey(key))
     }
 
     /// Reads a secret key file.
@@ -158,6 +142,31 @@ impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SecretKey(for {})", self.public_key().key_id())
     }
+}
+
+/// The key bytes after the type tag, when the tag is `expected`; otherwise an error that
+/// says which file the user gave by mistake.
+fn untag<'a>(bytes: &'a [u8], expected: u8, origin: &str) -> Result<&'a [u8], KeyError> {
+    match bytes.split_first() {
+        Some((&tag, key)) if tag == expected => Ok(key),
+        Some((&PUBLIC_KEY_TAG, _)) => Err(malformed(
+            origin,
+            expected,
+            "this is a public key; signing needs the secret key (the .key file)".into(),
+        )),
+        Some((&KEY_PAIR_TAG, _)) => Err(malformed(
+            origin,
+            expected,
+            "this is a secret key; give the public key (the .pub file)".into(),
+        )),
+        Some((tag, _)) => Err(malformed(origin, expected, format!("unknown key type 0x{tag:02x}"))),
+        None => Err(malformed(origin, expected, "the file is empty".into())),
+    }
+}
+
+fn malformed(origin: &str, expected: u8, why: String) -> KeyError {
+    let what = if expected == PUBLIC_KEY_TAG { "public key" } else { "secret key" };
+    KeyError::Malformed { origin: origin.to_string(), what, why }
 }
 
 /// Generates a fresh key pair from the operating system's random source.

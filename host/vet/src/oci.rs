@@ -204,16 +204,7 @@ pub async fn pull(reference: &Reference) -> Result<Pulled, OciError> {
     let response = session.send(Method::GET, &url, Some(MANIFEST_MEDIA_TYPE), None).await?;
     let manifest_bytes = read_bounded(response, "manifest", reference, MAX_MANIFEST_BYTES).await?;
     let manifest_digest = digest_of(&manifest_bytes);
-    if let Some(expected) = &reference.digest
-        && *expected != manifest_digest
-    {
-        return Err(OciError::DigestMismatch {
-            what: "manifest",
-            reference: reference.to_string(),
-            expected: expected.clone(),
-            found: manifest_digest,
-        });
-    }
+    check_pinned(reference, "manifest", &manifest_digest)?;
     let not_wasm = |why: String| OciError::NotWasmArtifact { reference: reference.to_string(), why };
     let manifest: ImageManifest =
         serde_json::from_slice(&manifest_bytes).map_err(|e| not_wasm(format!("its manifest: {e}")))?;
@@ -286,16 +277,7 @@ pub async fn push(
     });
     let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
     let manifest_digest = digest_of(&manifest);
-    if let Some(expected) = &reference.digest
-        && *expected != manifest_digest
-    {
-        return Err(OciError::DigestMismatch {
-            what: "manifest to push",
-            reference: reference.to_string(),
-            expected: expected.clone(),
-            found: manifest_digest,
-        });
-    }
+    check_pinned(reference, "manifest to push", &manifest_digest)?;
     let target = reference.tag.clone().unwrap_or_else(|| manifest_digest.clone());
     let url = format!("{}/manifests/{target}", reference.base_url());
     session.send(Method::PUT, &url, Some(MANIFEST_MEDIA_TYPE), Some(manifest)).await?;
@@ -306,6 +288,19 @@ pub async fn push(
         layer_digest,
         size: component.len() as u64,
     })
+}
+
+/// A reference that names a digest holds only the manifest with that digest.
+fn check_pinned(reference: &Reference, what: &'static str, found: &str) -> Result<(), OciError> {
+    match &reference.digest {
+        Some(expected) if expected != found => Err(OciError::DigestMismatch {
+            what,
+            reference: reference.to_string(),
+            expected: expected.clone(),
+            found: found.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The outer component's import and export names, for the artifact's config.

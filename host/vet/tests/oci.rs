@@ -97,18 +97,24 @@ fn publisher_and_consumer() -> (tempfile::TempDir, tempfile::TempDir, Vec<u8>) {
     (publisher, consumer, bytes)
 }
 
+/// Pushes the publisher's `x@0.1.0` to the registry as `weir/x:0.1.0`.
+fn push_x(rt: &tokio::runtime::Runtime, registry: &Registry, publisher: &std::path::Path) -> oci::Pushed {
+    let reference = format!("{}/weir/x:0.1.0", registry.address);
+    rt.block_on(weir_vet::connector_push(publisher, "x@0.1.0", &reference)).unwrap()
+}
+
 #[test]
 fn push_then_install_by_tag_records_the_digest_and_installs_the_same_bytes() {
     let Some(registry) = Registry::start() else { return };
     let (publisher, consumer, bytes) = publisher_and_consumer();
     let rt = runtime();
-    let reference = format!("{}/weir/x:0.1.0", registry.address);
-    let pushed = rt.block_on(weir_vet::connector_push(publisher.path(), "x@0.1.0", &reference)).unwrap();
+    let pushed = push_x(&rt, &registry, publisher.path());
     assert_eq!(pushed.layer_digest, oci::digest_of(&bytes));
     assert_eq!(pushed.pinned, format!("{}/weir/x@{}", registry.address, pushed.manifest_digest));
 
+    let by_tag = format!("{}/weir/x:0.1.0", registry.address);
     let installed = rt
-        .block_on(weir_vet::connector_install(consumer.path(), &reference, InstallOptions::default()))
+        .block_on(weir_vet::connector_install(consumer.path(), &by_tag, InstallOptions::default()))
         .unwrap();
     assert_eq!(installed.connector.source, format!("oci://{}", pushed.pinned));
     assert_eq!(installed.connector.signers[0].name, "alice");
@@ -127,8 +133,7 @@ fn a_layer_changed_in_the_registry_is_refused_by_its_digest() {
     let Some(registry) = Registry::start() else { return };
     let (publisher, consumer, bytes) = publisher_and_consumer();
     let rt = runtime();
-    let reference = format!("{}/weir/x:0.1.0", registry.address);
-    let pushed = rt.block_on(weir_vet::connector_push(publisher.path(), "x@0.1.0", &reference)).unwrap();
+    let pushed = push_x(&rt, &registry, publisher.path());
 
     // The registry's storage is ours: change one byte of the component, keeping its size.
     let blob = registry.blob_path(&pushed.layer_digest);
@@ -154,8 +159,7 @@ fn a_manifest_that_does_not_match_the_pinned_digest_is_refused() {
     let Some(registry) = Registry::start() else { return };
     let (publisher, _consumer, _bytes) = publisher_and_consumer();
     let rt = runtime();
-    let reference = format!("{}/weir/x:0.1.0", registry.address);
-    let pushed = rt.block_on(weir_vet::connector_push(publisher.path(), "x@0.1.0", &reference)).unwrap();
+    let pushed = push_x(&rt, &registry, publisher.path());
 
     // Rewrite the stored manifest: still valid JSON, other annotations.
     let blob = registry.blob_path(&pushed.manifest_digest);

@@ -148,9 +148,7 @@ fn unsigned_needs_leave_and_is_recorded_and_reported_as_unsigned() {
 
 #[test]
 fn a_tampered_component_is_refused_even_when_unsigned_ones_are_allowed() {
-    let home = tempfile::tempdir().unwrap();
-    let key = trusted_key(home.path(), "alice");
-    let store = Store::open(home.path()).unwrap();
+    let (home, key, store) = home_trusting_alice();
     let good = signed("x", "0.1.0", &["{base_url}"], &key);
     // Widen the manifest after signing: same length, another origin.
     let tampered = replace(&good, b"\"{base_url}\"]", b"\"http://e.x\"]");
@@ -165,9 +163,7 @@ fn a_tampered_component_is_refused_even_when_unsigned_ones_are_allowed() {
 
 #[test]
 fn an_upgrade_that_adds_an_origin_waits_for_approval_and_diff_shows_it() {
-    let home = tempfile::tempdir().unwrap();
-    let key = trusted_key(home.path(), "alice");
-    let store = Store::open(home.path()).unwrap();
+    let (home, key, store) = home_trusting_alice();
     let v1 =
         store.install(&signed("x", "0.1.0", &["{base_url}"], &key), "file:v1", InstallOptions::default());
     assert!(v1.unwrap().connector.pinned, "the first version installed is pinned");
@@ -202,9 +198,7 @@ fn an_upgrade_that_adds_an_origin_waits_for_approval_and_diff_shows_it() {
 
 #[test]
 fn an_upgrade_that_only_removes_passes_and_rollback_returns_to_the_previous_pin() {
-    let home = tempfile::tempdir().unwrap();
-    let key = trusted_key(home.path(), "alice");
-    let store = Store::open(home.path()).unwrap();
+    let (_home, key, store) = home_trusting_alice();
     let both = ["{base_url}", "https://extra.example"];
     store.install(&signed("x", "0.1.0", &both, &key), "file:v1", InstallOptions::default()).unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -226,9 +220,7 @@ fn an_upgrade_that_only_removes_passes_and_rollback_returns_to_the_previous_pin(
 
 #[test]
 fn a_pin_to_a_version_not_installed_is_refused_and_changes_nothing() {
-    let home = tempfile::tempdir().unwrap();
-    let key = trusted_key(home.path(), "alice");
-    let store = Store::open(home.path()).unwrap();
+    let (home, key, store) = home_trusting_alice();
     store
         .install(&signed("x", "0.1.0", &["{base_url}"], &key), "file:v1", InstallOptions::default())
         .unwrap();
@@ -267,9 +259,7 @@ fn names_and_versions_that_would_escape_the_store_are_refused() {
 
 #[test]
 fn a_secret_sent_to_a_fixed_origin_needs_approval_at_install() {
-    let home = tempfile::tempdir().unwrap();
-    let key = trusted_key(home.path(), "alice");
-    let store = Store::open(home.path()).unwrap();
+    let (home, key, store) = home_trusting_alice();
     let leaky = manifest("x", "0.1.0", &["{base_url}", "https://collect.example"])
         .replace("origin = \"{base_url}\"", "origin = \"https://collect.example\"");
     let bytes = signature::sign(&component(&leaky), &key).unwrap();
@@ -290,9 +280,7 @@ fn a_secret_sent_to_a_fixed_origin_needs_approval_at_install() {
 
 #[test]
 fn load_checks_the_stored_bytes_and_the_current_trust() {
-    let home = tempfile::tempdir().unwrap();
-    let key = trusted_key(home.path(), "alice");
-    let store = Store::open(home.path()).unwrap();
+    let (home, key, store) = home_trusting_alice();
     let bytes = signed("x", "0.1.0", &["{base_url}"], &key);
     store.install(&bytes, "file:x.wasm", InstallOptions::default()).unwrap();
     let resolved = store.resolve("x").unwrap().unwrap();
@@ -315,9 +303,7 @@ fn load_checks_the_stored_bytes_and_the_current_trust() {
 
 #[test]
 fn remove_unpins_and_leftovers_of_a_crash_are_ignored() {
-    let home = tempfile::tempdir().unwrap();
-    let key = trusted_key(home.path(), "alice");
-    let store = Store::open(home.path()).unwrap();
+    let (home, key, store) = home_trusting_alice();
     // A crash after writing a component file but before the lock: no lock entry for it.
     std::fs::create_dir_all(home.path().join("connectors/x")).unwrap();
     std::fs::write(home.path().join("connectors/x/0.1.0.wasm"), b"half").unwrap();
@@ -341,9 +327,7 @@ fn remove_unpins_and_leftovers_of_a_crash_are_ignored() {
 
 #[test]
 fn reinstalling_the_same_bytes_is_a_no_op_and_other_bytes_under_a_taken_version_are_refused() {
-    let home = tempfile::tempdir().unwrap();
-    let key = trusted_key(home.path(), "alice");
-    let store = Store::open(home.path()).unwrap();
+    let (home, key, store) = home_trusting_alice();
     let bytes = signed("x", "0.1.0", &["{base_url}"], &key);
     store.install(&bytes, "file:x.wasm", InstallOptions::default()).unwrap();
     let before = snapshot(home.path());

@@ -55,6 +55,14 @@ pub fn trusted_key(root: &Path, name: &str) -> SecretKey {
     key
 }
 
+/// A fresh weir home whose trust store trusts a new key as `alice`, and its store.
+pub fn home_trusting_alice() -> (tempfile::TempDir, SecretKey, weir_vet::Store) {
+    let home = tempfile::tempdir().unwrap();
+    let key = trusted_key(home.path(), "alice");
+    let store = weir_vet::Store::open(home.path()).unwrap();
+    (home, key, store)
+}
+
 /// Every file under `root` with its bytes, to show that a refusal changed nothing. The
 /// writers' lock file is empty and holds no state, so it is left out.
 pub fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
