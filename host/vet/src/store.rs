@@ -159,8 +159,9 @@ impl Store {
         &self.trust
     }
 
-    /// Installs a component from its bytes; `source` says where they came from (for the
-    /// lock). The first version of a name is pinned; later ones wait for `upgrade` or `pin`.
+    /// Installs a component from its bytes; `source` says where they came from, as the lock
+    /// records it (`file:PATH` or `oci://REF`), and is what a refusal tells the user to pass
+    /// again. The first version of a name is pinned; later ones wait for `upgrade` or `pin`.
     pub fn install(&self, bytes: &[u8], source: &str, options: InstallOptions) -> Result<Installed, Error> {
         let hint = if options.allow_unsigned { "" } else { ALLOW_UNSIGNED_HINT };
         let candidate = self.vet(bytes, source, options.allow_unsigned, hint)?;
