@@ -83,6 +83,7 @@
 mod coerce;
 mod ipc;
 mod json;
+mod limits;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -90,7 +91,12 @@ use std::collections::BTreeMap;
 use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, SchemaRef};
 
-pub use schema::{arrow_schema, spark_json};
+pub use limits::Limits;
+pub use schema::{arrow_schema, arrow_schema_with_limits, spark_json};
+
+/// The [`Converter::unknown_fields`] path that counts the unknown fields seen after
+/// [`Limits::max_unknown_fields`] distinct paths were already counted.
+pub const OTHER_UNKNOWN_FIELDS: &str = "(other unknown fields)";
 
 /// Why a schema or a page could not be converted. Every variant names the column it is about.
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +166,16 @@ pub enum ConvertError {
         /// The stream's type.
         found: String,
     },
+    /// A schema or a page goes past one of the converter's [`Limits`]; nothing of the page was kept.
+    #[error("too many {what}: the limit `{limit}` is {max}")]
+    LimitExceeded {
+        /// The [`Limits`] field that was exceeded, e.g. `max_cells`.
+        limit: &'static str,
+        /// Its value.
+        max: usize,
+        /// What was counted, e.g. `rows in one page`.
+        what: String,
+    },
     /// Arrow refused to assemble the converted arrays.
     #[error("column `{column}`: {source}")]
     Arrow {
@@ -175,12 +191,22 @@ pub enum ConvertError {
 pub struct Converter {
     schema: SchemaRef,
     unknown: UnknownFields,
+    limits: Limits,
 }
 
 impl Converter {
-    /// A converter for tables of this schema.
+    /// A converter for tables of this schema, with the default [`Limits`].
     pub fn new(schema: SchemaRef) -> Converter {
-        Converter { schema, unknown: UnknownFields::default() }
+        Converter::with_limits(schema, Limits::default())
+    }
+
+    /// A converter for tables of this schema, bounding every page by `limits`.
+    ///
+    /// The schema itself is trusted here: one that came from a connector should have gone through
+    /// [`arrow_schema_with_limits`] with the same limits, which bounds its width and depth.
+    pub fn with_limits(schema: SchemaRef, limits: Limits) -> Converter {
+        let unknown = UnknownFields { max: limits.max_unknown_fields, ..UnknownFields::default() };
+        Converter { schema, unknown, limits }
     }
 
     /// The schema every batch has.
@@ -188,15 +214,20 @@ impl Converter {
         &self.schema
     }
 
+    /// The limits every page is held to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// One page of JSON Lines -> one RecordBatch in the schema (empty lines skipped).
     pub fn json_lines(&mut self, page: &[u8]) -> Result<RecordBatch, ConvertError> {
-        json::page(&self.schema, page, &mut self.unknown)
+        json::page(&self.schema, page, &mut self.unknown, &self.limits)
     }
 
     /// One Arrow IPC stream -> batches, checked against the schema (a mismatch is an error naming the
-    /// column).
+    /// column). Batches without rows are dropped.
     pub fn arrow_ipc(&mut self, stream: &[u8]) -> Result<Vec<RecordBatch>, ConvertError> {
-        ipc::stream(&self.schema, stream, &mut self.unknown)
+        ipc::stream(&self.schema, stream, &mut self.unknown, &self.limits)
     }
 
     /// Fields seen in records that are not in the schema: column path -> count. Logged once per column
@@ -210,6 +241,8 @@ impl Converter {
 #[derive(Debug, Default)]
 struct UnknownFields {
     counts: BTreeMap<String, u64>,
+    /// Distinct paths counted one by one; later ones go under [`OTHER_UNKNOWN_FIELDS`].
+    max: usize,
     /// Reused to build paths, since a connector may send the same unknown field on every row.
     path: String,
 }
@@ -222,13 +255,23 @@ impl UnknownFields {
             self.path.push('.');
         }
         self.path.push_str(key);
-        match self.counts.get_mut(self.path.as_str()) {
-            Some(seen) => *seen += count,
-            None => {
-                tracing::warn!(column = %self.path, "field not in the table schema: counted and dropped");
-                self.counts.insert(self.path.clone(), count);
-            }
+        if let Some(seen) = self.counts.get_mut(self.path.as_str()) {
+            *seen = seen.saturating_add(count);
+            return;
         }
+        if self.counts.len() >= self.max {
+            let other = self.counts.entry(OTHER_UNKNOWN_FIELDS.to_string()).or_insert_with(|| {
+                tracing::warn!(
+                    limit = self.max,
+                    "too many distinct fields not in the table schema: counting the rest together"
+                );
+                0
+            });
+            *other = other.saturating_add(count);
+            return;
+        }
+        tracing::warn!(column = %self.path, "field not in the table schema: counted and dropped");
+        self.counts.insert(self.path.clone(), count);
     }
 }
 
