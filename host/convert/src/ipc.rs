@@ -36,7 +36,7 @@ use arrow_data::{ArrayData, BufferSpec, layout};
 use arrow_ipc::{CompressionType, MessageHeader, MetadataVersion};
 use arrow_schema::{ArrowError, DataType, Field, Fields, SchemaRef, TimeUnit};
 
-use crate::limits::{Budget, exceeded};
+use crate::limits::{Budget, count_field, exceeded};
 use crate::schema::type_name;
 use crate::{ConvertError, Limits, UnknownFields, join};
 
@@ -100,6 +100,7 @@ fn read(
     // Null columns for the table's columns the stream lacks, by (column, rows): a page of many small
     // batches reuses them instead of allocating a fresh set per batch.
     let mut nulls: HashMap<(usize, usize), ArrayRef> = HashMap::new();
+    let mut zstd = None;
     while let Some((message, body)) = messages.next()? {
         let index = messages.index - 1;
         match message.header_type() {
@@ -108,7 +109,8 @@ fn read(
                     .header_as_record_batch()
                     .ok_or_else(|| ipc(format!("message {index}: a record batch without its header")))?;
                 let Some(columns) =
-                    Batch::new(header, &body, message.version(), index, &mut budget)?.read(&found, &plan)?
+                    Batch::new(header, &body, message.version(), index, &mut budget, &mut zstd)?
+                        .read(&found, &plan)?
                 else {
                     continue;
                 };
@@ -177,32 +179,30 @@ impl<'a> Messages<'a> {
         if length == 0 {
             return Ok(None);
         }
-        let left = page.len() - self.position;
-        let length = usize::try_from(length)
-            .map_err(|_| ipc(format!("message {index}: negative metadata length {length}")))?;
-        if length > left {
-            return Err(ipc(format!(
-                "message {index}: metadata length {length} runs past the end of the page ({left} bytes left)"
-            )));
-        }
+        let length = self.length(i64::from(length), "metadata", index)?;
         let metadata = &page[self.position..self.position + length];
         self.position += length;
         // The generated accessor verifies the flatbuffer: every offset inside it, its depth and size.
         let message = arrow_ipc::root_as_message(metadata)
             .map_err(|e| ipc(format!("message {index}: invalid metadata: {e}")))?;
-        let body_length = message.bodyLength();
-        let left = page.len() - self.position;
-        let body_length = usize::try_from(body_length)
-            .map_err(|_| ipc(format!("message {index}: negative body length {body_length}")))?;
-        if body_length > left {
-            return Err(ipc(format!(
-                "message {index}: body length {body_length} runs past the end of the page ({left} bytes left)"
-            )));
-        }
+        let body_length = self.length(message.bodyLength(), "body", index)?;
         let body = self.page.slice_with_length(self.position, body_length);
         self.position += body_length;
         self.index += 1;
         Ok(Some((message, body)))
+    }
+
+    /// A declared length, checked to be positive and to fit in what is left of the page.
+    fn length(&self, length: i64, what: &str, index: usize) -> Result<usize, ConvertError> {
+        let left = self.page.len() - self.position;
+        let length = usize::try_from(length)
+            .map_err(|_| ipc(format!("message {index}: negative {what} length {length}")))?;
+        if length > left {
+            return Err(ipc(format!(
+                "message {index}: {what} length {length} runs past the end of the page ({left} bytes left)"
+            )));
+        }
+        Ok(length)
     }
 
     fn word(&mut self, index: usize) -> Result<[u8; 4], ConvertError> {
@@ -273,14 +273,7 @@ impl FieldReader<'_> {
         parent: &str,
         depth: usize,
     ) -> Result<StreamField, ConvertError> {
-        self.count += 1;
-        if self.count > self.limits.max_schema_fields {
-            return Err(exceeded(
-                "max_schema_fields",
-                self.limits.max_schema_fields,
-                "fields in the Arrow IPC stream's schema",
-            ));
-        }
+        count_field(&mut self.count, self.limits, "fields in the Arrow IPC stream's schema")?;
         let name = field.name().unwrap_or("").to_string();
         let path = if depth == 0 { name.clone() } else { join(parent, &name) };
         let mut out = StreamField {
@@ -500,6 +493,8 @@ struct Batch<'a, 'b> {
     next_variadic: usize,
     compression: Option<CompressionType>,
     budget: &'a mut Budget<'b>,
+    /// One zstd context for the whole page, made on first use.
+    zstd: &'a mut Option<zstd::bulk::Decompressor<'static>>,
 }
 
 /// The decoded columns of one batch, by stream column.
@@ -516,6 +511,7 @@ impl<'a, 'b> Batch<'a, 'b> {
         version: MetadataVersion,
         index: usize,
         budget: &'a mut Budget<'b>,
+        zstd: &'a mut Option<zstd::bulk::Decompressor<'static>>,
     ) -> Result<Batch<'a, 'b>, ConvertError> {
         let error = |what: String| ipc(format!("message {index} (record batch): {what}"));
         if version < MetadataVersion::V4 {
@@ -602,6 +598,7 @@ impl<'a, 'b> Batch<'a, 'b> {
             next_variadic: 0,
             compression,
             budget,
+            zstd,
         })
     }
 
@@ -678,8 +675,18 @@ impl<'a, 'b> Batch<'a, 'b> {
         self.budget.decompressed(length)?;
         let inflated = match codec {
             CompressionType::ZSTD => {
+                let decompressor = match self.zstd {
+                    Some(decompressor) => decompressor,
+                    None => self
+                        .zstd
+                        .insert(zstd::bulk::Decompressor::new().map_err(|e| error(format!("zstd: {e}")))?),
+                };
                 // Decodes into a buffer of exactly `length` bytes; a frame that would write more fails.
-                zstd::bulk::decompress(frame, length).map_err(|e| error(format!("zstd: {e}")))?
+                let mut out = Vec::with_capacity(length);
+                decompressor
+                    .decompress_to_buffer(frame, &mut out)
+                    .map_err(|e| error(format!("zstd: {e}")))?;
+                out
             }
             _ => {
                 let mut out = Vec::with_capacity(length);

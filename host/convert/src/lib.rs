@@ -78,7 +78,36 @@
 //! [`Converter::arrow_ipc`] matches columns by name. Types must be equal, except that list item and
 //! map entry field names may differ (pyarrow says `item`); batches come back labelled with the table's
 //! schema. A missing nullable column becomes nulls; a column not in the schema is counted as an
-//! unknown field (once per row) and dropped; a null in a non-nullable column is an error.
+//! unknown field (once per row) and dropped; a null in a non-nullable column is an error. Batches
+//! without rows are dropped.
+//!
+//! The stream is untrusted, so it is read by this crate's own checked decoder, not arrow-ipc's
+//! reader (which panics or aborts on lying lengths): each message's metadata and body length is
+//! checked against the page, its flatbuffer verified, every buffer checked to lie inside its body
+//! without overlapping another, every node's length and null count checked, and every array
+//! validated in full before use. LZ4 frame and ZSTD body compression are supported and inflated
+//! within [`Limits::max_decompressed_bytes`]. Only the columns the table has are decoded; the others,
+//! and dictionary batches, are skipped unread (a dictionary-encoded column never matches a table
+//! column). Anything malformed is a [`ConvertError::Ipc`] that says what and where.
+//!
+//! # Limits
+//!
+//! Schemas and pages come from an untrusted guest and are converted in the host, outside the guest's
+//! CPU and memory limits, so every cost is bounded before it is spent, and a breach is a
+//! [`ConvertError::LimitExceeded`] naming the limit. [`Converter::new`] and [`arrow_schema`] use the
+//! defaults; [`Converter::with_limits`] and [`arrow_schema_with_limits`] take others.
+//!
+//! | limit | default | bounds |
+//! |---|---|---|
+//! | [`max_rows`](Limits::max_rows) | 1,000,000 | rows in one page |
+//! | [`max_cells`](Limits::max_cells) | 16,777,216 (2^24) | cells in one page: each row, each column of each row, and each value nested in lists, maps and structs |
+//! | [`max_decompressed_bytes`](Limits::max_decompressed_bytes) | 64 MiB (twice the runtime's default page limit; see [`Limits::for_page`]) | what an Arrow IPC page's compressed buffers inflate to |
+//! | [`max_schema_fields`](Limits::max_schema_fields) | 10,000 | fields of a schema at every depth (columns, struct fields, array elements, map keys and values), Spark JSON or an IPC stream's |
+//! | [`max_depth`](Limits::max_depth) | 32 | arrays, structs and maps nested in one column |
+//! | [`max_unknown_fields`](Limits::max_unknown_fields) | 1,000 | distinct paths in [`Converter::unknown_fields`]; the rest are counted under [`OTHER_UNKNOWN_FIELDS`] |
+//!
+//! Beyond these, a JSON line nested deeper than 128 levels is refused by the JSON parser, and schema
+//! conversion takes time linear in the schema's size.
 
 mod coerce;
 mod ipc;

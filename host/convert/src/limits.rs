@@ -89,6 +89,12 @@ pub(crate) fn exceeded(limit: &'static str, max: usize, what: impl Into<String>)
     ConvertError::LimitExceeded { limit, max, what: what.into() }
 }
 
+/// Counts one more field of a schema against [`Limits::max_schema_fields`].
+pub(crate) fn count_field(count: &mut usize, limits: &Limits, what: &str) -> Result<(), ConvertError> {
+    *count = spend(*count, 1, limits.max_schema_fields, "max_schema_fields", what)?;
+    Ok(())
+}
+
 /// What one page has spent so far, against its limits.
 #[derive(Debug)]
 pub(crate) struct Budget<'a> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, TimeUnit};
 use serde_json::{Map, Value};
 
-use crate::limits::exceeded;
+use crate::limits::{count_field, exceeded};
 use crate::{ConvertError, Limits, join};
 
 /// Arrow name of a list's item field; Spark has none, and this is what Parquet and Delta use.
@@ -55,15 +55,11 @@ struct SchemaReader<'a> {
 impl SchemaReader<'_> {
     /// Counts one more field (a struct field, an array's element, a map's key or value).
     fn count_field(&mut self) -> Result<(), ConvertError> {
-        self.fields += 1;
-        if self.fields > self.limits.max_schema_fields {
-            return Err(exceeded(
-                "max_schema_fields",
-                self.limits.max_schema_fields,
-                "fields in the schema (columns, struct fields, array elements, map keys and values)",
-            ));
-        }
-        Ok(())
+        count_field(
+            &mut self.fields,
+            self.limits,
+            "fields in the schema (columns, struct fields, array elements, map keys and values)",
+        )
     }
 
     /// `depth` is the number of arrays, structs and maps enclosing the value about to be read.

@@ -117,17 +117,23 @@ impl Crafted {
         message.add_bodyLength(self.body_length.unwrap_or(self.body.len() as i64));
         let message = message.finish();
         fbb.finish(message, None);
-        let mut metadata = fbb.finished_data().to_vec();
-        metadata.resize(metadata.len().next_multiple_of(8), 0);
-        let mut out = vec![0xff; 4];
-        out.extend_from_slice(&(metadata.len() as i32).to_le_bytes());
-        out.extend_from_slice(&metadata);
+        let mut out = framed(fbb.finished_data());
         out.extend_from_slice(&self.body);
         out
     }
 }
 
-/// A stream of the `n: long` schema followed by these messages and the end-of-stream marker.
+/// A message's metadata as a stream frames it: continuation marker, length, metadata padded to 8.
+fn framed(metadata: &[u8]) -> Vec<u8> {
+    let padded = metadata.len().next_multiple_of(8);
+    let mut out = vec![0xff; 4];
+    out.extend_from_slice(&(padded as i32).to_le_bytes());
+    out.extend_from_slice(metadata);
+    out.resize(8 + padded, 0);
+    out
+}
+
+/// A stream of `schema` followed by these messages and the end-of-stream marker.
 fn page(schema: &Schema, messages: &[Crafted]) -> Vec<u8> {
     let mut out = schema_message(schema);
     for message in messages {
@@ -463,12 +469,7 @@ fn deep_schema_message(depth: usize) -> Vec<u8> {
     message.add_header(schema);
     let message = message.finish();
     fbb.finish(message, None);
-    let mut metadata = fbb.finished_data().to_vec();
-    metadata.resize(metadata.len().next_multiple_of(8), 0);
-    let mut out = vec![0xff; 4];
-    out.extend_from_slice(&(metadata.len() as i32).to_le_bytes());
-    out.extend_from_slice(&metadata);
-    out
+    framed(fbb.finished_data())
 }
 
 fn nested_spark(depth: usize) -> String {
