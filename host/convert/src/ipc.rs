@@ -116,9 +116,6 @@ fn read(
                 };
                 let rows = columns.rows;
                 let batch = assemble(schema, &plan, columns, rows_before, &mut nulls, &mut budget)?;
-                for &extra in &plan.extra {
-                    extras.push((found.fields[extra].name.clone(), rows as u64));
-                }
                 batches.push(batch);
                 rows_before += rows;
             }
@@ -141,6 +138,11 @@ fn read(
                 )));
             }
         }
+    }
+    // Once per page, not per batch: a page of many small batches with many extra columns would
+    // otherwise list every extra column once per batch.
+    if rows_before > 0 {
+        extras.extend(plan.extra.iter().map(|&extra| (found.fields[extra].name.clone(), rows_before as u64)));
     }
     Ok(batches)
 }

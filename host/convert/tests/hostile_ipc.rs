@@ -601,3 +601,20 @@ fn the_host_keeps_converting_after_hostile_pages() {
     let batches = converter.arrow_ipc(&write(&[valid_batch()], IpcWriteOptions::default())).unwrap();
     assert_eq!(batches[0].num_rows(), 3);
 }
+
+#[test]
+fn extra_columns_are_counted_once_per_page_over_all_its_batches() {
+    let schema =
+        Schema::new(vec![Field::new("n", DataType::Int64, true), Field::new("x", DataType::Int64, true)]);
+    let two_columns = Crafted {
+        rows: 2,
+        nodes: vec![(2, 0), (2, 0)],
+        buffers: vec![(0, 0), (0, 16), (16, 0), (16, 16)],
+        body: vec![0; 32],
+        ..Crafted::default()
+    };
+    let mut converter = Converter::new(Arc::new(long_schema()));
+    let batches = converter.arrow_ipc(&page(&schema, &vec![two_columns; 3])).unwrap();
+    assert_eq!(batches.len(), 3);
+    assert_eq!(converter.unknown_fields().get("x"), Some(&6));
+}
