@@ -1,6 +1,6 @@
-//! Prints what the converter spends on the hostile inputs of issue 9, for BENCHMARKS.md: wide
-//! schemas (conversion must be linear), a page of empty records against a wide schema (refused at
-//! `max_cells`), and a zstd bomb (refused at `max_decompressed_bytes`). Figures only, never asserted.
+//! Prints what the converter spends on two hostile inputs of issue 9, for BENCHMARKS.md: wide
+//! schemas (conversion must be linear) and a page of empty records against a wide schema (refused at
+//! `max_cells`). Figures only, never asserted.
 //!
 //! ```sh
 //! cargo run --release -p weir-convert --example limits_figures

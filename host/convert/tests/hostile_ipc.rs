@@ -618,3 +618,25 @@ fn extra_columns_are_counted_once_per_page_over_all_its_batches() {
     assert_eq!(batches.len(), 3);
     assert_eq!(converter.unknown_fields().get("x"), Some(&6));
 }
+
+#[test]
+fn a_buffer_with_a_trailing_partial_value_does_not_panic_arrow() {
+    // Found by the mutation test: arrow-data's validation views an offsets buffer as a whole slice of
+    // i32 and panicked (`Buffer::typed_data`) on a 13-byte one. The partial value is now cut off.
+    let mut body = Vec::new();
+    for offset in [0_i32, 1, 2] {
+        body.extend_from_slice(&offset.to_le_bytes());
+    }
+    body.extend_from_slice(&[0xee, 0, 0, 0, b'a', b'b', 0, 0]);
+    let message = Crafted {
+        rows: 2,
+        nodes: vec![(2, 0)],
+        buffers: vec![(0, 0), (0, 13), (16, 2)],
+        body,
+        ..Crafted::default()
+    };
+    let schema = Schema::new(vec![Field::new("s", DataType::Utf8, true)]);
+    let batches = Converter::new(Arc::new(schema.clone())).arrow_ipc(&page(&schema, &[message])).unwrap();
+    let strings = batches[0].column(0).as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!((strings.value(0), strings.value(1)), ("a", "b"));
+}
