@@ -2,7 +2,7 @@
 //!
 //! A connector describes a table with Spark's JSON schema string (what PySpark's
 //! `StructType.json()` writes) and returns pages of rows as JSON Lines or as an Arrow IPC stream.
-//! [`arrow_schema`] turns the schema into an Arrow schema, [`spark_json`] turns it back, and a
+//! [`arrow_schema()`] turns the schema into an Arrow schema, [`spark_json`] turns it back, and a
 //! [`Converter`] turns each page into record batches of exactly that schema, counting the fields
 //! the schema does not know instead of dropping them silently.
 //!
@@ -94,7 +94,7 @@
 //!
 //! Schemas and pages come from an untrusted guest and are converted in the host, outside the guest's
 //! CPU and memory limits, so every cost is bounded before it is spent, and a breach is a
-//! [`ConvertError::LimitExceeded`] naming the limit. [`Converter::new`] and [`arrow_schema`] use the
+//! [`ConvertError::LimitExceeded`] naming the limit. [`Converter::new`] and [`arrow_schema()`] use the
 //! defaults; [`Converter::with_limits`] and [`arrow_schema_with_limits`] take others.
 //!
 //! | limit | default | bounds |

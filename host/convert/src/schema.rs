@@ -21,7 +21,7 @@ pub fn arrow_schema(spark_json: &str) -> Result<Schema, ConvertError> {
     arrow_schema_with_limits(spark_json, &Limits::default())
 }
 
-/// [`arrow_schema`], refusing a schema with more fields than [`Limits::max_schema_fields`] or
+/// [`arrow_schema()`], refusing a schema with more fields than [`Limits::max_schema_fields`] or
 /// nested deeper than [`Limits::max_depth`]. Takes time linear in the schema's size.
 pub fn arrow_schema_with_limits(spark_json: &str, limits: &Limits) -> Result<Schema, ConvertError> {
     // serde_json refuses JSON nested deeper than 128 levels, so parsing cannot overflow the stack;
@@ -31,7 +31,7 @@ pub fn arrow_schema_with_limits(spark_json: &str, limits: &Limits) -> Result<Sch
     Ok(Schema::new(reader.struct_fields(&root, "", 0)?))
 }
 
-/// Arrow schema -> Spark JSON schema string (round-trips [`arrow_schema`]), for `weir schema --json`
+/// Arrow schema -> Spark JSON schema string (round-trips [`arrow_schema()`]), for `weir schema --json`
 /// and the Spark data source.
 pub fn spark_json(schema: &Schema) -> Result<String, ConvertError> {
     Ok(struct_json(schema.fields(), "")?.to_string())
