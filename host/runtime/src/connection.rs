@@ -7,8 +7,11 @@
 //! base_url = "https://api.airtable.com"
 //! bearer_token = { env = "AIRTABLE_TOKEN" }   # or { file = "path" }, or a literal string
 //! # allow_loopback = true                     # only for local simulators and tests
+//! # allow_unsigned = true                     # a .wasm path not signed by a trusted key
 //! # [connections.airtable.limits]             # overrides of the manifest's limits
 //! # memory_mib = 64
+//! # [connections.airtable.rate_limits]        # overrides of its rate limits, by key
+//! # "base:{base}" = 1000                      # (a simulator with its limit off)
 //! ```
 //!
 //! Parameters that the manifest marks `secret` are split off here: they never reach the
@@ -17,10 +20,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::manifest::{Limits, Manifest, Retry};
+use crate::manifest::{Limits, Manifest, RateLimit, Retry};
 
 /// Keys of a connection that configure the host rather than the connector.
-pub const RESERVED_KEYS: &[&str] = &["connector", "allow_loopback", "limits", "retry"];
+pub const RESERVED_KEYS: &[&str] =
+    &["connector", "allow_loopback", "allow_unsigned", "limits", "retry", "rate_limits"];
 
 /// Why a connection could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -51,12 +55,16 @@ enum Source {
 #[derive(Debug, Clone)]
 pub struct ConnectionSpec {
     pub name: String,
-    /// A bundled connector name, or a path to a `.wasm` component.
+    /// A bundled or installed connector name (`name` or `name@version`), or a path to a
+    /// `.wasm` component.
     pub connector: String,
     pub allow_loopback: bool,
+    /// Lets a component given by path run without a signature by a trusted key.
+    pub allow_unsigned: bool,
     values: BTreeMap<String, Source>,
     limits: Option<toml::Table>,
     retry: Option<toml::Table>,
+    rate_limits: Option<toml::Table>,
 }
 
 /// A parsed connections file.
@@ -118,16 +126,20 @@ impl ConnectionSpec {
             name: name.to_string(),
             connector: String::new(),
             allow_loopback: false,
+            allow_unsigned: false,
             values: BTreeMap::new(),
             limits: None,
             retry: None,
+            rate_limits: None,
         };
         for (key, value) in table {
             match (key.as_str(), value) {
                 ("connector", toml::Value::String(s)) => spec.connector = s,
                 ("allow_loopback", toml::Value::Boolean(b)) => spec.allow_loopback = b,
+                ("allow_unsigned", toml::Value::Boolean(b)) => spec.allow_unsigned = b,
                 ("limits", toml::Value::Table(t)) => spec.limits = Some(t),
                 ("retry", toml::Value::Table(t)) => spec.retry = Some(t),
+                ("rate_limits", toml::Value::Table(t)) => spec.rate_limits = Some(t),
                 (k, v) if RESERVED_KEYS.contains(&k) => {
                     return Err(invalid(format!("`{k}` has the wrong type ({})", v.type_str())));
                 }
@@ -212,6 +224,23 @@ impl ConnectionSpec {
         // The overrides meet the same ranges as the manifest's own values.
         limits.validate().map_err(|e| invalid(e.to_string()))?;
         retry.validate().map_err(|e| invalid(e.to_string()))?;
+        let mut rate_limits = manifest.rate_limits.clone();
+        for (key, value) in self.rate_limits.iter().flatten() {
+            let Some(limit) = rate_limits.iter_mut().find(|l| &l.key == key) else {
+                let known: Vec<&str> = manifest.rate_limits.iter().map(|l| l.key.as_str()).collect();
+                return Err(invalid(format!(
+                    "rate_limits: unknown key {key:?} (connector {} has: {})",
+                    manifest.name,
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                )));
+            };
+            limit.per_second = match value {
+                toml::Value::Float(f) => *f,
+                toml::Value::Integer(i) => *i as f64,
+                other => return Err(invalid(format!("rate_limits.{key:?} must be a number, not a {}", other.type_str()))),
+            };
+            limit.validate().map_err(|e| invalid(e.to_string()))?;
+        }
         Ok(Connection {
             name: self.name.clone(),
             options,
@@ -219,6 +248,7 @@ impl ConnectionSpec {
             allow_loopback: self.allow_loopback,
             limits,
             retry,
+            rate_limits,
         })
     }
 }
@@ -286,6 +316,8 @@ pub struct Connection {
     pub allow_loopback: bool,
     pub limits: Limits,
     pub retry: Retry,
+    /// The manifest's rate limits, with the connection's overrides applied.
+    pub rate_limits: Vec<RateLimit>,
 }
 
 #[cfg(test)]
@@ -376,5 +408,23 @@ default = "https://api.airtable.com"
         );
         let err = bad.unwrap().get("a").unwrap().resolve(&manifest()).unwrap_err().to_string();
         assert!(err.contains("unknown key `mem`"), "{err}");
+    }
+
+    #[test]
+    fn rate_limits_are_overridden_by_key_within_range() {
+        let mut m = manifest();
+        m.rate_limits.push(RateLimit { key: "base:{base_id}".into(), per_second: 5.0, paths: vec![] });
+        let conn = |extra: &str| {
+            parse(&format!(
+                "[connections.a]\nconnector = \"x\"\nbase_id = \"a\"\nbearer_token = \"t\"\n[connections.a.rate_limits]\n{extra}\n"
+            ))
+            .unwrap()
+        };
+        let c = conn("\"base:{base_id}\" = 1000").get("a").unwrap().resolve(&m).unwrap();
+        assert_eq!(c.rate_limits[0].per_second, 1000.0);
+        let err = conn("\"base:{nope}\" = 1").get("a").unwrap().resolve(&m).unwrap_err().to_string();
+        assert!(err.contains("base:{nope}") && err.contains("base:{base_id}"), "{err}");
+        let err = conn("\"base:{base_id}\" = 1e-300").get("a").unwrap().resolve(&m).unwrap_err().to_string();
+        assert!(err.contains("per_second"), "{err}");
     }
 }

@@ -30,6 +30,9 @@ pub enum LimitHit {
     PageBytes { size: u64, limit: u64 },
     /// The source's `Retry-After` asked for a longer pause than the gate honours.
     RetryAfter { requested: f64, limit: Duration },
+    /// A bound of the converter on a page or a schema (rows, cells, decompressed bytes,
+    /// schema width or depth): `limit` is the name of the `weir_convert::Limits` field.
+    Convert { limit: &'static str, max: usize, what: String },
 }
 
 impl std::fmt::Display for LimitHit {
@@ -58,6 +61,9 @@ impl std::fmt::Display for LimitHit {
                  the source is refusing requests: try again later",
                 limit.as_secs()
             ),
+            LimitHit::Convert { limit, max, what } => {
+                write!(f, "too many {what}: the bound `{limit}` is {max}")
+            }
             LimitHit::PageBytes { size, limit } => write!(
                 f,
                 "page of {} MiB exceeds the page limit of {} MiB; lower the page size or raise limits.page_mib",

@@ -273,7 +273,7 @@ impl Manifest {
                 bound.extend(captures);
             }
             check("rate limit key", &limit.key, &bound)?;
-            in_range(&format!("rate limit {:?} per_second", limit.key), limit.per_second, 0.001, 100_000.0)?;
+            limit.validate()?;
         }
         self.retry.validate()?;
         self.limits.validate()?;
@@ -329,6 +329,13 @@ impl Limits {
     /// The bounds of every read, from these limits.
     pub fn read_bounds(&self) -> crate::read::ReadBounds {
         crate::read::ReadBounds { empty_pages: self.read_empty_pages, calls: self.read_calls, duration: None }
+    }
+}
+
+impl RateLimit {
+    /// Checks the rate against a sane range.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        in_range(&format!("rate limit {:?} per_second", self.key), self.per_second, 0.001, 100_000.0)
     }
 }
 

@@ -98,13 +98,14 @@ impl<'s> Pages<'s> {
         schema: SchemaRef,
     ) -> Pages<'s> {
         let bounds = session.connection().limits.read_bounds();
+        let converter = session.converter(schema);
         Pages {
             session,
             table: table.to_string(),
             table_options: table_options.to_vec(),
             stream,
             offset: start,
-            converter: Converter::new(schema),
+            converter,
             bounds,
             calls: 0,
             empty_in_a_row: 0,

@@ -433,9 +433,32 @@ impl Session {
         table_options: &[(String, String)],
     ) -> Result<SchemaRef, CallError> {
         let json = self.table_schema(table, table_options)?;
-        weir_convert::arrow_schema(&json)
+        weir_convert::arrow_schema_with_limits(&json, &self.converter_limits())
             .map(Arc::new)
-            .map_err(|e| self.host_error("table-schema", table, e.to_string()))
+            .map_err(|e| self.convert_error("table-schema", table, e))
+    }
+
+    /// The bounds every page and schema of this connection is converted under.
+    pub fn converter_limits(&self) -> weir_convert::Limits {
+        weir_convert::Limits::for_page((self.connection.limits.page_mib << 20) as usize)
+    }
+
+    /// A converter for `schema` under this connection's bounds.
+    pub fn converter(&self, schema: SchemaRef) -> weir_convert::Converter {
+        weir_convert::Converter::with_limits(schema, self.converter_limits())
+    }
+
+    /// A conversion failure as the call's error: a bound hit, or output the host cannot use.
+    fn convert_error(&self, call: &'static str, table: &str, e: weir_convert::ConvertError) -> CallError {
+        match e {
+            weir_convert::ConvertError::LimitExceeded { limit, max, what } => CallError {
+                connector: self.connector.manifest.name.clone(),
+                call,
+                table: Some(table.to_string()),
+                kind: ErrorKind::Limit(LimitHit::Convert { limit, max, what }),
+            },
+            other => self.host_error(call, table, self.redactor.redact(&other.to_string()).into_owned()),
+        }
     }
 
     /// Upstream `read_table_metadata`.
@@ -577,8 +600,7 @@ impl Session {
             Rows::JsonLines(text) => converter.json_lines(text.as_bytes()).map(|b| vec![b]),
             Rows::ArrowIpc(bytes) => converter.arrow_ipc(bytes),
         };
-        let batches = batches
-            .map_err(|e| self.host_error(call, table, self.redactor.redact(&e.to_string()).into_owned()))?;
+        let batches = batches.map_err(|e| self.convert_error(call, table, e))?;
         if page.end_offset.len() > MAX_OFFSET_BYTES {
             return Err(self.host_error(
                 call,

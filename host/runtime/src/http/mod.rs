@@ -106,7 +106,7 @@ impl HttpGate {
             // Secrets only ever appear in budget keys as a digest.
             values.insert(k.clone(), sha256_hex(v.as_bytes())[..16].to_string());
         }
-        let rules = manifest
+        let rules = connection
             .rate_limits
             .iter()
             .map(|limit| Rule::new(&manifest.name, limit, &values).map_err(fail))
