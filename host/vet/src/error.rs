@@ -32,6 +32,11 @@ pub enum Error {
     Sign { what: String, source: SignatureError },
     #[error("cannot {what}: {source}")]
     Io { what: String, source: std::io::Error },
+    #[error(
+        "connector {reference:?} is neither a bundled connector ({bundled}), an installed one \
+         (`weir connector list`), nor a path to a .wasm file"
+    )]
+    UnknownConnector { reference: String, bundled: String },
 }
 
 /// A deliberate refusal. Nothing was written when one is returned.
