@@ -203,3 +203,98 @@ fn an_upper_cased_secret_in_a_denied_redirect_is_redacted_from_the_warning() {
     assert!(log.contains("redirect leaves the allowed origins"), "the denial is logged");
     assert!(!log.contains(&upper), "the upper-cased secret reached the log");
 }
+
+#[test]
+fn schemas_too_deep_or_too_wide_are_refused_naming_the_bound() {
+    let server = EchoServer::start().unwrap();
+    for (attack, target, bound) in
+        [("deep_schema", "120", "max_depth"), ("cells_bomb", "60000", "max_schema_fields")]
+    {
+        let mut s = session(&server.base_url(), attack, Conn { target, ..Conn::default() });
+        let e = s.arrow_schema("t", &[]).unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::Limit(LimitHit::Convert { .. })), "{attack}: {e:?}");
+        let text = e.to_string();
+        assert!(text.contains("connector hostile") && text.contains("\"t\"") && text.contains(bound), "{text}");
+        assert_host_keeps_serving(&mut s, &server);
+    }
+}
+
+#[test]
+fn a_page_of_empty_records_against_a_wide_schema_is_bounded_in_cells() {
+    let server = EchoServer::start().unwrap();
+    // 200,000 `{}` lines against 300 columns: 60 million cells from 600 KB.
+    let mut s = session(&server.base_url(), "cells_bomb", Conn { target: "300", ..Conn::default() });
+    let e = read_to_end(&mut s).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Limit(LimitHit::Convert { limit: "max_cells", .. })), "{e:?}");
+    assert_names_connector_and_call(&e.to_string());
+    assert_host_keeps_serving(&mut s, &server);
+}
+
+/// A valid Arrow IPC page of table `t` (`id`, `value`) with `rows` rows.
+fn ipc_page(rows: usize) -> Vec<u8> {
+    use arrow_array::{RecordBatch, StringArray};
+    let schema = Arc::new(weir_convert::arrow_schema(
+        r#"{"type":"struct","fields":[{"name":"id","type":"string","nullable":false,"metadata":{}},{"name":"value","type":"string","nullable":true,"metadata":{}}]}"#,
+    ).unwrap());
+    let ids: Vec<String> = (0..rows).map(|i| format!("r{i}")).collect();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(ids.clone())), Arc::new(StringArray::from(ids))],
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut out, &schema).unwrap();
+    writer.write(&batch).unwrap();
+    writer.finish().unwrap();
+    drop(writer);
+    out
+}
+
+#[test]
+fn hostile_arrow_ipc_pages_end_the_call_cleanly() {
+    let server = EchoServer::start().unwrap();
+    let valid = ipc_page(5);
+    let mut pages: Vec<Vec<u8>> = Vec::new();
+    // Declared metadata lengths that are huge, negative or past the end.
+    for len in [0x7fff_ffffu32, 0x8000_0000, 0xffff_fff0, 1 << 20] {
+        let mut p = valid.clone();
+        p[4..8].copy_from_slice(&len.to_le_bytes());
+        pages.push(p);
+    }
+    pages.push(valid[..valid.len() / 2].to_vec());
+    // Seeded random mutations of the valid page: flipped bytes anywhere.
+    let mut seed = 0x853c_49e6_748f_ea9b_u64;
+    for _ in 0..60 {
+        let mut p = valid.clone();
+        for _ in 0..4 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let i = (seed as usize) % p.len();
+            p[i] = (seed >> 32) as u8;
+        }
+        pages.push(p);
+    }
+    let hex: fn(&[u8]) -> String = |b| b.iter().map(|x| format!("{x:02x}")).collect();
+    let mut refused = 0;
+    for page in &pages {
+        let target = hex(page);
+        let mut s = session(&server.base_url(), "ipc_page", Conn { target: &target, ..Conn::default() });
+        match read_to_end(&mut s) {
+            Ok(_) => {}
+            Err(e) => {
+                refused += 1;
+                assert!(
+                    matches!(e.kind, ErrorKind::Output(_) | ErrorKind::Limit(LimitHit::Convert { .. })),
+                    "{e:?}"
+                );
+                assert_names_connector_and_call(&e.to_string());
+            }
+        }
+    }
+    assert!(refused >= 5, "only {refused} of {} hostile pages were refused", pages.len());
+    // The valid page itself reads, and the host still serves.
+    let mut s = session(&server.base_url(), "ipc_page", Conn { target: &hex(&valid), ..Conn::default() });
+    assert_eq!(read_to_end(&mut s).unwrap(), 5);
+    assert_host_keeps_serving(&mut s, &server);
+}

@@ -23,7 +23,7 @@ impl Env {
     fn new() -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("shards.wasm"), weir_artifacts::SHARDS).expect("write component");
-        std::fs::write(dir.path().join("connections.toml"), "[connections.shards]\nconnector = \"shards.wasm\"\n")
+        std::fs::write(dir.path().join("connections.toml"), "[connections.shards]\nconnector = \"shards.wasm\"\nallow_unsigned = true\n")
             .expect("write connections");
         Env { dir }
     }

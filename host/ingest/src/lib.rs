@@ -11,6 +11,7 @@
 //!     parallel: 4,
 //!     commit_rows: 50_000,
 //!     only: None,
+//!     allow_unsigned: false,
 //! };
 //! let reports = weir_ingest::run_spec(
 //!     "pipeline.yaml".as_ref(),
@@ -60,7 +61,7 @@ pub enum IngestError {
     #[error(transparent)]
     Runtime(#[from] weir_runtime::RuntimeError),
     #[error(transparent)]
-    Component(#[from] weir_artifacts::ResolveError),
+    Component(#[from] weir_vet::Error),
     /// A call into the connector failed.
     #[error("{table}: {error}")]
     Call { table: String, error: CallError },
@@ -130,9 +131,13 @@ pub fn run_spec(
     let file = weir_runtime::ConnectionsFile::load(connections)?;
     let connection = file.get(connection_override.unwrap_or(&spec.connection_name))?;
     let base = connections.parent().unwrap_or(Path::new("."));
-    let bytes = weir_artifacts::resolve(&connection.connector, base)?;
+    let allow_unsigned = connection.allow_unsigned || options.allow_unsigned;
+    let component = weir_vet::component::load(&weir_vet::weir_home(), &connection.connector, base, allow_unsigned)?;
+    if let Some(warning) = component.origin.unsigned_warning() {
+        progress.notice(&warning);
+    }
     let runtime = Runtime::new(RuntimeConfig::with_default_cache())?;
-    let connector = runtime.load(&bytes)?;
+    let connector = runtime.load(&component.bytes)?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

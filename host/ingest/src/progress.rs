@@ -23,6 +23,9 @@ pub trait Progress: Sync {
     fn update(&self, _report: &TableReport, _activity: Activity) {}
     /// A table is done (its report says whether it failed).
     fn finished(&self, _report: &TableReport) {}
+    /// Something the user must be told that is not a table's progress, such as a connector
+    /// running unsigned.
+    fn notice(&self, _message: &str) {}
 }
 
 /// Progress that nobody watches.

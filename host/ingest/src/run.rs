@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub commit_rows: usize,
     /// Only these source or destination tables.
     pub only: Option<Vec<String>>,
+    /// Run a connector given by path even when no trusted key signed it (`--allow-unsigned`).
+    pub allow_unsigned: bool,
 }
 
 /// What the workers share.
@@ -277,7 +279,11 @@ fn partitioned(
                     Ok(s) => s,
                     Err(e) => return lock(&errors).push(IngestError::from(e)),
                 };
-                while let Some(partition) = lock(&queue).pop_front() {
+                loop {
+                    // Taken in a statement of its own: a `while let` would hold the queue's
+                    // lock for the whole body, and the partitions would run one at a time.
+                    let next = lock(&queue).pop_front();
+                    let Some(partition) = next else { break };
                     let app_id = partition_app_id(&table.app_id, &partition);
                     let one = Flow { app_id, stream: Stream::Partition(partition.clone()), mode: &table.mode };
                     match flow(ctx, table, &mut session, sink, one, report) {
@@ -319,7 +325,11 @@ fn partitioned_snapshot(
                     Ok(s) => s,
                     Err(e) => return lock(&errors).push(IngestError::from(e)),
                 };
-                while let Some(partition) = lock(&queue).pop_front() {
+                loop {
+                    // Taken in a statement of its own: a `while let` would hold the queue's
+                    // lock for the whole body, and the partitions would run one at a time.
+                    let next = lock(&queue).pop_front();
+                    let Some(partition) = next else { break };
                     let (source, options) = (&table.plan.source_table, &table.plan.table_options);
                     let stream = Stream::Partition(partition.clone());
                     let mut pages = Pages::new(&mut session, source, options, stream, None, table.schema.clone());
