@@ -84,13 +84,16 @@ fn a_0_1_component_is_not_asked_what_only_0_2_offers() {
 /// A component whose manifest section is replaced by `manifest`.
 fn with_manifest(component: &[u8], original: &str, manifest: &str) -> Vec<u8> {
     let trailer = weir_runtime::manifest::embed(&[], original);
-    let raw = component.strip_suffix(trailer.as_slice()).expect("the packaged component ends with its manifest");
+    let raw =
+        component.strip_suffix(trailer.as_slice()).expect("the packaged component ends with its manifest");
     weir_runtime::manifest::embed(raw, manifest)
 }
 
 fn hostile_manifest() -> String {
-    std::fs::read_to_string(weir_tests::delta_reader::workspace().join("tests/components/hostile/manifest.toml"))
-        .expect("hostile manifest")
+    std::fs::read_to_string(
+        weir_tests::delta_reader::workspace().join("tests/components/hostile/manifest.toml"),
+    )
+    .expect("hostile manifest")
 }
 
 #[test]
@@ -98,7 +101,8 @@ fn an_unknown_contract_is_refused_naming_the_supported_versions() {
     let runtime = Runtime::new(RuntimeConfig { cache_dir: None }).expect("runtime starts");
     let original = hostile_manifest();
     let future = original.replace("lakeflow:connect@0.1.0", "lakeflow:connect@0.3.0");
-    let err = runtime.load(&with_manifest(weir_artifacts::HOSTILE, &original, &future)).err().expect("refused");
+    let err =
+        runtime.load(&with_manifest(weir_artifacts::HOSTILE, &original, &future)).err().expect("refused");
     let text = err.to_string();
     assert!(text.contains("lakeflow:connect@0.3.0"), "{text}");
     assert!(text.contains("lakeflow:connect@0.1.0, lakeflow:connect@0.2.0"), "{text}");

@@ -97,11 +97,17 @@ pub fn read_delta_script() -> PathBuf {
 
 /// Reads a Delta table with Python's `deltalake`; see `tests/py/read_delta.py` for the shape.
 pub fn read_delta(path: &Path) -> Value {
-    let out = Command::new(reader_python())
-        .arg(read_delta_script())
-        .arg(path)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the Delta reader: {e}"));
+    read_delta_columns(path, &[])
+}
+
+/// [`read_delta`] of only these columns (all when empty), for large tables.
+pub fn read_delta_columns(path: &Path, columns: &[&str]) -> Value {
+    let mut cmd = Command::new(reader_python());
+    cmd.arg(read_delta_script()).arg(path);
+    if !columns.is_empty() {
+        cmd.arg(columns.join(","));
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run the Delta reader: {e}"));
     assert!(
         out.status.success(),
         "read_delta.py {} failed (exit {:?}):\n{}\n{}",

@@ -63,7 +63,10 @@ fn offsets_that_never_stop_fail_the_read_naming_the_rule() {
     assert!(matches!(e.kind, ErrorKind::Read(_)), "{e:?}");
     let text = e.to_string();
     assert_names_connector_and_call(&text);
-    assert!(text.contains("50 pages in a row without a row") && text.contains("limits.read_empty_pages"), "{text}");
+    assert!(
+        text.contains("50 pages in a row without a row") && text.contains("limits.read_empty_pages"),
+        "{text}"
+    );
 
     // The same bound by calls, whatever the pages hold.
     let schema = s.arrow_schema("t", &[]).unwrap();
@@ -100,7 +103,8 @@ fn with_manifest(edit: impl Fn(&str) -> String) -> Vec<u8> {
     let path = weir_tests::delta_reader::workspace().join("tests/components/hostile/manifest.toml");
     let original = std::fs::read_to_string(path).expect("hostile manifest");
     let trailer = weir_runtime::manifest::embed(&[], &original);
-    let raw = weir_artifacts::HOSTILE.strip_suffix(trailer.as_slice()).expect("the manifest ends the component");
+    let raw =
+        weir_artifacts::HOSTILE.strip_suffix(trailer.as_slice()).expect("the manifest ends the component");
     weir_runtime::manifest::embed(raw, &edit(&original))
 }
 
@@ -149,7 +153,8 @@ fn pages_with_huge_offsets_or_counter_floods_are_refused_naming_the_bound() {
 fn a_flood_of_guest_log_lines_is_cut_and_counted() {
     let server = EchoServer::start().unwrap();
     let before = logs().text().matches("flood ").count();
-    let mut s = session(&server.base_url(), "log_flood", Conn { limits: "call_seconds = 60.0", ..Conn::default() });
+    let mut s =
+        session(&server.base_url(), "log_flood", Conn { limits: "call_seconds = 60.0", ..Conn::default() });
     let started = Instant::now();
     let rows = read(&mut s).expect("the flooding call still answers");
     let seconds = started.elapsed().as_secs() + 1;
@@ -159,7 +164,10 @@ fn a_flood_of_guest_log_lines_is_cut_and_counted() {
     // A million lines were logged; a hundred a second were kept.
     let allowed = (seconds + 1) as usize * weir_runtime::session::LOG_LINES_PER_SECOND as usize;
     assert!(kept <= allowed, "{kept} lines kept in {seconds} s");
-    assert!(text.contains("dropped") && text.contains("log line(s) of the connector"), "no drop count in the log");
+    assert!(
+        text.contains("dropped") && text.contains("log line(s) of the connector"),
+        "no drop count in the log"
+    );
 }
 
 #[test]
@@ -168,7 +176,8 @@ fn a_secret_echoed_in_any_disguise_never_reaches_the_rows() {
     let target = server.url("/echo-encoded");
     // What the guest is handed: every disguise redacted, the header's name too. The two halves
     // pass, since neither is the secret.
-    let mut spy = session(&server.base_url(), "spy", Conn { token: Some(SECRET), target: &target, ..Conn::default() });
+    let mut spy =
+        session(&server.base_url(), "spy", Conn { token: Some(SECRET), target: &target, ..Conn::default() });
     let seen = cells(&mut spy).join("\n");
     assert!(seen.contains("halves: "), "{seen}");
     assert!(seen.matches("[REDACTED]").count() >= 7, "{seen}");
@@ -176,7 +185,11 @@ fn a_secret_echoed_in_any_disguise_never_reaches_the_rows() {
     assert!(!seen.to_lowercase().contains(&SECRET.to_lowercase()), "{seen}");
     // A guest that decodes what it got and puts the halves together holds the secret again:
     // the page that carries it is refused before any sink sees it.
-    let mut s = session(&server.base_url(), "echo_decode", Conn { token: Some(SECRET), target: &target, ..Conn::default() });
+    let mut s = session(
+        &server.base_url(),
+        "echo_decode",
+        Conn { token: Some(SECRET), target: &target, ..Conn::default() },
+    );
     let e = read_err(&mut s);
     assert!(matches!(e.kind, ErrorKind::Secret), "{e:?}");
     let text = e.to_string();
@@ -195,7 +208,11 @@ fn an_upper_cased_secret_in_a_denied_redirect_is_redacted_from_the_warning() {
     let server = EchoServer::start().unwrap();
     let upper = SECRET.to_uppercase();
     let target = server.url(&format!("/redirect?to=http%3A%2F%2Fexample.com%2F{upper}"));
-    let mut s = session(&server.base_url(), "fetch", Conn { token: Some(SECRET), target: &target, ..Conn::default() });
+    let mut s = session(
+        &server.base_url(),
+        "fetch",
+        Conn { token: Some(SECRET), target: &target, ..Conn::default() },
+    );
     let e = read_err(&mut s);
     assert!(e.to_string().contains("redirect leaves the allowed origins"), "{e}");
     assert!(!e.to_string().contains(&upper), "{e}");
@@ -214,7 +231,10 @@ fn schemas_too_deep_or_too_wide_are_refused_naming_the_bound() {
         let e = s.arrow_schema("t", &[]).unwrap_err();
         assert!(matches!(e.kind, ErrorKind::Limit(LimitHit::Convert { .. })), "{attack}: {e:?}");
         let text = e.to_string();
-        assert!(text.contains("connector hostile") && text.contains("\"t\"") && text.contains(bound), "{text}");
+        assert!(
+            text.contains("connector hostile") && text.contains("\"t\"") && text.contains(bound),
+            "{text}"
+        );
         assert_host_keeps_serving(&mut s, &server);
     }
 }

@@ -178,7 +178,10 @@ fn respond(mut out: TcpStream, request: &Recorded) -> std::io::Result<()> {
         }
         "/retry-after" => {
             let v = query.split('&').find_map(|p| p.strip_prefix("v=")).unwrap_or("1");
-            head.push_str(&format!("HTTP/1.1 429 Too Many Requests\r\nretry-after: {}\r\n", percent_decode(v)));
+            head.push_str(&format!(
+                "HTTP/1.1 429 Too Many Requests\r\nretry-after: {}\r\n",
+                percent_decode(v)
+            ));
             b"slow down".to_vec()
         }
         "/echo-encoded" => {
@@ -282,9 +285,16 @@ mod tests {
         let slow = get(&server, "/retry-after?v=1e20", "");
         assert!(slow.starts_with("HTTP/1.1 429") && slow.contains("retry-after: 1e20\r\n"), "{slow}");
         let echo = get(&server, "/echo-encoded", "Authorization: Bearer tok.en\r\n");
-        for form in
-            ["TOK.EN", "746f6b2e656e", "dG9rLmVu", "dXNlcjp0b2suZW4=", "tok%2Een", "ne.kot", "x-746f6b2e656e: 1", "tok .en"]
-        {
+        for form in [
+            "TOK.EN",
+            "746f6b2e656e",
+            "dG9rLmVu",
+            "dXNlcjp0b2suZW4=",
+            "tok%2Een",
+            "ne.kot",
+            "x-746f6b2e656e: 1",
+            "tok .en",
+        ] {
             assert!(echo.contains(form), "{form} missing from {echo}");
         }
         let seen = server.requests();

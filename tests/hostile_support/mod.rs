@@ -163,4 +163,3 @@ pub fn assert_host_keeps_serving(failed: &mut Session, server: &EchoServer) {
     let mut other = session(&server.base_url(), "none", Conn::default());
     assert_eq!(read(&mut other).expect("another connection still reads"), ["ok"]);
 }
-

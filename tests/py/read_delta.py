@@ -3,10 +3,11 @@
 
 An independent check of what weir writes: nothing here shares code with weir-delta.
 
-    python3 tests/py/read_delta.py WAREHOUSE/main/bronze/vendors
+    python3 tests/py/read_delta.py WAREHOUSE/main/bronze/vendors [COLUMN,COLUMN...]
 
 prints {"rows", "version", "columns", "schema", "data", "txn", "commits"}:
-- data: every row, sorted by `id` (then by `__START_AT` for SCD2 history), values as JSON
+- data: every row (only the named columns, when a column list is given), sorted by `id` (then
+  by `__START_AT` for SCD2 history), values as JSON
   (timestamps as ISO-8601 text, decimals as text, structs as objects, binary as hex);
 - schema: the Delta schema as the log states it (`{"type": "struct", "fields": [...]}`);
 - txn: {appId: version}, the latest application transaction per app, read from the log
@@ -97,14 +98,15 @@ def checkpoint_txns(path):
 
 
 def main():
-    if len(sys.argv) != 2:
-        fail(2, "usage: read_delta.py TABLE_PATH")
+    if len(sys.argv) not in (2, 3):
+        fail(2, "usage: read_delta.py TABLE_PATH [COLUMN,COLUMN...]")
     path = sys.argv[1]
+    columns = sys.argv[2].split(",") if len(sys.argv) == 3 else None
     if not os.path.isdir(os.path.join(path, "_delta_log")):
         fail(4, f"{path} is not a Delta table (no _delta_log)")
 
     table = DeltaTable(path)
-    data = table.to_pyarrow_table()
+    data = table.to_pyarrow_table(columns=columns)
     records = [plain(r) for r in data.to_pylist()]
     records.sort(key=lambda r: (str(r.get("id")), str(r.get("__START_AT"))))
 

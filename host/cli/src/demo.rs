@@ -69,11 +69,21 @@ pub fn demo(dir: &Path, rows: Option<usize>, json: bool) -> Result<()> {
         );
     }
     let warehouse = weir_ingest::warehouse_uri(&dir.join("warehouse").to_string_lossy())?;
-    let options =
-        RunOptions { warehouse: warehouse.clone(), parallel: 3, commit_rows: 50_000, only: None, allow_unsigned: false };
+    let options = RunOptions {
+        warehouse: warehouse.clone(),
+        parallel: 3,
+        commit_rows: 50_000,
+        only: None,
+        allow_unsigned: false,
+    };
     let bars = Bars::new(!json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let reports =
-        weir_ingest::run_spec(&dir.join("pipeline.yaml"), &dir.join("connections.toml"), None, &options, &bars)?;
+    let reports = weir_ingest::run_spec(
+        &dir.join("pipeline.yaml"),
+        &dir.join("connections.toml"),
+        None,
+        &options,
+        &bars,
+    )?;
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {

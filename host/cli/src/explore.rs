@@ -35,7 +35,10 @@ impl TableArgs {
             })
             .collect::<Result<Vec<_>>>()?;
         if !self.namespace.is_empty() {
-            options.push((weir_runtime::contract::NAMESPACE_OPTION.into(), serde_json::to_string(&self.namespace)?));
+            options.push((
+                weir_runtime::contract::NAMESPACE_OPTION.into(),
+                serde_json::to_string(&self.namespace)?,
+            ));
         }
         Ok(options)
     }
@@ -296,16 +299,26 @@ pub fn inspect(reference: &str, json: bool) -> Result<()> {
         println!("  network      {}", escape(origin));
     }
     for a in &manifest.auth {
-        println!("  auth         {} on requests to {} (injected by the host)", escape(&a.header), escape(&a.origin));
+        println!(
+            "  auth         {} on requests to {} (injected by the host)",
+            escape(&a.header),
+            escape(&a.origin)
+        );
     }
     for r in &manifest.rate_limits {
-        let paths = if r.paths.is_empty() { String::new() } else { format!(" (by path: {})", r.paths.join(", ")) };
+        let paths =
+            if r.paths.is_empty() { String::new() } else { format!(" (by path: {})", r.paths.join(", ")) };
         println!("  rate limit   {} req/s per {}{}", r.per_second, escape(&r.key), escape(&paths));
     }
     let l = &manifest.limits;
     println!(
         "  limits       memory {} MiB, CPU {} s/call, wall {} s/call, page {} MiB, HTTP body {} MiB, HTTP timeout {} s",
-        l.memory_mib, l.call_seconds, l.call_wall_seconds, l.page_mib, l.http_body_mib, l.http_timeout_seconds
+        l.memory_mib,
+        l.call_seconds,
+        l.call_wall_seconds,
+        l.page_mib,
+        l.http_body_mib,
+        l.http_timeout_seconds
     );
     println!(
         "  retries      {} attempts, backoff {}–{} ms, {} s pause after a 429",

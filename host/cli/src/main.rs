@@ -67,6 +67,13 @@ enum Command {
         /// Commit every this many rows, at the next checkpointable offset.
         #[arg(long, default_value_t = 50_000)]
         commit_rows: usize,
+        /// Keep ingesting: read again every --interval, take new connector versions between two
+        /// commits, until Ctrl-C or SIGTERM (which end it after the current commit).
+        #[arg(long)]
+        follow: bool,
+        /// Seconds between two passes of --follow.
+        #[arg(long, default_value_t = 30.0, requires = "follow")]
+        interval: f64,
         #[arg(long)]
         json: bool,
     },
@@ -229,7 +236,18 @@ fn dispatch(command: Command, allow_unsigned: bool) -> Result<()> {
     use std::io::IsTerminal;
     match command {
         Command::Demo { dir, rows, json } => demo::demo(&dir, rows, json),
-        Command::Run { spec, connections, connection, warehouse, tables, parallel, commit_rows, json } => {
+        Command::Run {
+            spec,
+            connections,
+            connection,
+            warehouse,
+            tables,
+            parallel,
+            commit_rows,
+            follow,
+            interval,
+            json,
+        } => {
             let options = weir_ingest::RunOptions {
                 warehouse: weir_ingest::warehouse_uri(&warehouse)?,
                 parallel,
@@ -237,12 +255,34 @@ fn dispatch(command: Command, allow_unsigned: bool) -> Result<()> {
                 only: tables,
                 allow_unsigned,
             };
-            let bars = progress::Bars::new(!json && std::io::stderr().is_terminal());
+            let bars = progress::Bars::new(!json && std::io::stderr().is_terminal()).printing_passes(json);
+            if follow {
+                anyhow::ensure!(
+                    interval.is_finite() && (0.0..=86_400.0).contains(&interval),
+                    "--interval must be a number of seconds from 0 to 86400, got {interval}"
+                );
+                let follow = weir_ingest::FollowOptions {
+                    interval: std::time::Duration::from_secs_f64(interval),
+                    poll: std::time::Duration::from_secs_f64(interval.clamp(0.2, 2.0)),
+                };
+                stop_on_signals();
+                return Ok(weir_ingest::follow(
+                    &spec,
+                    &connections,
+                    connection.as_deref(),
+                    &options,
+                    &follow,
+                    &bars,
+                    &STOP,
+                )?);
+            }
             let reports = weir_ingest::run_spec(&spec, &connections, connection.as_deref(), &options, &bars)?;
             report(&reports, json)
         }
         Command::Tables { conn, json } => explore::tables(&conn.allowing(allow_unsigned), json),
-        Command::Schema { conn, table, json } => explore::schema(&conn.allowing(allow_unsigned), &table, json),
+        Command::Schema { conn, table, json } => {
+            explore::schema(&conn.allowing(allow_unsigned), &table, json)
+        }
         Command::Metadata { conn, table, json } => {
             explore::metadata(&conn.allowing(allow_unsigned), &table, json)
         }
@@ -262,6 +302,24 @@ fn dispatch(command: Command, allow_unsigned: bool) -> Result<()> {
     }
 }
 
+/// Set by SIGINT or SIGTERM during `weir run --follow`: the run ends after the current commit.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    // Only an atomic store: the one thing a signal handler may safely do here.
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Makes Ctrl-C and SIGTERM end a following run cleanly instead of killing it.
+fn stop_on_signals() {
+    let handler = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: installs a handler that only stores to an atomic, for two signals.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
 /// Prints a run's summary and fails when any table failed.
 fn report(reports: &[weir_ingest::TableReport], json: bool) -> Result<()> {
     if json {
@@ -277,4 +335,3 @@ fn report(reports: &[weir_ingest::TableReport], json: bool) -> Result<()> {
         anyhow::bail!("{} of {} table(s) failed: {}", failed.len(), reports.len(), failed.join(", "))
     }
 }
-

@@ -101,7 +101,9 @@ pub fn verify(file: PathBuf, key: Option<PathBuf>, json: bool) -> Result<()> {
 pub fn trust(command: TrustCommand, json: bool) -> Result<()> {
     let root = weir_vet::weir_home();
     match command {
-        TrustCommand::Add { public_key, name } => print(&weir_vet::trust_add(&root, &public_key, &name)?, json),
+        TrustCommand::Add { public_key, name } => {
+            print(&weir_vet::trust_add(&root, &public_key, &name)?, json)
+        }
         TrustCommand::List => print(&weir_vet::trust_list(&root)?, json),
         TrustCommand::Remove { name } => print(&weir_vet::trust_remove(&root, &name)?, json),
     }
@@ -116,8 +118,12 @@ pub fn connector(command: ConnectorCommand, json: bool) -> Result<()> {
         }
         ConnectorCommand::List => print(&weir_vet::connector_list(&root)?, json),
         ConnectorCommand::Info { connector } => print(&weir_vet::connector_info(&root, &connector)?, json),
-        ConnectorCommand::Remove { connector } => print(&weir_vet::connector_remove(&root, &connector)?, json),
-        ConnectorCommand::Diff { name, from, to } => print(&weir_vet::connector_diff(&root, &name, &from, &to)?, json),
+        ConnectorCommand::Remove { connector } => {
+            print(&weir_vet::connector_remove(&root, &connector)?, json)
+        }
+        ConnectorCommand::Diff { name, from, to } => {
+            print(&weir_vet::connector_diff(&root, &name, &from, &to)?, json)
+        }
         ConnectorCommand::Upgrade { name, to, approve } => {
             print(&weir_vet::connector_upgrade(&root, &name, &to, approve)?, json)
         }

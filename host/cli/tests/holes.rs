@@ -55,7 +55,8 @@ impl Env {
         let spec = self.dir.path().join("t.yaml");
         std::fs::write(&spec, "connection_name: h\nobjects:\n  - table:\n      source_table: t\n").unwrap();
         let conns = conns.to_string_lossy();
-        let out = self.weir(&["run", "t.yaml", "--connections", &conns, "--warehouse", "warehouse", "--json"]);
+        let out =
+            self.weir(&["run", "t.yaml", "--connections", &conns, "--warehouse", "warehouse", "--json"]);
         assert!(!out.status.success(), "the run should fail:\n{}", text(&out));
         text(&out)
     }
@@ -75,7 +76,9 @@ impl Env {
 fn a_read_whose_offsets_never_stop_fails_the_run_naming_the_rule() {
     let env = Env::new();
     let out = env.run_fails(&env.connection("moving_offsets", "", "read_empty_pages = 20"));
-    for expected in ["connector hostile", "read-table", "\"t\"", "20 pages in a row", "limits.read_empty_pages"] {
+    for expected in
+        ["connector hostile", "read-table", "\"t\"", "20 pages in a row", "limits.read_empty_pages"]
+    {
         assert!(out.contains(expected), "{expected:?} missing:\n{out}");
     }
     env.nothing_committed();
@@ -95,7 +98,11 @@ fn pages_that_are_never_checkpointable_are_not_buffered_without_end() {
 fn a_counter_that_would_wrap_fails_the_table_naming_it() {
     let env = Env::new();
     let out = env.run_fails(&env.connection("counter_overflow", "", ""));
-    assert!(out.contains("counter \\\"nulled.value\\\" passed") || out.contains("counter \"nulled.value\" passed"), "{out}");
+    assert!(
+        out.contains("counter \\\"nulled.value\\\" passed")
+            || out.contains("counter \"nulled.value\" passed"),
+        "{out}"
+    );
     env.nothing_committed();
 }
 
@@ -105,7 +112,8 @@ fn fifty_thousand_copies_of_one_primary_key_are_one_key() {
     let conns = env.connection("many_keys", "50000", "");
     let spec = env.dir.path().join("t.yaml");
     std::fs::write(&spec, "connection_name: h\nobjects:\n  - table:\n      source_table: t\n").unwrap();
-    let out = env.weir(&["run", "t.yaml", "--connections", &conns.to_string_lossy(), "--warehouse", "warehouse"]);
+    let out =
+        env.weir(&["run", "t.yaml", "--connections", &conns.to_string_lossy(), "--warehouse", "warehouse"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(read_delta(&env.dir.path().join("warehouse/t"))["rows"], 1);
 }
@@ -115,7 +123,8 @@ fn what_a_connector_writes_reaches_the_terminal_escaped() {
     let env = Env::new();
     let conns = env.connection("terminal", "", "");
     let conns = conns.to_string_lossy();
-    for args in [vec!["tables", "--connections", &conns], vec!["preview", "--connections", &conns, "-t", "t"]] {
+    for args in [vec!["tables", "--connections", &conns], vec!["preview", "--connections", &conns, "-t", "t"]]
+    {
         let out = env.weir(&args);
         let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(!all.contains('\x1b'), "a raw escape reached the terminal: {all:?}");

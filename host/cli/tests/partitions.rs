@@ -23,8 +23,11 @@ impl Env {
     fn new() -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("shards.wasm"), weir_artifacts::SHARDS).expect("write component");
-        std::fs::write(dir.path().join("connections.toml"), "[connections.shards]\nconnector = \"shards.wasm\"\nallow_unsigned = true\n")
-            .expect("write connections");
+        std::fs::write(
+            dir.path().join("connections.toml"),
+            "[connections.shards]\nconnector = \"shards.wasm\"\nallow_unsigned = true\n",
+        )
+        .expect("write connections");
         Env { dir }
     }
 
@@ -114,8 +117,12 @@ fn partitions_are_read_concurrently_each_committed_with_its_own_offset() {
     // partitions interleave their commits.
     let switches = commits.windows(2).filter(|w| w[0] != w[1]).count();
     assert!(switches > (PARTITIONS - 1) as usize, "partitions committed one after the other: {commits:?}");
-    let offsets: BTreeSet<&str> =
-        table["commits"].as_array().unwrap().iter().filter_map(|c| c["info"]["weir.offset"].as_str()).collect();
+    let offsets: BTreeSet<&str> = table["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["info"]["weir.offset"].as_str())
+        .collect();
     assert!(offsets.contains(r#"{"next":300}"#), "{offsets:?}");
 
     // More rows in every shard: each partition resumes from its own offset.
@@ -136,7 +143,8 @@ fn next(seed: &mut u64) -> u64 {
 }
 
 fn kill_after(env: &Env, rows: u64, delay: Duration) -> bool {
-    let mut child = env.command(rows).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("weir starts");
+    let mut child =
+        env.command(rows).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("weir starts");
     std::thread::sleep(delay);
     let finished = child.try_wait().expect("wait").is_some();
     // SIGKILL: no cleanup, no flush, exactly what a crash does.

@@ -17,7 +17,12 @@
 //! let mode = WriteMode::Upsert { keys: vec!["id".into()], sequence_by: Some("modified".into()) };
 //! let mut sink = DeltaSink::open("/tmp/warehouse/main/bronze/tasks", schema, &mode).await?;
 //! let next = sink.last_checkpoint("airtable/tasks").await?.map_or(1, |c| c.version + 1);
-//! let checkpoint = Checkpoint { app_id: "airtable/tasks".into(), version: next, offset: r#"{"cursor":"2024-05-01"}"#.into() };
+//! let checkpoint = Checkpoint {
+//!     app_id: "airtable/tasks".into(),
+//!     version: next,
+//!     offset: r#"{"cursor":"2024-05-01"}"#.into(),
+//!     connector: None,
+//! };
 //! let stats = sink.commit(vec![batch], &mode, &checkpoint).await?;
 //! println!("table version {}: {} inserted, {} updated", stats.version, stats.inserted, stats.updated);
 //! # Ok(()) }
@@ -74,6 +79,7 @@ pub const END_AT: &str = "__END_AT";
 const META_APP_ID: &str = "weir.app_id";
 const META_VERSION: &str = "weir.version";
 const META_OFFSET: &str = "weir.offset";
+const META_CONNECTOR: &str = "weir.connector";
 
 /// How a commit's batches change the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +157,10 @@ pub struct Checkpoint {
     pub version: i64,
     /// The source offset the batches reach, as JSON text.
     pub offset: String,
+    /// Which connector version read the rows, as JSON text (`{"name","version","sha256"}`),
+    /// kept in the commit's metadata as `weir.connector` so every row can be traced to the code
+    /// that read it.
+    pub connector: Option<String>,
 }
 
 /// What one commit did.
@@ -352,6 +362,7 @@ impl DeltaSink {
                     app_id: app_id.to_string(),
                     version,
                     offset: offset.to_string(),
+                    connector: info.info.get(META_CONNECTOR).and_then(|v| v.as_str()).map(str::to_string),
                 }));
             }
         }
@@ -378,14 +389,18 @@ impl DeltaSink {
             tracing::info!(uri = %self.uri, app_id = %checkpoint.app_id, version = checkpoint.version, "replayed commit skipped");
             return Ok(CommitStats { version: current, ..CommitStats::default() });
         }
+        let mut metadata = vec![
+            (META_APP_ID.to_string(), checkpoint.app_id.clone().into()),
+            (META_VERSION.to_string(), checkpoint.version.into()),
+            (META_OFFSET.to_string(), checkpoint.offset.clone().into()),
+        ];
+        if let Some(connector) = &checkpoint.connector {
+            metadata.push((META_CONNECTOR.to_string(), connector.clone().into()));
+        }
         let props = no_log_cleanup(
             CommitProperties::default()
                 .with_application_transaction(Transaction::new(&checkpoint.app_id, checkpoint.version))
-                .with_metadata([
-                    (META_APP_ID.to_string(), checkpoint.app_id.clone().into()),
-                    (META_VERSION.to_string(), checkpoint.version.into()),
-                    (META_OFFSET.to_string(), checkpoint.offset.clone().into()),
-                ]),
+                .with_metadata(metadata),
         );
         let ctx = modes::Ctx { uri: &self.uri, source_columns: &self.source_columns };
         let (table, mut stats) = modes::apply(&ctx, self.fresh_table(), batches, mode, props.clone()).await?;

@@ -37,19 +37,24 @@
 //! 4. [`report`]: one [`TableReport`] per table; [`progress::Progress`] hears about it as it
 //!    happens.
 
+pub mod follow;
 pub mod plan;
 pub mod progress;
 pub mod report;
 mod run;
 pub mod spec;
+pub mod swap;
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
+pub use follow::{FollowOptions, follow};
 pub use plan::Prepared;
 pub use report::TableReport;
 pub use run::{RunOptions, partition_app_id, rename_batch};
 pub use spec::{PipelineSpec, Planned, ScdType, SpecError};
-use weir_runtime::{CallError, ConnectionSpec, LoadedConnector, Runtime, RuntimeConfig};
+pub use swap::{Active, Current};
+use weir_runtime::{CallError, ConnectionSpec, Runtime, RuntimeConfig};
 
 /// Why a run could not start, or why one table failed.
 #[derive(Debug, thiserror::Error)]
@@ -90,22 +95,25 @@ pub fn warehouse_uri(arg: &str) -> Result<String, IngestError> {
     Ok(abs.to_string_lossy().into_owned())
 }
 
-/// Runs planned tables: asks the connector about each (nothing is written when that fails),
-/// then ingests them; returns one report per table, failed tables included.
+/// Runs planned tables with the connector version `current` holds: asks the connector about
+/// each (nothing is written when that fails), then ingests them; returns one report per table,
+/// failed tables included. Setting `stop` ends every read before its next page.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     runtime: &Runtime,
-    connector: &LoadedConnector,
+    current: &Current,
     connection: &ConnectionSpec,
     tables: Vec<Planned>,
     options: &RunOptions,
     progress: &dyn progress::Progress,
     tokio: &tokio::runtime::Handle,
+    stop: &AtomicBool,
 ) -> Result<Vec<TableReport>, IngestError> {
     let tables = select(tables, options.only.as_deref())?;
-    let mut session = runtime.session(connector, connection)?;
+    let mut session = runtime.session(&current.get().connector, connection)?;
     let prepared = plan::prepare(&mut session, &connection.name, tables, &options.warehouse, tokio)?;
     drop(session);
-    let ctx = run::Ctx { runtime, connector, connection, options, progress, tokio };
+    let ctx = run::Ctx { runtime, current, connection, options, progress, tokio, stop };
     Ok(run::run_tables(&ctx, prepared))
 }
 
@@ -132,16 +140,19 @@ pub fn run_spec(
     let connection = file.get(connection_override.unwrap_or(&spec.connection_name))?;
     let base = connections.parent().unwrap_or(Path::new("."));
     let allow_unsigned = connection.allow_unsigned || options.allow_unsigned;
-    let component = weir_vet::component::load(&weir_vet::weir_home(), &connection.connector, base, allow_unsigned)?;
+    let component =
+        weir_vet::component::load(&weir_vet::weir_home(), &connection.connector, base, allow_unsigned)?;
     if let Some(warning) = component.origin.unsigned_warning() {
         progress.notice(&warning);
     }
     let runtime = Runtime::new(RuntimeConfig::with_default_cache())?;
+    let started = std::time::Instant::now();
     let connector = runtime.load(&component.bytes)?;
+    let current = Current::new(Active::new(connector, Some(component.origin), started.elapsed()));
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(IngestError::Start)?;
-    run(&runtime, &connector, connection, plan, options, progress, tokio.handle())
+    run(&runtime, &current, connection, plan, options, progress, tokio.handle(), &AtomicBool::new(false))
 }

@@ -30,7 +30,11 @@ impl Progress for Recorded {
 
 fn setup(dir: &Path, spec: &str) {
     std::fs::write(dir.join("shards.wasm"), weir_artifacts::SHARDS).unwrap();
-    std::fs::write(dir.join("connections.toml"), "[connections.s]\nconnector = \"shards.wasm\"\nallow_unsigned = true\n").unwrap();
+    std::fs::write(
+        dir.join("connections.toml"),
+        "[connections.s]\nconnector = \"shards.wasm\"\nallow_unsigned = true\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("pipeline.yaml"), spec).unwrap();
 }
 

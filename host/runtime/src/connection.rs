@@ -237,7 +237,12 @@ impl ConnectionSpec {
             limit.per_second = match value {
                 toml::Value::Float(f) => *f,
                 toml::Value::Integer(i) => *i as f64,
-                other => return Err(invalid(format!("rate_limits.{key:?} must be a number, not a {}", other.type_str()))),
+                other => {
+                    return Err(invalid(format!(
+                        "rate_limits.{key:?} must be a number, not a {}",
+                        other.type_str()
+                    )));
+                }
             };
             limit.validate().map_err(|e| invalid(e.to_string()))?;
         }

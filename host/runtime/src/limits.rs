@@ -231,7 +231,9 @@ mod tests {
         // A second memory of 40 MiB is within 64 MiB on its own, but not with the first.
         let err = limit.memory_growing(0, 40 << 20, None).unwrap_err().to_string();
         assert!(err.contains("64 MiB"), "{err}");
-        assert!(matches!(limit.hit, Some(LimitHit::Memory { requested_bytes, .. }) if requested_bytes == 80 << 20));
+        assert!(
+            matches!(limit.hit, Some(LimitHit::Memory { requested_bytes, .. }) if requested_bytes == 80 << 20)
+        );
         assert!(limit.memory_growing(40 << 20, 60 << 20, None).is_ok());
     }
 

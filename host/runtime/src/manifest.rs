@@ -222,10 +222,7 @@ impl Manifest {
             || self.name.len() > 64
             || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return invalid(format!(
-                "name {:?} must be 1 to 64 ASCII letters, digits, - or _",
-                self.name
-            ));
+            return invalid(format!("name {:?} must be 1 to 64 ASCII letters, digits, - or _", self.name));
         }
         for capability in &self.capabilities {
             if self.contract < capability.since() {
@@ -307,7 +304,9 @@ fn whole_in_range(what: &str, value: u64, min: u64, max: u64) -> Result<(), Mani
     if (min..=max).contains(&value) {
         Ok(())
     } else {
-        Err(ManifestError::Invalid(format!("{what} is {value}; it must be a whole number from {min} to {max}")))
+        Err(ManifestError::Invalid(format!(
+            "{what} is {value}; it must be a whole number from {min} to {max}"
+        )))
     }
 }
 
@@ -387,8 +386,12 @@ value = "Bearer {token}"
         assert!(err.contains("{nope}"), "{err}");
         let bad_contract = MINIMAL.replace("@0.1.0", "@9.0.0");
         let err = Manifest::parse(bad_contract.as_bytes()).unwrap_err().to_string();
-        assert!(err.contains("not served") && err.contains("lakeflow:connect@0.1.0, lakeflow:connect@0.2.0"), "{err}");
-        let early = MINIMAL.replace("version = \"0.1.0\"", "version = \"0.1.0\"\ncapabilities = [\"partitions\"]");
+        assert!(
+            err.contains("not served") && err.contains("lakeflow:connect@0.1.0, lakeflow:connect@0.2.0"),
+            "{err}"
+        );
+        let early =
+            MINIMAL.replace("version = \"0.1.0\"", "version = \"0.1.0\"\ncapabilities = [\"partitions\"]");
         let err = Manifest::parse(early.as_bytes()).unwrap_err().to_string();
         assert!(err.contains("partitions") && err.contains("0.2.0"), "{err}");
         let secret_origin =

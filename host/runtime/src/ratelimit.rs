@@ -206,7 +206,8 @@ impl Rule {
         };
         if rule.patterns.is_empty() {
             // Rendered now, so that a key naming a missing parameter fails the connection.
-            crate::template::render(&rule.key, &rule.values).map_err(|e| format!("rate limit {:?}: {e}", limit.key))?;
+            crate::template::render(&rule.key, &rule.values)
+                .map_err(|e| format!("rate limit {:?}: {e}", limit.key))?;
         }
         Ok(rule)
     }
@@ -287,7 +288,10 @@ mod tests {
         assert!(PathPattern::parse("v0/{a}").is_err());
         assert!(PathPattern::parse("/*/x").is_err());
         assert!(PathPattern::parse("/a{b}").is_err());
-        assert_eq!(PathPattern::parse("/x/{a}/*").unwrap().matches("/x/1"), Some([("a".to_string(), "1".to_string())].into()));
+        assert_eq!(
+            PathPattern::parse("/x/{a}/*").unwrap().matches("/x/1"),
+            Some([("a".to_string(), "1".to_string())].into())
+        );
         assert_eq!(PathPattern::parse("/x/{a}").unwrap().matches("/x/1/2"), None);
     }
 }

@@ -164,7 +164,9 @@ impl<'s> Pages<'s> {
         let page = match &self.stream {
             Stream::Table => self.session.read_table(table, options, start, &mut self.converter),
             Stream::Deletes => self.session.read_deletes(table, options, start, &mut self.converter),
-            Stream::Partition(p) => self.session.read_partition(table, options, p, start, &mut self.converter),
+            Stream::Partition(p) => {
+                self.session.read_partition(table, options, p, start, &mut self.converter)
+            }
         }?;
         if page.rows == 0 && !page.done {
             self.empty_in_a_row += 1;

@@ -58,7 +58,10 @@ fn forms(secret: &str) -> (Vec<String>, Vec<String>) {
     );
     // A source may escape more than it must: every byte but letters and digits, or every byte.
     folded.push(
-        bytes.iter().map(|b| if b.is_ascii_alphanumeric() { (*b as char).to_string() } else { format!("%{b:02X}") }).collect(),
+        bytes
+            .iter()
+            .map(|b| if b.is_ascii_alphanumeric() { (*b as char).to_string() } else { format!("%{b:02X}") })
+            .collect(),
     );
     folded.push(bytes.iter().map(|b| format!("%{b:02X}")).collect());
     folded.push(hex::encode(bytes));

@@ -61,13 +61,45 @@ pub struct Component {
     pub origin: Origin,
 }
 
-/// The component `reference` names (see the module docs). `relative_to` anchors a relative
-/// path (the connections file's folder); `root` is the weir home with the store and trust.
-pub fn load(root: &Path, reference: &str, relative_to: &Path, allow_unsigned: bool) -> Result<Component, Error> {
+/// The sha256 of the component `reference` names now, without verifying or compiling it: a
+/// cheap way to notice that a pin moved or a file changed (see [`load`] for what runs).
+pub fn fingerprint(root: &Path, reference: &str, relative_to: &Path) -> Result<String, Error> {
     if reference.ends_with(".wasm") {
         let path = relative_to.join(reference);
-        let bytes = std::fs::read(&path)
-            .map_err(|source| Error::Io { what: format!("read connector component {}", path.display()), source })?;
+        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+            what: format!("read connector component {}", path.display()),
+            source,
+        })?;
+        return Ok(weir_runtime::http::sha256_hex(&bytes));
+    }
+    let resolved = match root.join("connectors").exists() || reference.contains('@') {
+        true => crate::store::Store::open(root)?.resolve(reference)?,
+        false => None,
+    };
+    match (resolved, weir_artifacts::BUNDLED.iter().find(|(name, _)| *name == reference)) {
+        (Some(resolved), _) => Ok(resolved.sha256),
+        (None, Some((_, bytes))) => Ok(weir_runtime::http::sha256_hex(bytes)),
+        (None, None) => Err(Error::UnknownConnector {
+            reference: reference.to_string(),
+            bundled: weir_artifacts::BUNDLED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+/// The component `reference` names (see the module docs). `relative_to` anchors a relative
+/// path (the connections file's folder); `root` is the weir home with the store and trust.
+pub fn load(
+    root: &Path,
+    reference: &str,
+    relative_to: &Path,
+    allow_unsigned: bool,
+) -> Result<Component, Error> {
+    if reference.ends_with(".wasm") {
+        let path = relative_to.join(reference);
+        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+            what: format!("read connector component {}", path.display()),
+            source,
+        })?;
         let p = crate::commands::check_component(root, &bytes, &path.display().to_string(), allow_unsigned)?;
         let origin =
             Origin::Path { path, name: p.name, version: p.version, signers: p.signers, unsigned: p.unsigned };
@@ -97,9 +129,10 @@ pub fn load(root: &Path, reference: &str, relative_to: &Path, allow_unsigned: bo
             Ok(Component { bytes: Cow::Owned(bytes), origin })
         }
         None => match bundled {
-            Some((name, bytes)) => {
-                Ok(Component { bytes: Cow::Borrowed(bytes), origin: Origin::Bundled { name: name.to_string() } })
-            }
+            Some((name, bytes)) => Ok(Component {
+                bytes: Cow::Borrowed(bytes),
+                origin: Origin::Bundled { name: name.to_string() },
+            }),
             None => Err(Error::UnknownConnector {
                 reference: reference.to_string(),
                 bundled: weir_artifacts::BUNDLED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),

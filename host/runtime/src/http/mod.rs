@@ -97,8 +97,8 @@ impl HttpGate {
         let fail = |what: String| GateError(what);
         let mut allowed = Vec::new();
         for t in &manifest.network.allow {
-            let rendered =
-                template::render(t, &connection.options).map_err(|e| fail(format!("network origin {t:?}: {e}")))?;
+            let rendered = template::render(t, &connection.options)
+                .map_err(|e| fail(format!("network origin {t:?}: {e}")))?;
             allowed.push(Origin::parse(&rendered).map_err(|e| fail(format!("network origin {t:?}: {e}")))?);
         }
         let mut values = connection.options.clone();
@@ -227,10 +227,11 @@ impl HttpGate {
                 Ok(origin) => origin,
                 Err(e) => return Ok(Err(e)),
             };
-            let response = match self.send_with_retries(&method, &url, &origin, &headers, body.as_deref()).await? {
-                Ok(response) => response,
-                Err(e) => return Ok(Err(e)),
-            };
+            let response =
+                match self.send_with_retries(&method, &url, &origin, &headers, body.as_deref()).await? {
+                    Ok(response) => response,
+                    Err(e) => return Ok(Err(e)),
+                };
             let location = match response.status {
                 301 | 302 | 303 | 307 | 308 => response.headers.iter().find(|(k, _)| k == "location"),
                 _ => None,
@@ -238,7 +239,9 @@ impl HttpGate {
             let Some((_, location)) = location else { return Ok(Ok(response)) };
             let next = match url.join(location) {
                 Ok(next) => next,
-                Err(e) => return Ok(Err(HttpError::Denied(format!("redirect to an unparseable location: {e}")))),
+                Err(e) => {
+                    return Ok(Err(HttpError::Denied(format!("redirect to an unparseable location: {e}"))));
+                }
             };
             if let Err(HttpError::Denied(reason)) = self.check(&next) {
                 return Ok(Err(HttpError::Denied(format!("redirect leaves the allowed origins: {reason}"))));
@@ -262,7 +265,8 @@ impl HttpGate {
         headers: &reqwest::header::HeaderMap,
         body: Option<&[u8]>,
     ) -> Result<Result<Response, HttpError>, LimitHit> {
-        let budgets: Vec<_> = self.rules.iter().filter_map(|r| r.budget(&self.limiters, url.path())).collect();
+        let budgets: Vec<_> =
+            self.rules.iter().filter_map(|r| r.budget(&self.limiters, url.path())).collect();
         let mut attempt = 1;
         loop {
             for b in &budgets {

@@ -308,7 +308,10 @@ fn wide_schema(n: usize) -> String {
     let fields: Vec<String> = (0..n)
         .map(|i| format!(r#"{{"name":"c{i}","type":"string","nullable":true,"metadata":{{}}}}"#))
         .collect();
-    format!(r#"{{"type":"struct","fields":[{{"name":"id","type":"string","nullable":true,"metadata":{{}}}},{}]}}"#, fields.join(","))
+    format!(
+        r#"{{"type":"struct","fields":[{{"name":"id","type":"string","nullable":true,"metadata":{{}}}},{}]}}"#,
+        fields.join(",")
+    )
 }
 
 /// A schema whose one column is an array nested `depth` deep.
@@ -317,7 +320,9 @@ fn deep_schema(depth: usize) -> String {
     for _ in 0..depth {
         ty = format!(r#"{{"type":"array","elementType":{ty},"containsNull":true}}"#);
     }
-    format!(r#"{{"type":"struct","fields":[{{"name":"id","type":"string","nullable":true,"metadata":{{}}}},{{"name":"deep","type":{ty},"nullable":true,"metadata":{{}}}}]}}"#)
+    format!(
+        r#"{{"type":"struct","fields":[{{"name":"id","type":"string","nullable":true,"metadata":{{}}}},{{"name":"deep","type":{ty},"nullable":true,"metadata":{{}}}}]}}"#
+    )
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
@@ -371,7 +376,9 @@ fn paging_attack(
                 .ok_or_else(|| ConnectorError::InvalidOptions("target must be hex".into()))?;
             page(Rows::ArrowIpc(bytes), r#"{"done":true}"#.into(), true, Vec::new())
         }
-        "cells_bomb" if start_offset.is_none() => page(Rows::JsonLines("{}\n".repeat(200_000)), r#"{"done":true}"#.into(), true, Vec::new()),
+        "cells_bomb" if start_offset.is_none() => {
+            page(Rows::JsonLines("{}\n".repeat(200_000)), r#"{"done":true}"#.into(), true, Vec::new())
+        }
         "counter_flood" => {
             let counters = (0..150_000).map(|i| (format!("c{n}-{i}"), 1)).collect();
             page(rows(&["x".to_string()]), next, true, counters)
@@ -402,7 +409,12 @@ impl Connector for Hostile {
         Ok(vec!["t".into(), "wide".into()])
     }
 
-    fn table_schema(_: &dyn Host, options: &Options, table: &str, _: &Options) -> Result<String, ConnectorError> {
+    fn table_schema(
+        _: &dyn Host,
+        options: &Options,
+        table: &str,
+        _: &Options,
+    ) -> Result<String, ConnectorError> {
         match (table, attack(options)) {
             ("t", "cells_bomb") => Ok(wide_schema(target_number(options))),
             ("t", "deep_schema") => Ok(deep_schema(target_number(options))),
