@@ -67,18 +67,27 @@ pub struct SplitOptions {
 
 impl SplitOptions {
     /// The data source's own keys of `options`; the rest waits for [`SplitOptions::assign`].
-    pub fn reserved(options: &BTreeMap<String, String>) -> Result<(SplitOptions, Vec<(String, String)>), OptionsError> {
+    pub fn reserved(
+        options: &BTreeMap<String, String>,
+    ) -> Result<(SplitOptions, Vec<(String, String)>), OptionsError> {
         let mut split = SplitOptions::default();
         let mut rest = Vec::new();
         for (key, value) in options {
             if let Some(name) = RESERVED.iter().find(|r| r.eq_ignore_ascii_case(key)) {
                 if split.reserved.insert(name, value.clone()).is_some() {
-                    return Err(OptionsError(format!("option {name} is given twice (option keys ignore case)")));
+                    return Err(OptionsError(format!(
+                        "option {name} is given twice (option keys ignore case)"
+                    )));
                 }
             } else if key.to_ascii_lowercase().starts_with("weir.") {
                 return Err(OptionsError(format!(
                     "unknown option {key:?}; weir's options are {}",
-                    RESERVED.iter().filter(|r| r.starts_with("weir.")).copied().collect::<Vec<_>>().join(", ")
+                    RESERVED
+                        .iter()
+                        .filter(|r| r.starts_with("weir."))
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             } else {
                 rest.push((key.clone(), value.clone()));
@@ -139,15 +148,21 @@ impl SplitOptions {
 
 /// A JSON list of strings, as upstream writes `tableNameList`, `namespacePrefix` and `namespace`.
 pub fn string_list(name: &str, value: &str) -> Result<Vec<String>, OptionsError> {
-    serde_json::from_str::<Vec<String>>(value)
-        .map_err(|_| OptionsError(format!("option {name} must be a JSON list of strings, such as [\"a\"], not {value:?}")))
+    serde_json::from_str::<Vec<String>>(value).map_err(|_| {
+        OptionsError(format!("option {name} must be a JSON list of strings, such as [\"a\"], not {value:?}"))
+    })
 }
 
 /// `tableConfigs`: a JSON object from table name to that table's options. Values that are not
 /// strings (a namespace list) are passed on as their JSON text.
 pub fn table_configs(value: &str) -> Result<BTreeMap<String, Vec<(String, String)>>, OptionsError> {
-    let bad = || OptionsError(format!("option {TABLE_CONFIGS} must be a JSON object of table name to an object of options"));
-    let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(value).map_err(|_| bad())?;
+    let bad = || {
+        OptionsError(format!(
+            "option {TABLE_CONFIGS} must be a JSON object of table name to an object of options"
+        ))
+    };
+    let parsed: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(value).map_err(|_| bad())?;
     let mut out = BTreeMap::new();
     for (table, options) in parsed {
         let serde_json::Value::Object(options) = options else { return Err(bad()) };
@@ -195,7 +210,10 @@ mod tests {
         assert_eq!(split.get(TABLE_NAME), Some("Vendors"));
         assert!(split.flag(IS_DELETE_FLOW).unwrap());
         assert_eq!(split.get(SOURCE_NAME), Some("airtable"));
-        assert_eq!(split.connection.keys().collect::<Vec<_>>(), ["allow_loopback", "base_id", "bearer_token"]);
+        assert_eq!(
+            split.connection.keys().collect::<Vec<_>>(),
+            ["allow_loopback", "base_id", "bearer_token"]
+        );
         assert_eq!(split.table, options(&[("view", "Grid view")]));
     }
 
@@ -212,7 +230,10 @@ mod tests {
         assert!(string_list(TABLE_NAME_LIST, "Vendors").is_err());
         assert_eq!(string_list(TABLE_NAME_LIST, "[\"a\",\"b\"]").unwrap(), ["a", "b"]);
         let configs = table_configs(r#"{"a": {"view": "v", "namespace": ["app1"]}}"#).unwrap();
-        assert_eq!(configs["a"], [("namespace".to_string(), "[\"app1\"]".to_string()), ("view".into(), "v".into())]);
+        assert_eq!(
+            configs["a"],
+            [("namespace".to_string(), "[\"app1\"]".to_string()), ("view".into(), "v".into())]
+        );
         assert!(table_configs("[1]").is_err());
     }
 }

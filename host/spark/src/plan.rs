@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde::{Deserialize, Serialize};
 use weir_runtime::connection::ConnectionsFile;
 use weir_runtime::manifest::{Limits, Retry};
-use weir_runtime::{Capability, CallError, Connection, ConnectionSpec, LoadedConnector, Runtime, RuntimeConfig, Session};
+use weir_runtime::{
+    CallError, Capability, Connection, ConnectionSpec, LoadedConnector, Runtime, RuntimeConfig, Session,
+};
 
 use crate::options::{self, OptionsError, SplitOptions};
 
@@ -113,17 +115,18 @@ impl Component {
         if weir_artifacts::BUNDLED.iter().any(|(name, _)| *name == reference) {
             return Ok(Component::Bundled(reference.to_string()));
         }
-        let bytes = weir_artifacts::resolve(reference, relative_to).map_err(|e| PlanError::Options(e.to_string()))?;
+        let bytes =
+            weir_artifacts::resolve(reference, relative_to).map_err(|e| PlanError::Options(e.to_string()))?;
         Ok(Component::Bytes { path: reference.to_string(), bytes: bytes.into_owned() })
     }
 
     fn bytes(&self) -> Result<&[u8], PlanError> {
         match self {
-            Component::Bundled(name) => weir_artifacts::BUNDLED
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, b)| *b)
-                .ok_or_else(|| PlanError::Options(format!("connector {name:?} is not bundled in this package"))),
+            Component::Bundled(name) => {
+                weir_artifacts::BUNDLED.iter().find(|(n, _)| n == name).map(|(_, b)| *b).ok_or_else(|| {
+                    PlanError::Options(format!("connector {name:?} is not bundled in this package"))
+                })
+            }
             Component::Bytes { bytes, .. } => Ok(bytes),
         }
     }
@@ -175,8 +178,13 @@ impl Plan {
                 }
                 spec
             }
-            None => ConnectionSpec::from_options(&name, &reference_name(&component), &connector.manifest, split.connection.clone())
-                .map_err(|e| PlanError::Options(e.to_string()))?,
+            None => ConnectionSpec::from_options(
+                &name,
+                &reference_name(&component),
+                &connector.manifest,
+                split.connection.clone(),
+            )
+            .map_err(|e| PlanError::Options(e.to_string()))?,
         };
         let connection = spec.resolve(&connector.manifest).map_err(|e| PlanError::Options(e.to_string()))?;
         let mut parameters = connection.options.clone();
@@ -212,7 +220,8 @@ impl Plan {
             values,
         )
         .map_err(|e| PlanError::Options(e.to_string()))?;
-        let mut connection = spec.resolve(&connector.manifest).map_err(|e| PlanError::Options(e.to_string()))?;
+        let mut connection =
+            spec.resolve(&connector.manifest).map_err(|e| PlanError::Options(e.to_string()))?;
         connection.limits = wire.limits.clone();
         connection.retry = wire.retry.clone();
         Ok(Plan { wire, connector, connection })
@@ -268,7 +277,8 @@ impl Plan {
 
     /// A session with `share` of the rate budgets (times the read's `weir.rateShare`).
     pub fn session(&self, share: f64) -> Result<Session, PlanError> {
-        let extra = self.option(options::RATE_SHARE).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(1.0);
+        let extra =
+            self.option(options::RATE_SHARE).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(1.0);
         let mut connection = self.connection.clone();
         connection.rate_share = (share * extra).clamp(f64::MIN_POSITIVE, 1.0);
         runtime()?.session_for(&self.connector, connection).map_err(|e| PlanError::Options(e.to_string()))

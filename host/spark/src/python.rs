@@ -17,12 +17,42 @@ use crate::options;
 use crate::plan::{Component, Plan, PlanError, Wire};
 use crate::read::{Batches, Target, micro_batch};
 
-pyo3::create_exception!(pyspark_lakeflow_connect, LakeflowConnectError, PyException, "A read through lakeflow_connect failed; the message names the connector, the call and the table.");
-pyo3::create_exception!(pyspark_lakeflow_connect, OptionsError, LakeflowConnectError, "A bad option, connection or connector reference.");
-pyo3::create_exception!(pyspark_lakeflow_connect, UnknownTableError, LakeflowConnectError, "The source has no such table.");
-pyo3::create_exception!(pyspark_lakeflow_connect, AuthenticationError, LakeflowConnectError, "The source refused the connection's credentials.");
-pyo3::create_exception!(pyspark_lakeflow_connect, LimitError, LakeflowConnectError, "A rate limit or a sandbox limit stopped the call.");
-pyo3::create_exception!(pyspark_lakeflow_connect, SourceError, LakeflowConnectError, "The source or the connector failed the call.");
+pyo3::create_exception!(
+    pyspark_lakeflow_connect,
+    LakeflowConnectError,
+    PyException,
+    "A read through lakeflow_connect failed; the message names the connector, the call and the table."
+);
+pyo3::create_exception!(
+    pyspark_lakeflow_connect,
+    OptionsError,
+    LakeflowConnectError,
+    "A bad option, connection or connector reference."
+);
+pyo3::create_exception!(
+    pyspark_lakeflow_connect,
+    UnknownTableError,
+    LakeflowConnectError,
+    "The source has no such table."
+);
+pyo3::create_exception!(
+    pyspark_lakeflow_connect,
+    AuthenticationError,
+    LakeflowConnectError,
+    "The source refused the connection's credentials."
+);
+pyo3::create_exception!(
+    pyspark_lakeflow_connect,
+    LimitError,
+    LakeflowConnectError,
+    "A rate limit or a sandbox limit stopped the call."
+);
+pyo3::create_exception!(
+    pyspark_lakeflow_connect,
+    SourceError,
+    LakeflowConnectError,
+    "The source or the connector failed the call."
+);
 
 /// The exception class for an error, and its message (already redacted by the runtime).
 fn to_py(error: PlanError) -> PyErr {
@@ -34,9 +64,9 @@ fn to_py(error: PlanError) -> PyErr {
             ErrorKind::Connector(ConnectorError::Auth(_)) => AuthenticationError::new_err(message),
             ErrorKind::Connector(ConnectorError::UnknownTable(_)) => UnknownTableError::new_err(message),
             ErrorKind::Connector(ConnectorError::InvalidOptions(_)) => OptionsError::new_err(message),
-            ErrorKind::Connector(ConnectorError::RateLimited(_)) | ErrorKind::Limit(_) | ErrorKind::Read(_) => {
-                LimitError::new_err(message)
-            }
+            ErrorKind::Connector(ConnectorError::RateLimited(_))
+            | ErrorKind::Limit(_)
+            | ErrorKind::Read(_) => LimitError::new_err(message),
             _ => SourceError::new_err(message),
         },
     }
@@ -62,7 +92,11 @@ impl PyPlan {
     }
 
     /// Runs `f` on the plan with the GIL released.
-    fn call<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&Plan) -> Result<T, PlanError> + Send) -> PyResult<T> {
+    fn call<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&Plan) -> Result<T, PlanError> + Send,
+    ) -> PyResult<T> {
         let plan = self.plan.clone();
         py.detach(move || f(&plan)).map_err(to_py)
     }
@@ -146,7 +180,9 @@ impl PyPlan {
     /// follow `read-deletes` in order).
     #[getter]
     fn partitioned_stream(&self) -> bool {
-        self.plan.supports(Capability::PartitionedStream) && !self.plan.wire.delete_flow && !self.plan.is_virtual()
+        self.plan.supports(Capability::PartitionedStream)
+            && !self.plan.wire.delete_flow
+            && !self.plan.is_virtual()
     }
 
     /// The table's schema, as Spark's JSON.
@@ -156,7 +192,10 @@ impl PyPlan {
             let mut session = plan.session(1.0)?;
             let json = session.table_schema(table, &plan.wire.table_options)?;
             weir_convert::arrow_schema(&json).map_err(|e| {
-                PlanError::Options(format!("connector {}: table {table:?} has an unusable schema: {e}", plan.connector_name()))
+                PlanError::Options(format!(
+                    "connector {}: table {table:?} has an unusable schema: {e}",
+                    plan.connector_name()
+                ))
             })?;
             Ok(json)
         })
@@ -164,7 +203,9 @@ impl PyPlan {
 
     /// The connector's partitions of the table (batch reads).
     fn partitions(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        self.call(py, |plan| Ok(plan.session(1.0)?.list_partitions(plan.table()?, &plan.wire.table_options)?))
+        self.call(py, |plan| {
+            Ok(plan.session(1.0)?.list_partitions(plan.table()?, &plan.wire.table_options)?)
+        })
     }
 
     /// Reads the whole table, or one partition, as `pyarrow.RecordBatch`es in `schema`, with
@@ -213,7 +254,12 @@ impl PyPlan {
     /// The partitions of a partitioned stream between two offsets.
     fn stream_partitions(&self, py: Python<'_>, start: Option<String>, end: String) -> PyResult<Vec<String>> {
         self.call(py, move |plan| {
-            Ok(plan.session(1.0)?.stream_partitions(plan.table()?, &plan.wire.table_options, start.as_deref(), &end)?)
+            Ok(plan.session(1.0)?.stream_partitions(
+                plan.table()?,
+                &plan.wire.table_options,
+                start.as_deref(),
+                &end,
+            )?)
         })
     }
 

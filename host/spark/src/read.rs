@@ -55,7 +55,8 @@ fn conform_column(column: &ArrayRef, target: &DataType) -> Result<ArrayRef, Stri
     if column.data_type() == target {
         return Ok(column.clone());
     }
-    arrow_cast::cast(column, target).map_err(|e| format!("cannot give a {} column the type {target}: {e}", column.data_type()))
+    arrow_cast::cast(column, target)
+        .map_err(|e| format!("cannot give a {} column the type {target}: {e}", column.data_type()))
 }
 
 /// What a read reports per batch: a batch, or the error that ended it.
@@ -102,7 +103,8 @@ fn produce(
     let mut pages = Pages::new(&mut session, table, &options, stream, None, target.convert.clone());
     while let Some(page) = pages.next_page() {
         for batch in page?.batches.into_iter().filter(|b| b.num_rows() > 0) {
-            let batch = target.conform(batch).map_err(|e| PlanError::Options(format!("table {table:?}: {e}")))?;
+            let batch =
+                target.conform(batch).map_err(|e| PlanError::Options(format!("table {table:?}: {e}")))?;
             if sender.send(Ok(batch)).is_err() {
                 return Ok(());
             }
@@ -144,7 +146,9 @@ pub fn micro_batch(
         rows += page.rows as u64;
         for batch in page.batches.into_iter().filter(|b| b.num_rows() > 0) {
             bytes += batch.get_array_memory_size();
-            batches.push(target.conform(batch).map_err(|e| PlanError::Options(format!("table {table:?}: {e}")))?);
+            batches.push(
+                target.conform(batch).map_err(|e| PlanError::Options(format!("table {table:?}: {e}")))?,
+            );
         }
         end = Some(page.end_offset.clone());
         if page.done {

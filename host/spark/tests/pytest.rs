@@ -105,5 +105,9 @@ fn spark_suite_passes_against_the_simulator() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     // Shown with `--nocapture`: which tests ran, and how long they took.
     println!("{stdout}");
-    assert!(out.status.success(), "the Spark suite failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the Spark suite failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
