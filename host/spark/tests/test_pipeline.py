@@ -28,7 +28,9 @@ def test_the_example_pipeline_appends_each_table_into_a_streaming_table(
         f'base_id = "{sim.base}"\nbase_url = "{sim.url}"\nbearer_token = "{sim.token}"\nallow_loopback = true\n'
     )
     cli = Path(sys.executable).parent / "spark-pipelines"
-    env = {**os.environ, "WEIR_CONNECTIONS": str(connections)}
+    # SPARK_TESTING: the local Spark Connect server takes a free port rather than 15002, which
+    # another session on this machine may hold.
+    env = {**os.environ, "WEIR_CONNECTIONS": str(connections), "SPARK_TESTING": "1"}
     out = subprocess.run(["bash", str(cli), "run"], cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Run is COMPLETED" in out.stdout + out.stderr
