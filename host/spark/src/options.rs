@@ -232,7 +232,7 @@ mod tests {
         let configs = table_configs(r#"{"a": {"view": "v", "namespace": ["app1"]}}"#).unwrap();
         assert_eq!(
             configs["a"],
-            [("namespace".to_string(), "[\"app1\"]".to_string()), ("view".into(), "v".into())]
+            [("view".to_string(), "v".to_string()), ("namespace".into(), "[\"app1\"]".into())]
         );
         assert!(table_configs("[1]").is_err());
     }
