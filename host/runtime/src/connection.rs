@@ -67,6 +67,9 @@ pub struct ConnectionSpec {
     rate_limits: Option<toml::Table>,
 }
 
+/// The share of the manifest's rate-limit budgets a connection gets when it is not given one.
+pub const FULL_RATE_SHARE: f64 = 1.0;
+
 /// A parsed connections file.
 #[derive(Debug, Clone)]
 pub struct ConnectionsFile {
@@ -120,6 +123,52 @@ impl ConnectionsFile {
 }
 
 impl ConnectionSpec {
+    /// A connection from a flat map of options, as Spark hands a data source its options (Unity
+    /// Catalog injects a connection's options into the read this way). Keys are matched to the
+    /// manifest's parameter names case-insensitively (Spark lower-cases option keys), and
+    /// `allow_loopback` (`true` or `false`) configures the host as in `connections.toml`. Every
+    /// value is a literal; unknown keys are left for [`ConnectionSpec::resolve`] to refuse with
+    /// the list of parameters.
+    pub fn from_options(
+        name: &str,
+        connector: &str,
+        manifest: &Manifest,
+        values: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<ConnectionSpec, ConnectionError> {
+        let invalid = |message: String| ConnectionError::Invalid { connection: name.to_string(), message };
+        let mut spec = ConnectionSpec {
+            name: name.to_string(),
+            connector: connector.to_string(),
+            allow_loopback: false,
+            allow_unsigned: false,
+            values: BTreeMap::new(),
+            limits: None,
+            retry: None,
+            rate_limits: None,
+        };
+        for (key, value) in values {
+            if key.eq_ignore_ascii_case("allow_loopback") {
+                spec.allow_loopback = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(invalid(format!("`allow_loopback` must be true or false, not {value:?}")));
+                    }
+                };
+                continue;
+            }
+            let canonical = manifest
+                .parameters
+                .iter()
+                .find(|p| p.name.eq_ignore_ascii_case(&key))
+                .map_or(key, |p| p.name.clone());
+            if spec.values.insert(canonical.clone(), Source::Literal(value)).is_some() {
+                return Err(invalid(format!("`{canonical}` is given twice (option keys ignore case)")));
+            }
+        }
+        Ok(spec)
+    }
+
     fn parse(name: &str, table: toml::Table, base: &Path) -> Result<ConnectionSpec, ConnectionError> {
         let invalid = |message: String| ConnectionError::Invalid { connection: name.to_string(), message };
         let mut spec = ConnectionSpec {
@@ -254,6 +303,7 @@ impl ConnectionSpec {
             limits,
             retry,
             rate_limits,
+            rate_share: FULL_RATE_SHARE,
         })
     }
 }
@@ -323,6 +373,11 @@ pub struct Connection {
     pub retry: Retry,
     /// The manifest's rate limits, with the connection's overrides applied.
     pub rate_limits: Vec<RateLimit>,
+    /// The fraction of each of the manifest's rate-limit budgets this connection's sessions may
+    /// use, in (0, 1]: a front end that runs N readers of one connection in N processes (Spark's
+    /// partitions) gives each 1/N, so that together they keep to the source's limit. Budgets are
+    /// shared within a process by key and rate, so sessions with the same share pace together.
+    pub rate_share: f64,
 }
 
 #[cfg(test)]
@@ -398,6 +453,29 @@ default = "https://api.airtable.com"
         assert!(err.contains("\"b\"") && err.contains("a"), "{err}");
         let err = ConnectionsFile::load(Path::new("/nonexistent/connections.toml")).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/connections.toml"), "{err}");
+    }
+
+    #[test]
+    fn flat_options_match_parameters_ignoring_case() {
+        let values = [("BASE_ID", "app1"), ("bearer_token", "patSECRET"), ("Allow_Loopback", "true")]
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        let spec = ConnectionSpec::from_options("spark", "airtable", &manifest(), values).unwrap();
+        let c = spec.resolve(&manifest()).unwrap();
+        assert_eq!(c.options.get("base_id").map(String::as_str), Some("app1"));
+        assert_eq!(c.secrets.get("bearer_token"), Some("patSECRET"));
+        assert!(c.allow_loopback);
+        assert_eq!(c.rate_share, FULL_RATE_SHARE);
+        let twice = [("base_id", "a"), ("Base_Id", "b")].map(|(k, v)| (k.to_string(), v.to_string()));
+        let err =
+            ConnectionSpec::from_options("spark", "airtable", &manifest(), twice).unwrap_err().to_string();
+        assert!(err.contains("given twice"), "{err}");
+        let unknown = [("base_id", "a"), ("bearer_token", "t"), ("colour", "red")]
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        let spec = ConnectionSpec::from_options("spark", "airtable", &manifest(), unknown).unwrap();
+        let err = spec.resolve(&manifest()).unwrap_err().to_string();
+        assert!(err.contains("unknown key `colour`"), "{err}");
+        let bad = [("allow_loopback", "yes")].map(|(k, v)| (k.to_string(), v.to_string()));
+        assert!(ConnectionSpec::from_options("spark", "airtable", &manifest(), bad).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use rand::Rng;
 use crate::connection::Connection;
 use crate::contract::{HttpError, HttpRequest as Request, HttpResponse as Response};
 use crate::limits::LimitHit;
-use crate::manifest::{Manifest, Retry};
+use crate::manifest::{Manifest, RateLimit, Retry};
 use crate::ratelimit::{RateLimiters, Rule};
 use crate::secrets::{Injection, Redactor};
 use crate::template;
@@ -106,10 +106,16 @@ impl HttpGate {
             // Secrets only ever appear in budget keys as a digest.
             values.insert(k.clone(), sha256_hex(v.as_bytes())[..16].to_string());
         }
+        if !(connection.rate_share > 0.0 && connection.rate_share <= 1.0) {
+            return Err(fail(format!("rate share {} is not in (0, 1]", connection.rate_share)));
+        }
         let rules = connection
             .rate_limits
             .iter()
-            .map(|limit| Rule::new(&manifest.name, limit, &values).map_err(fail))
+            .map(|limit| {
+                let shared = RateLimit { per_second: limit.per_second * connection.rate_share, ..limit.clone() };
+                Rule::new(&manifest.name, &shared, &values).map_err(fail)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let timeout = Duration::from_secs_f64(connection.limits.http_timeout_seconds);
         let client = reqwest::Client::builder()
