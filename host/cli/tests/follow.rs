@@ -143,7 +143,7 @@ fn mutate(sim: &Sim, running: &AtomicBool) {
     let mut n = 0usize;
     while running.load(Ordering::Relaxed) {
         let path = format!("/v0/{DEFAULT_BASE_ID}/{}", encode(TABLE));
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             sim_api(sim, "POST", &path, Some(json!({"records": [{"fields": {"Name": format!("NEW-{n}")}}]})));
         } else {
             let id = &ids[n % ids.len()];

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{read_delta, text};
@@ -51,7 +51,7 @@ impl Env {
     }
 
     /// `weir run` of table `t` of connection `conns` into `warehouse/t`; fails, returns stdout+stderr.
-    fn run_fails(&self, conns: &PathBuf) -> String {
+    fn run_fails(&self, conns: &Path) -> String {
         let spec = self.dir.path().join("t.yaml");
         std::fs::write(&spec, "connection_name: h\nobjects:\n  - table:\n      source_table: t\n").unwrap();
         let conns = conns.to_string_lossy();

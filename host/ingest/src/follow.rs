@@ -60,7 +60,7 @@ impl Source<'_> {
         let mut session = runtime.session(&connector, self.connection)?;
         for plan in tables {
             let what = crate::plan::describe(plan);
-            let call = |error| IngestError::Call { table: what.clone(), error };
+            let call = |error| IngestError::Call { table: what.clone(), error: Box::new(error) };
             session.arrow_schema(&plan.source_table, &plan.table_options).map_err(call)?;
             session.table_metadata(&plan.source_table, &plan.table_options).map_err(call)?;
         }

@@ -69,7 +69,7 @@ pub enum IngestError {
     Component(#[from] weir_vet::Error),
     /// A call into the connector failed.
     #[error("{table}: {error}")]
-    Call { table: String, error: CallError },
+    Call { table: String, error: Box<CallError> },
     /// The Delta sink failed.
     #[error("{table}: {error}")]
     Sink { table: String, error: weir_delta::SinkError },

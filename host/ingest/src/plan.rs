@@ -64,7 +64,7 @@ pub fn prepare(
     for plan in tables {
         let what = describe(&plan);
         let fail = |message: String| IngestError::Plan { table: what.clone(), message };
-        let call = |source| IngestError::Call { table: what.clone(), error: source };
+        let call = |source| IngestError::Call { table: what.clone(), error: Box::new(source) };
         if !plan.namespace.is_empty() && !session.supports(Capability::Namespaces) {
             return Err(fail(format!(
                 "connector {} has no namespaces; remove table_configuration.namespace",

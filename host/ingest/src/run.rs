@@ -17,8 +17,7 @@ use arrow_schema::SchemaRef;
 use weir_delta::{Checkpoint, DeltaSink, WriteMode};
 use weir_runtime::http::GateCounts;
 use weir_runtime::{
-    CallError, ConnectionSpec, ConnectorError, ErrorKind, IngestionType, Pages, Runtime, Session, Stream,
-    same_offset,
+    ConnectionSpec, ConnectorError, ErrorKind, IngestionType, Pages, Runtime, Session, Stream, same_offset,
 };
 
 use crate::IngestError;
@@ -135,10 +134,10 @@ fn ingest(ctx: &Ctx, table: &Prepared, report: &Mutex<TableReport>) -> Result<()
 /// Whether an error is the connector saying it cannot resume its start offset.
 fn cannot_resume(e: &IngestError) -> Option<&str> {
     match e {
-        IngestError::Call {
-            error: CallError { kind: ErrorKind::Connector(ConnectorError::UnsupportedOffset(why)), .. },
-            ..
-        } => Some(why),
+        IngestError::Call { error, .. } => match &error.kind {
+            ErrorKind::Connector(ConnectorError::UnsupportedOffset(why)) => Some(why),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -230,7 +229,8 @@ fn read_flow(
             return Ok(FlowEnd::Interrupted);
         }
         let Some(page) = pages.next_page() else { break };
-        let page = page.map_err(|source| IngestError::Call { table: what.clone(), error: source })?;
+        let page =
+            page.map_err(|source| IngestError::Call { table: what.clone(), error: Box::new(source) })?;
         if let Some(pause) = ctx.current.take_swap_pause() {
             ctx.progress.notice(&format!(
                 "{}: the first page read by connector {} came {} ms after the swap",
@@ -450,9 +450,8 @@ fn partitioned_snapshot(
                                     lock(&ends).insert(partition.clone(), page.end_offset);
                                 }
                             }
-                            Err(source) => {
-                                lock(&errors).push(IngestError::Call { table: what.clone(), error: source })
-                            }
+                            Err(source) => lock(&errors)
+                                .push(IngestError::Call { table: what.clone(), error: Box::new(source) }),
                         }
                     }
                 }

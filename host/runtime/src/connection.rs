@@ -152,7 +152,9 @@ impl ConnectionSpec {
                     "true" => true,
                     "false" => false,
                     _ => {
-                        return Err(invalid(format!("`allow_loopback` must be true or false, not {value:?}")));
+                        return Err(invalid(format!(
+                            "`allow_loopback` must be true or false, not {value:?}"
+                        )));
                     }
                 };
                 continue;

@@ -114,8 +114,9 @@ impl Component {
     /// signed by a trusted key unless unsigned connectors are allowed), read now on the driver:
     /// the executors get the verified bytes.
     fn resolve(reference: &str, relative_to: &Path, allow_unsigned: bool) -> Result<Component, PlanError> {
-        let loaded = weir_vet::component::load(&weir_vet::weir_home(), reference, relative_to, allow_unsigned)
-            .map_err(|e| PlanError::Options(e.to_string()))?;
+        let loaded =
+            weir_vet::component::load(&weir_vet::weir_home(), reference, relative_to, allow_unsigned)
+                .map_err(|e| PlanError::Options(e.to_string()))?;
         Ok(match loaded.origin {
             weir_vet::component::Origin::Bundled { name } => Component::Bundled(name),
             _ => Component::Bytes { path: reference.to_string(), bytes: loaded.bytes.into_owned() },

@@ -113,7 +113,8 @@ impl HttpGate {
             .rate_limits
             .iter()
             .map(|limit| {
-                let shared = RateLimit { per_second: limit.per_second * connection.rate_share, ..limit.clone() };
+                let shared =
+                    RateLimit { per_second: limit.per_second * connection.rate_share, ..limit.clone() };
                 Rule::new(&manifest.name, &shared, &values).map_err(fail)
             })
             .collect::<Result<Vec<_>, _>>()?;
