@@ -28,10 +28,17 @@ fn with_manifest(component: &[u8], manifest_path: &str, edit: impl Fn(&str) -> S
     weir_runtime::manifest::embed(raw, &edit(&original))
 }
 
-/// The bundled Airtable connector as version `version`, with extra manifest lines.
-fn airtable(version: &str, extra: &str) -> Vec<u8> {
+/// The bundled Airtable connector as version `version`.
+fn airtable(version: &str) -> Vec<u8> {
+    airtable_with_limit(version, "")
+}
+
+/// The bundled Airtable connector as version `version`, with one more line in its `[limits]`.
+fn airtable_with_limit(version: &str, limit: &str) -> Vec<u8> {
     with_manifest(weir_artifacts::AIRTABLE, "plugins/airtable/manifest.toml", |m| {
-        m.replace("version = \"0.2.0\"", &format!("version = \"{version}\"")) + extra
+        assert!(m.contains("\n[limits]\n"), "the manifest has a [limits] table");
+        m.replace("version = \"0.2.0\"", &format!("version = \"{version}\""))
+            .replace("\n[limits]\n", &format!("\n[limits]\n{limit}\n"))
     })
 }
 
@@ -79,8 +86,8 @@ impl Env {
         std::fs::rename(&tmp, self.dir.path().join("airtable.wasm")).unwrap();
     }
 
-    fn start(&self) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_weir"))
+    fn start(&self) -> Follower {
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .current_dir(self.dir.path())
             .env_remove("RUST_LOG")
             .env("WEIR_HOME", self.dir.path().join("home"))
@@ -90,7 +97,8 @@ impl Env {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.dir.path().join("stderr.txt")).unwrap())
             .spawn()
-            .expect("weir starts")
+            .expect("weir starts");
+        Follower(Some(child))
     }
 
     fn stderr(&self) -> String {
@@ -159,8 +167,30 @@ fn mutate(sim: &Sim, running: &AtomicBool) {
     }
 }
 
+/// A `weir run --follow` process; killed if the test fails before it is terminated.
+struct Follower(Option<Child>);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Clears a flag when dropped: a failing assertion also ends the thread the flag keeps running.
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
 /// SIGTERM, then the exit status: a following run ends cleanly after its current commit.
-fn terminate(mut child: Child) -> std::process::ExitStatus {
+fn terminate(mut follower: Follower) -> std::process::ExitStatus {
+    let mut child = follower.0.take().expect("not terminated yet");
     // SAFETY: sends a signal to a child process this test started.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
@@ -232,23 +262,24 @@ fn wait_for_commit_by(env: &Env, version: &str, seconds: u64) {
 #[test]
 fn a_following_run_swaps_versions_between_commits_and_rolls_back_a_failing_one() {
     let env = Env::new(1500);
-    env.deploy(&airtable("0.2.0", ""));
+    env.deploy(&airtable("0.2.0"));
     let child = env.start();
     let running = AtomicBool::new(true);
     std::thread::scope(|s| {
+        let _stop_mutating = ClearOnDrop(&running);
         s.spawn(|| mutate(&env.sim, &running));
         wait_for_commit_by(&env, "0.2.0", 120);
 
         // A new version: verified, compiled and probed off the hot path, then swapped in.
-        env.deploy(&airtable("0.2.1", ""));
+        env.deploy(&airtable("0.2.1"));
         env.wait_for("airtable 0.2.1", 60);
         env.wait_for("takes over from airtable 0.2.0", 60);
         wait_for_commit_by(&env, "0.2.1", 120);
 
         // A version that passes the probe but fails on its first read: rolled back by itself.
-        env.deploy(&airtable("0.2.2", "\n[limits]\nread_calls = 1\n"));
+        // (read_calls = 1: a read takes at least two calls, the last one confirming the end.)
+        env.deploy(&airtable_with_limit("0.2.2", "read_calls = 1"));
         env.wait_for("rolled back to airtable 0.2.1", 120);
-        running.store(false, Ordering::Relaxed);
     });
     // Let it catch up with the last changes, then stop it.
     std::thread::sleep(Duration::from_secs(3));
@@ -257,7 +288,7 @@ fn a_following_run_swaps_versions_between_commits_and_rolls_back_a_failing_one()
 
     // A last run without --follow (on the good version) reads what changed since; then the table
     // must equal the source.
-    env.deploy(&airtable("0.2.1", ""));
+    env.deploy(&airtable("0.2.1"));
     let out = Command::new(env!("CARGO_BIN_EXE_weir"))
         .current_dir(env.dir.path())
         .env("WEIR_HOME", env.dir.path().join("home"))
