@@ -36,6 +36,7 @@
 //! 4. [`report`]: one [`TableReport`] per table; [`progress::Progress`] hears about it as it
 //!    happens.
 
+mod app_id;
 pub mod plan;
 pub mod progress;
 pub mod report;
@@ -44,9 +45,10 @@ pub mod spec;
 
 use std::path::Path;
 
+pub use app_id::partition_app_id;
 pub use plan::Prepared;
 pub use report::TableReport;
-pub use run::{RunOptions, partition_app_id, rename_batch};
+pub use run::{RunOptions, rename_batch};
 pub use spec::{PipelineSpec, Planned, ScdType, SpecError};
 use weir_runtime::{CallError, ConnectionSpec, LoadedConnector, Runtime, RuntimeConfig};
 
