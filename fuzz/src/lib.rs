@@ -1,5 +1,6 @@
-//! What the fuzz targets share: the table schemas that pages are converted against, and the limits
-//! they run under.
+//! What the fuzz targets share: the table schemas that pages are converted against and the limits
+//! they run under, the Airtable manifest that connections resolve against, and weir-ingest's spec
+//! parser and partition ids, built here from their own source files.
 //!
 //! An input to a page target starts with one byte that picks the table (modulo [`TABLES`]'s length);
 //! the rest is the page. The limits are smaller than the defaults so that each run stays fast and
@@ -9,6 +10,27 @@ use std::sync::{Arc, OnceLock};
 
 use arrow_schema::SchemaRef;
 use weir_convert::{Converter, Limits};
+use weir_runtime::Manifest;
+
+/// weir-ingest's pipeline spec, compiled from its own file: weir-ingest itself depends on deltalake
+/// and DataFusion, which would multiply the fuzz build for two files that need only serde.
+#[path = "../../host/ingest/src/spec.rs"]
+pub mod spec;
+
+/// weir-ingest's partition application ids, compiled from their own file for the same reason.
+#[path = "../../host/ingest/src/app_id.rs"]
+pub mod app_id;
+
+/// The bundled Airtable connector's manifest, as its component carries it.
+pub const AIRTABLE_MANIFEST: &str = include_str!("../../plugins/airtable/manifest.toml");
+
+/// [`AIRTABLE_MANIFEST`], parsed once.
+pub fn airtable() -> &'static Manifest {
+    static MANIFEST: OnceLock<Manifest> = OnceLock::new();
+    MANIFEST.get_or_init(|| {
+        Manifest::parse(AIRTABLE_MANIFEST.as_bytes()).expect("the bundled Airtable manifest is valid")
+    })
+}
 
 /// Spark JSON schemas of the tables pages are converted against: every scalar type, every nested
 /// type, and a deep column.

@@ -37,6 +37,7 @@
 //! 4. [`report`]: one [`TableReport`] per table; [`progress::Progress`] hears about it as it
 //!    happens.
 
+mod app_id;
 pub mod follow;
 pub mod plan;
 pub mod progress;
@@ -48,10 +49,11 @@ pub mod swap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
+pub use app_id::partition_app_id;
 pub use follow::{FollowOptions, follow};
 pub use plan::Prepared;
 pub use report::TableReport;
-pub use run::{RunOptions, partition_app_id, rename_batch};
+pub use run::{RunOptions, rename_batch};
 pub use spec::{PipelineSpec, Planned, ScdType, SpecError};
 pub use swap::{Active, Current};
 use weir_runtime::{CallError, ConnectionSpec, Runtime, RuntimeConfig};

@@ -21,6 +21,7 @@ use weir_runtime::{
 };
 
 use crate::IngestError;
+use crate::app_id::partition_app_id;
 use crate::plan::Prepared;
 use crate::progress::{Activity, Progress};
 use crate::report::TableReport;
@@ -325,34 +326,6 @@ fn commit(
     Ok(())
 }
 
-/// The application id of one partition's commits: the table's, and a digest of the
-/// partition's descriptor in canonical form (keys sorted), so a rerun finds the same one.
-pub fn partition_app_id(app_id: &str, partition: &str) -> String {
-    use sha2::Digest;
-    let canonical = serde_json::from_str::<serde_json::Value>(partition)
-        .map(|v| canonical_json(&v))
-        .unwrap_or_else(|_| partition.to_string());
-    let digest = hex::encode(sha2::Sha256::digest(canonical.as_bytes()));
-    format!("{app_id}#partition:{}", &digest[..16])
-}
-
-fn canonical_json(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Object(map) => {
-            let sorted: BTreeMap<&String, String> = map.iter().map(|(k, v)| (k, canonical_json(v))).collect();
-            let fields: Vec<String> = sorted
-                .into_iter()
-                .map(|(k, v)| format!("{}:{v}", serde_json::Value::String(k.clone())))
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        serde_json::Value::Array(items) => {
-            format!("[{}]", items.iter().map(canonical_json).collect::<Vec<_>>().join(","))
-        }
-        other => other.to_string(),
-    }
-}
-
 /// Reads the partitions of a table concurrently (at most `parallel` at once), each with its
 /// own session, offset and application id.
 fn partitioned(
@@ -511,13 +484,5 @@ mod tests {
         assert_eq!(renamed.schema().field(0).name(), "contact_email");
         assert_eq!(renamed.num_rows(), 2);
         assert!(Arc::ptr_eq(renamed.column(0), &array));
-    }
-
-    #[test]
-    fn partition_app_ids_are_stable_whatever_the_key_order() {
-        let a = partition_app_id("weir/c/t", r#"{"shard":1,"of":4}"#);
-        assert_eq!(a, partition_app_id("weir/c/t", r#"{ "of": 4, "shard": 1 }"#));
-        assert_ne!(a, partition_app_id("weir/c/t", r#"{"shard":2,"of":4}"#));
-        assert!(a.starts_with("weir/c/t#partition:"));
     }
 }
