@@ -99,13 +99,8 @@ fn a_retry_after_past_the_maximum_ends_the_call_instead_of_waiting() {
 }
 
 /// The hostile component with its manifest's text edited by `edit`.
-fn with_manifest(edit: impl Fn(&str) -> String) -> Vec<u8> {
-    let path = weir_tests::delta_reader::workspace().join("tests/components/hostile/manifest.toml");
-    let original = std::fs::read_to_string(path).expect("hostile manifest");
-    let trailer = weir_runtime::manifest::embed(&[], &original);
-    let raw =
-        weir_artifacts::HOSTILE.strip_suffix(trailer.as_slice()).expect("the manifest ends the component");
-    weir_runtime::manifest::embed(raw, &edit(&original))
+fn with_manifest(edit: impl FnOnce(&str) -> String) -> Vec<u8> {
+    weir_tests::repackage(weir_artifacts::HOSTILE, "tests/components/hostile/manifest.toml", edit)
 }
 
 #[test]

@@ -19,15 +19,6 @@ use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim, SimConfig};
 
 const TABLE: &str = "SKU Candidates";
 
-/// A component with its manifest edited by `edit`.
-fn with_manifest(component: &[u8], manifest_path: &str, edit: impl Fn(&str) -> String) -> Vec<u8> {
-    let original =
-        std::fs::read_to_string(weir_tests::delta_reader::workspace().join(manifest_path)).unwrap();
-    let trailer = weir_runtime::manifest::embed(&[], &original);
-    let raw = component.strip_suffix(trailer.as_slice()).expect("the manifest ends the component");
-    weir_runtime::manifest::embed(raw, &edit(&original))
-}
-
 /// The bundled Airtable connector as version `version`.
 fn airtable(version: &str) -> Vec<u8> {
     airtable_with_limit(version, "")
@@ -35,7 +26,7 @@ fn airtable(version: &str) -> Vec<u8> {
 
 /// The bundled Airtable connector as version `version`, with one more line in its `[limits]`.
 fn airtable_with_limit(version: &str, limit: &str) -> Vec<u8> {
-    with_manifest(weir_artifacts::AIRTABLE, "plugins/airtable/manifest.toml", |m| {
+    weir_tests::repackage(weir_artifacts::AIRTABLE, "plugins/airtable/manifest.toml", |m| {
         assert!(m.contains("\n[limits]\n"), "the manifest has a [limits] table");
         m.replace("version = \"0.2.0\"", &format!("version = \"{version}\""))
             .replace("\n[limits]\n", &format!("\n[limits]\n{limit}\n"))

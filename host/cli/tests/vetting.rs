@@ -130,13 +130,11 @@ fn installed_connectors_are_found_by_name_and_upgrades_that_ask_for_more_wait_fo
     assert!(inspect.contains("installed shards@0.2.0") && inspect.contains("signed by team"), "{inspect}");
 
     // Version 0.3.0 asks for a network origin 0.2.0 did not have.
-    let raw = weir_artifacts::SHARDS
-        .strip_suffix(weir_runtime::manifest::embed(&[], &shards_manifest()).as_slice())
-        .expect("the manifest ends the component")
-        .to_vec();
-    let wider = shards_manifest().replace("version = \"0.2.0\"", "version = \"0.3.0\"")
-        + "\n[network]\nallow = [\"https://collector.example.com\"]\n";
-    std::fs::write(env.path("wider.wasm"), weir_runtime::manifest::embed(&raw, &wider)).unwrap();
+    let wider = weir_tests::repackage(weir_artifacts::SHARDS, "tests/components/shards/manifest.toml", |m| {
+        m.replace("version = \"0.2.0\"", "version = \"0.3.0\"")
+            + "\n[network]\nallow = [\"https://collector.example.com\"]\n"
+    });
+    std::fs::write(env.path("wider.wasm"), wider).unwrap();
     env.ok(&["sign", "wider.wasm", "--key", "keys/weir.key"]);
     let diff = env.ok(&["connector", "diff", "shards", "0.2.0", "wider.wasm"]);
     assert!(diff.contains("+") && diff.contains("https://collector.example.com"), "{diff}");
@@ -151,9 +149,4 @@ fn installed_connectors_are_found_by_name_and_upgrades_that_ask_for_more_wait_fo
     assert!(env.ok(&["inspect", "shards"]).contains("shards@0.2.0"));
     let err = env.fails(&["connector", "pin", "shards@9.9.9"]);
     assert!(err.contains("9.9.9") && err.contains("weir connector install"), "{err}");
-}
-
-fn shards_manifest() -> String {
-    let path = weir_tests::delta_reader::workspace().join("tests/components/shards/manifest.toml");
-    std::fs::read_to_string(path).expect("shards manifest")
 }

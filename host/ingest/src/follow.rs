@@ -46,7 +46,8 @@ impl Source<'_> {
         Ok(weir_vet::component::fingerprint(&self.home, &self.connection.connector, self.base)?)
     }
 
-    /// Verifies, compiles and probes what the connection names now.
+    /// Verifies, compiles and probes what the connection names now: `list-tables` must still list
+    /// every table the run ingests, and give each a schema and metadata the host can use.
     fn prepare(&self, runtime: &Runtime, tables: &[Planned]) -> Result<Active, IngestError> {
         let started = Instant::now();
         let component = weir_vet::component::load(
@@ -56,8 +57,29 @@ impl Source<'_> {
             self.allow_unsigned,
         )?;
         let connector = runtime.load(&component.bytes)?;
-        // Probe: every table the run ingests must still be there, with a schema the host can use.
+        // Probe: every table the run ingests must still be listed, with a schema the host can use.
         let mut session = runtime.session(&connector, self.connection)?;
+        let namespaces: std::collections::BTreeSet<&Vec<String>> =
+            tables.iter().map(|p| &p.namespace).collect();
+        for namespace in namespaces {
+            let listed = if session.supports(weir_runtime::Capability::Namespaces) {
+                session.list_tables_in_namespace(namespace)
+            } else {
+                session.list_tables()
+            };
+            let listed = listed.map_err(|error| IngestError::Call {
+                table: format!("the tables of {namespace:?}"),
+                error: Box::new(error),
+            })?;
+            if let Some(missing) =
+                tables.iter().find(|p| &p.namespace == namespace && !listed.contains(&p.source_table))
+            {
+                return Err(IngestError::Plan {
+                    table: crate::plan::describe(missing),
+                    message: "the new version of the connector no longer lists this table".into(),
+                });
+            }
+        }
         for plan in tables {
             let what = crate::plan::describe(plan);
             let call = |error| IngestError::Call { table: what.clone(), error: Box::new(error) };
