@@ -313,3 +313,88 @@ fn hostile_arrow_ipc_pages_end_the_call_cleanly() {
     assert_eq!(read_to_end(&mut s).unwrap(), 5);
     assert_host_keeps_serving(&mut s, &server);
 }
+
+/// The hostile component with `modules` more core modules, each defining one memory of `mib`
+/// MiB and instantiated `times` times: item 7's attack, a component made of many modules.
+fn with_memories(modules: u32, times: u32, mib: u32) -> Vec<u8> {
+    fn leb(mut n: u32, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    fn section(id: u8, content: &[u8], out: &mut Vec<u8>) {
+        out.push(id);
+        leb(content.len() as u32, out);
+        out.extend_from_slice(content);
+    }
+    // The outer component's own core modules come first in its module index space.
+    let (mut existing, mut depth) = (0u32, 0usize);
+    for payload in wasmparser::Parser::new(0).parse_all(weir_artifacts::HOSTILE) {
+        match payload.expect("the hostile component parses") {
+            wasmparser::Payload::ModuleSection { .. } => {
+                existing += u32::from(depth == 0);
+                depth += 1;
+            }
+            wasmparser::Payload::ComponentSection { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let mut memory = Vec::new();
+    leb(1, &mut memory);
+    memory.push(0x00); // limits: a minimum, no maximum
+    leb(mib * 16, &mut memory); // 64 KiB pages
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(5, &memory, &mut module);
+    let mut out = weir_artifacts::HOSTILE.to_vec();
+    for m in 0..modules {
+        section(1, &module, &mut out); // a core module
+        let mut instances = Vec::new();
+        leb(times, &mut instances);
+        for _ in 0..times {
+            instances.push(0x00); // instantiate
+            leb(existing + m, &mut instances);
+            leb(0, &mut instances); // no arguments
+        }
+        section(2, &instances, &mut out); // core instances
+    }
+    out
+}
+
+#[test]
+fn a_component_of_many_memories_is_bounded_by_their_count_and_total() {
+    let server = EchoServer::start().unwrap();
+    let (runtime, hostile) = host();
+
+    // Sixteen modules of 60 MiB each: refused before compiling, naming the rule.
+    let err = runtime.load(&with_memories(16, 1, 60)).err().expect("refused").to_string();
+    assert!(err.contains("connector hostile") && err.contains("linear memories"), "{err}");
+    assert!(err.contains("at most 8"), "{err}");
+
+    // Three modules of 30 MiB: fine in number, but together past a 64 MiB limit.
+    let three = runtime.load(&with_memories(3, 1, 30)).expect("three memories load");
+    let limits = "memory_mib = 64";
+    let mut s = session_of(runtime, &three, &server.base_url(), "none", Conn { limits, ..Conn::default() });
+    let e = read_err(&mut s);
+    assert!(matches!(e.kind, ErrorKind::Limit(LimitHit::Memory { .. })), "{e:?}");
+    assert!(
+        e.to_string().contains("connector hostile") && e.to_string().contains("limits.memory_mib"),
+        "{e}"
+    );
+
+    // One small module instantiated twelve times: stopped when the instance is created.
+    let many = runtime.load(&with_memories(1, 12, 1)).expect("one module loads");
+    let mut s = session_of(runtime, &many, &server.base_url(), "none", Conn::default());
+    let e = read_err(&mut s).to_string();
+    assert!(e.contains("connector hostile") && e.contains("memory count"), "{e}");
+
+    // The runtime still serves the plain connector.
+    let mut other = session_of(runtime, hostile, &server.base_url(), "none", Conn::default());
+    assert_eq!(read(&mut other).expect("another connection still reads"), ["ok"]);
+}

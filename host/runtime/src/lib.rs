@@ -202,6 +202,7 @@ impl Runtime {
         let manifest = Manifest::from_component(bytes)?;
         let sha256 = http::sha256_hex(bytes);
         let compile_error = |message: String| RuntimeError::Compile { name: manifest.name.clone(), message };
+        limits::check_shape(bytes).map_err(compile_error)?;
         let (component, cached) = match self.cache.as_ref().and_then(|c| c.get(&self.engine, &sha256)) {
             Some(component) => (component, true),
             None => {
