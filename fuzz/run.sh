@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes every cargo-fuzz target of weir for a short while: the run CI can afford.
+# Fuzzes every cargo-fuzz target of weir for a short while: the short run (a scheduled job, not .ci/run: see BENCHMARKS.md).
 #
 #   fuzz/run.sh                      # every target, 60 s each
 #   WEIR_FUZZ_SECONDS=600 fuzz/run.sh ipc_page

@@ -161,7 +161,10 @@ def main() -> None:
             "base_url": opts.sim_url,
             "allow_loopback": "true",
         }
-        weir = spark.read.format("lakeflow_connect").options(sourceName=str(wasm), tableName=opts.table, **connection)
+        # The repackaged component is unsigned: the bench accepts it as such, as a test would.
+        weir = spark.read.format("lakeflow_connect").options(
+            sourceName=str(wasm), tableName=opts.table, allow_unsigned="true", **connection
+        )
         schema = weir.load().schema
         rows = weir.load().count()
         plain = spark.read.format("plain_airtable").schema(schema).options(tableName=opts.table, **connection)
