@@ -94,7 +94,7 @@ pub enum Refusal {
 }
 
 /// Said after an unsigned or unknown-signer refusal where `--allow-unsigned` applies.
-pub(crate) const ALLOW_UNSIGNED_HINT: &str = ", or accept it unsigned with `--allow-unsigned`";
+pub(crate) const ALLOW_UNSIGNED_HINT: &str = ", or accept it unsigned (`--allow-unsigned`, `allow_unsigned = true` in connections.toml, or the Spark option `allow_unsigned`)";
 
 impl Refusal {
     /// Turns a verification failure into the refusal a user reads. `unsigned_hint` says how to
