@@ -1,9 +1,9 @@
 //! The redactor (`secrets::Redactor`): the input is a secret, a NUL byte, a byte that picks a form
 //! of the secret and where it goes, then a text. The secret in that form (as is, upper-cased,
-//! percent-encoded, hex, reversed, or inside a base64 value; the encodings only for secrets of
-//! `MIN_ENCODED_SECRET` bytes or more) is put into the text. Nothing panics, whatever the input;
-//! `finds_secret` finds the secret; `redact` and `redact_bytes` agree; and the redacted text holds
-//! the secret in no ASCII case, nor its percent, hex or reversed form, once the `[REDACTED]`
+//! percent-encoded, hex, reversed, or inside a base64 value; a secret shorter than
+//! `MIN_ENCODED_SECRET` bytes only as is, the one form promised for it) is put into the text. Nothing panics, whatever the input;
+//! `finds_secret` finds a secret of `MIN_ENCODED_SECRET` bytes or more; `redact` and `redact_bytes` agree; and the redacted text holds
+//! the secret in no ASCII case (a short one: as written), nor its percent, hex or reversed form, once the `[REDACTED]`
 //! markers the redactor writes are taken out (a secret that starts or ends with characters of the
 //! marker would otherwise be found by gluing marker and text together).
 #![no_main]
@@ -33,7 +33,8 @@ fuzz_target!(|input: &[u8]| {
 
     // The text with the secret in it, in one of its forms.
     let encoded = secret.len() >= MIN_ENCODED_SECRET;
-    let forms = if encoded { 7 } else { 2 };
+    // A short secret is only promised to be redacted as it is written (see `MIN_ENCODED_SECRET`).
+    let forms = if encoded { 7 } else { 1 };
     let (form, at) = (pick % forms, usize::from(pick / 8).min(text.len()));
     let inserted: Vec<u8> = match form {
         0 => secret.as_bytes().to_vec(),
@@ -55,7 +56,8 @@ fuzz_target!(|input: &[u8]| {
     carrier.extend_from_slice(&inserted);
     carrier.extend_from_slice(&text[at..]);
 
-    assert!(redactor.finds_secret(&carrier), "form {form}");
+    // A page holding a short secret is not refused (a short value matches too much by chance).
+    assert_eq!(redactor.finds_secret(&carrier), encoded, "form {form}");
     let redacted = redactor.redact_bytes(carrier.clone());
     if let Ok(carrier) = std::str::from_utf8(&carrier) {
         assert_eq!(redactor.redact(carrier).as_bytes(), &redacted[..]);
@@ -64,8 +66,8 @@ fuzz_target!(|input: &[u8]| {
         // Such a secret is the marker and more: taking the markers out would hide it.
         return;
     }
-    let left = without_markers(&redacted);
-    let mut leaks = vec![secret.to_ascii_lowercase().into_bytes()];
+    let left = without_markers(&redacted, encoded);
+    let mut leaks = vec![if encoded { secret.to_ascii_lowercase() } else { secret.to_string() }.into_bytes()];
     if encoded {
         leaks.push(secret.bytes().map(|b| format!("%{b:02x}")).collect::<String>().into_bytes());
         leaks.push(hex::encode(secret).into_bytes());
@@ -81,9 +83,9 @@ fuzz_target!(|input: &[u8]| {
     }
 });
 
-/// The bytes ASCII-lower-cased, with every `[redacted]` replaced by a NUL byte (which no secret
-/// holds: the input's first NUL ends the secret).
-fn without_markers(bytes: &[u8]) -> Vec<u8> {
+/// The bytes (ASCII-lower-cased when `fold`), with every `[redacted]` replaced by a NUL byte
+/// (which no secret holds: the input's first NUL ends the secret).
+fn without_markers(bytes: &[u8], fold: bool) -> Vec<u8> {
     let lower = bytes.to_ascii_lowercase();
     let marker = REDACTED.to_ascii_lowercase().into_bytes();
     let mut out = Vec::with_capacity(lower.len());
@@ -93,7 +95,7 @@ fn without_markers(bytes: &[u8]) -> Vec<u8> {
             out.push(0);
             i += marker.len();
         } else {
-            out.push(lower[i]);
+            out.push(if fold { lower[i] } else { bytes[i] });
             i += 1;
         }
     }
