@@ -146,7 +146,8 @@ fn main() {
 
     if wanted("manifest") {
         let mut texts = vec![AIRTABLE_MANIFEST, HOSTILE_MANIFEST, SHARDS_MANIFEST, MINIMAL_MANIFEST];
-        let extras: Vec<String> = MANIFEST_EXTRAS.iter().map(|e| format!("{MINIMAL_MANIFEST}{e}\n")).collect();
+        let extras: Vec<String> =
+            MANIFEST_EXTRAS.iter().map(|e| format!("{MINIMAL_MANIFEST}{e}\n")).collect();
         texts.extend(extras.iter().map(String::as_str));
         let mut seeds = text_seeds(&texts);
         seeds.extend(components());
