@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes every cargo-fuzz target of weir for a short while: the short run (a scheduled job, not .ci/run: see BENCHMARKS.md).
+# Fuzzes every cargo-fuzz target of weir with libFuzzer (coverage-guided), for a while each. CI runs the
+# cheaper short run instead (fuzz/tests/short_run.rs, part of `cargo test --workspace`): see fuzz/README.md.
 #
 #   fuzz/run.sh                      # every target, 60 s each
 #   WEIR_FUZZ_SECONDS=600 fuzz/run.sh ipc_page
@@ -11,7 +12,7 @@
 # fuzz/artifacts/<target>/ and makes the script fail. Knobs: WEIR_FUZZ_SECONDS (default 60),
 # WEIR_FUZZ_RUNS (overrides the time), WEIR_FUZZ_SANITIZER (default none: the code under test is
 # safe Rust but for libzstd, and AddressSanitizer costs 3-10x the executions; address for a deeper run),
-# CARGO_TARGET_DIR (default fuzz/target: the fuzz build shares nothing with the main workspace's).
+# CARGO_TARGET_DIR (default fuzz/target: the fuzz build's flags share nothing with the main workspace's builds).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +33,7 @@ fi
 
 # Debug assertions on: an integer overflow is a bug worth a crash.
 for target in "${targets[@]}"; do
-    cargo fuzz build --fuzz-dir fuzz --debug-assertions --sanitizer "$sanitizer" "$target"
+    cargo fuzz build --fuzz-dir fuzz --features libfuzzer --debug-assertions --sanitizer "$sanitizer" "$target"
 done
 
 limit=("-max_total_time=$seconds")
@@ -48,7 +49,7 @@ for target in "${targets[@]}"; do
     start=$(date +%s)
     # Bounds that a page must never need under the targets' small limits: a slow input, a large
     # allocation or a large resident set is reported as a crash.
-    if cargo fuzz run --fuzz-dir fuzz --debug-assertions --sanitizer "$sanitizer" "$target" \
+    if cargo fuzz run --fuzz-dir fuzz --features libfuzzer --debug-assertions --sanitizer "$sanitizer" "$target" \
         "$scratch" "fuzz/corpus/$target" -- \
         "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 -max_len=65536 \
         -print_final_stats=1 >"$log" 2>&1; then

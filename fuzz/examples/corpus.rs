@@ -182,7 +182,7 @@ fn main() {
             let mut converter = weir_fuzz::converter(&seed(selector, b"")).expect("a selector").0;
             let Ok(batch) = converter.json_lines(page.as_bytes()) else { continue };
             for codec in [None, Some(CompressionType::LZ4_FRAME), Some(CompressionType::ZSTD)] {
-                ipc.push(seed(selector, &stream(&[batch.clone()], codec)));
+                ipc.push(seed(selector, &stream(std::slice::from_ref(&batch), codec)));
             }
             ipc.push(seed(selector, &stream(&[batch.clone(), batch.clone()], None)));
             if table == 0 {

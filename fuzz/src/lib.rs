@@ -12,6 +12,8 @@ use arrow_schema::SchemaRef;
 use weir_convert::{Converter, Limits};
 use weir_runtime::Manifest;
 
+pub mod targets;
+
 /// weir-ingest's pipeline spec, compiled from its own file: weir-ingest itself depends on deltalake
 /// and DataFusion, which would multiply the fuzz build for two files that need only serde.
 #[path = "../../host/ingest/src/spec.rs"]
