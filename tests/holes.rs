@@ -317,16 +317,8 @@ fn hostile_arrow_ipc_pages_end_the_call_cleanly() {
 /// The hostile component with `modules` more core modules, each defining one memory of `mib`
 /// MiB and instantiated `times` times: item 7's attack, a component made of many modules.
 fn with_memories(modules: u32, times: u32, mib: u32) -> Vec<u8> {
-    fn leb(mut n: u32, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
+    fn leb(n: u32, out: &mut Vec<u8>) {
+        weir_runtime::manifest::leb128(n as usize, out);
     }
     fn section(id: u8, content: &[u8], out: &mut Vec<u8>) {
         out.push(id);

@@ -288,7 +288,7 @@ impl Manifest {
     }
 }
 
-pub use section::embed;
+pub use section::{embed, leb128};
 
 /// A finite number within `min..=max`, or an error naming the setting and the range.
 fn in_range(what: &str, value: f64, min: f64, max: f64) -> Result<(), ManifestError> {

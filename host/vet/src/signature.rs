@@ -26,6 +26,7 @@
 use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
+use weir_runtime::manifest::leb128;
 
 use crate::keys::{KeyId, PublicKey, SecretKey};
 
@@ -395,18 +396,6 @@ fn serialize_signature_data(sets: &[SignedHashes]) -> Vec<u8> {
         put_slice(&inner, &mut out);
     }
     out
-}
-
-fn leb128(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 fn put_slice(bytes: &[u8], out: &mut Vec<u8>) {
