@@ -135,7 +135,7 @@ impl Capabilities {
             ("retry.penalty_seconds", retry.penalty_seconds),
         ];
         Capabilities {
-            contract: manifest.contract.clone(),
+            contract: manifest.contract.to_string(),
             network: manifest.network.allow.clone(),
             auth,
             secrets: secrets.into_iter().collect(),
