@@ -20,7 +20,7 @@ pub fn workspace() -> PathBuf {
 }
 
 /// The target folder the running test binary was built into.
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(dir);
     }
@@ -97,15 +97,23 @@ pub fn read_delta_script() -> PathBuf {
 
 /// Reads a Delta table with Python's `deltalake`; see `tests/py/read_delta.py` for the shape.
 pub fn read_delta(path: &Path) -> Value {
-    let out = Command::new(reader_python())
+    read_delta_at(&path.to_string_lossy(), &[])
+}
+
+/// Reads the Delta table at `uri` (a path, `s3://…` or `abfss://…`) with Python's `deltalake`,
+/// under `env`: the store's endpoint and credentials (see [`crate::stores`]).
+pub fn read_delta_at(uri: &str, env: &[(String, String)]) -> Value {
+    let mut cmd = Command::new(reader_python());
+    crate::stores::clear_store_env(&mut cmd);
+    let out = cmd
         .arg(read_delta_script())
-        .arg(path)
+        .arg(uri)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap_or_else(|e| panic!("cannot run the Delta reader: {e}"));
     assert!(
         out.status.success(),
-        "read_delta.py {} failed (exit {:?}):\n{}\n{}",
-        path.display(),
+        "read_delta.py {uri} failed (exit {:?}):\n{}\n{}",
         out.status.code(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)

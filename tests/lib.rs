@@ -1,5 +1,6 @@
 //! Shared helpers for the cross-crate tests: the independent Delta reader ([`delta_reader`],
-//! Python's `deltalake` in a virtual environment the harness sets up itself), and a tiny real
+//! Python's `deltalake` in a virtual environment the harness sets up itself), object-store
+//! servers on loopback ([`stores`]: moto for S3, Azurite for Azure), and a tiny real
 //! HTTP/1.1 server on loopback that records every request it receives, so that a test can
 //! assert what the sandbox sent (and what it did not send).
 //!
@@ -24,6 +25,7 @@
 //! | anything else | 404 |
 
 pub mod delta_reader;
+pub mod stores;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -178,7 +180,10 @@ fn respond(mut out: TcpStream, request: &Recorded) -> std::io::Result<()> {
         }
         "/retry-after" => {
             let v = query.split('&').find_map(|p| p.strip_prefix("v=")).unwrap_or("1");
-            head.push_str(&format!("HTTP/1.1 429 Too Many Requests\r\nretry-after: {}\r\n", percent_decode(v)));
+            head.push_str(&format!(
+                "HTTP/1.1 429 Too Many Requests\r\nretry-after: {}\r\n",
+                percent_decode(v)
+            ));
             b"slow down".to_vec()
         }
         "/echo-encoded" => {
@@ -282,9 +287,16 @@ mod tests {
         let slow = get(&server, "/retry-after?v=1e20", "");
         assert!(slow.starts_with("HTTP/1.1 429") && slow.contains("retry-after: 1e20\r\n"), "{slow}");
         let echo = get(&server, "/echo-encoded", "Authorization: Bearer tok.en\r\n");
-        for form in
-            ["TOK.EN", "746f6b2e656e", "dG9rLmVu", "dXNlcjp0b2suZW4=", "tok%2Een", "ne.kot", "x-746f6b2e656e: 1", "tok .en"]
-        {
+        for form in [
+            "TOK.EN",
+            "746f6b2e656e",
+            "dG9rLmVu",
+            "dXNlcjp0b2suZW4=",
+            "tok%2Een",
+            "ne.kot",
+            "x-746f6b2e656e: 1",
+            "tok .en",
+        ] {
             assert!(echo.contains(form), "{form} missing from {echo}");
         }
         let seen = server.requests();
