@@ -51,8 +51,11 @@ pub fn demo_spec() -> String {
     spec
 }
 
-pub fn demo(dir: &Path, rows: Option<usize>, json: bool) -> Result<()> {
+pub fn demo(dir: &Path, rows: Option<usize>, warehouse: Option<&str>, json: bool) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Checked before the simulator starts, so a bad URL or setting fails at once.
+    let local = dir.join("warehouse").to_string_lossy().into_owned();
+    let warehouse = weir_ingest::warehouse_uri(warehouse.unwrap_or(&local))?;
     let sim = Sim::start(sim_config(rows.map(|n| ("SKU Candidates".to_string(), n)), 42, true))?;
     let base_url = sim.base_url();
     let write = |name: &str, text: &str| {
@@ -68,11 +71,15 @@ pub fn demo(dir: &Path, rows: Option<usize>, json: bool) -> Result<()> {
             dir.display()
         );
     }
-    let warehouse = weir_ingest::warehouse_uri(&dir.join("warehouse").to_string_lossy())?;
     let options = RunOptions { warehouse: warehouse.clone(), parallel: 3, commit_rows: 50_000, only: None };
     let bars = Bars::new(!json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let reports =
-        weir_ingest::run_spec(&dir.join("pipeline.yaml"), &dir.join("connections.toml"), None, &options, &bars)?;
+    let reports = weir_ingest::run_spec(
+        &dir.join("pipeline.yaml"),
+        &dir.join("connections.toml"),
+        None,
+        &options,
+        &bars,
+    )?;
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
