@@ -81,24 +81,19 @@ fn a_0_1_component_is_not_asked_what_only_0_2_offers() {
     assert_eq!(all.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["t", "wide"]);
 }
 
-/// A component whose manifest section is replaced by `manifest`.
-fn with_manifest(component: &[u8], original: &str, manifest: &str) -> Vec<u8> {
-    let trailer = weir_runtime::manifest::embed(&[], original);
-    let raw = component.strip_suffix(trailer.as_slice()).expect("the packaged component ends with its manifest");
-    weir_runtime::manifest::embed(raw, manifest)
-}
-
-fn hostile_manifest() -> String {
-    std::fs::read_to_string(weir_tests::delta_reader::workspace().join("tests/components/hostile/manifest.toml"))
-        .expect("hostile manifest")
+/// The hostile component with `from` replaced by `to` in its manifest.
+fn hostile_with(from: &str, to: &str) -> Vec<u8> {
+    weir_tests::repackage(weir_artifacts::HOSTILE, "tests/components/hostile/manifest.toml", |m| {
+        assert!(m.contains(from), "the hostile manifest has {from:?}");
+        m.replace(from, to)
+    })
 }
 
 #[test]
 fn an_unknown_contract_is_refused_naming_the_supported_versions() {
     let runtime = Runtime::new(RuntimeConfig { cache_dir: None }).expect("runtime starts");
-    let original = hostile_manifest();
-    let future = original.replace("lakeflow:connect@0.1.0", "lakeflow:connect@0.3.0");
-    let err = runtime.load(&with_manifest(weir_artifacts::HOSTILE, &original, &future)).err().expect("refused");
+    let future = hostile_with("lakeflow:connect@0.1.0", "lakeflow:connect@0.3.0");
+    let err = runtime.load(&future).err().expect("refused");
     let text = err.to_string();
     assert!(text.contains("lakeflow:connect@0.3.0"), "{text}");
     assert!(text.contains("lakeflow:connect@0.1.0, lakeflow:connect@0.2.0"), "{text}");
@@ -107,12 +102,8 @@ fn an_unknown_contract_is_refused_naming_the_supported_versions() {
 #[test]
 fn a_component_that_does_not_implement_its_manifests_contract_is_refused() {
     let runtime = Runtime::new(RuntimeConfig { cache_dir: None }).expect("runtime starts");
-    let original = hostile_manifest();
-    let claims_newer = original.replace("lakeflow:connect@0.1.0", "lakeflow:connect@0.2.0");
-    let err = runtime
-        .load(&with_manifest(weir_artifacts::HOSTILE, &original, &claims_newer))
-        .err()
-        .expect("refused");
+    let claims_newer = hostile_with("lakeflow:connect@0.1.0", "lakeflow:connect@0.2.0");
+    let err = runtime.load(&claims_newer).err().expect("refused");
     let text = err.to_string();
     assert!(text.contains("does not implement lakeflow:connect@0.2.0"), "{text}");
 }

@@ -27,6 +27,20 @@
 pub mod delta_reader;
 pub mod stores;
 
+/// A bundled component (as `weir-artifacts` packages it) with its manifest rewritten: `manifest`
+/// is the repository path of the manifest it was packaged with, and `edit` turns that text into
+/// the new manifest. Tests use it to make versions, limits and capabilities a connector does not
+/// ship with.
+pub fn repackage(component: &[u8], manifest: &str, edit: impl FnOnce(&str) -> String) -> Vec<u8> {
+    let path = delta_reader::workspace().join(manifest);
+    let original = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let trailer = weir_runtime::manifest::embed(&[], &original);
+    let raw = component
+        .strip_suffix(trailer.as_slice())
+        .unwrap_or_else(|| panic!("the component does not end with {manifest}; rebuild weir-artifacts"));
+    weir_runtime::manifest::embed(raw, &edit(&original))
+}
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -33,7 +33,7 @@ pub const S3_SECRET: &str = "weir-test-secret-Zq8vN3xL0pR7";
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 /// The well-known key of [`AZURITE_ACCOUNT`].
 pub const AZURITE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFrJ4+/UW6Ku8QeqYWBnSPZzK/4XRykPGmnCPvw==";
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// Variables of the parent environment that would change how a store authenticates or where
 /// it points; the tests remove them so that a developer's own cloud settings never leak in.
@@ -337,10 +337,12 @@ impl Azurite {
     pub fn start() -> Azurite {
         let bin = azurite_bin().unwrap_or_else(|e| panic!("Azurite cannot be set up: {e}"));
         let mut cmd = Command::new("sh");
-        // The backgrounded server gets /dev/null as stdin; `cat` waits on the pipe instead and,
-        // when the test process closes it (or dies), stops the server.
+        // Background jobs get /dev/null as stdin, so the pipe is passed to `cat` as fd 3: when the
+        // test process closes it (or dies), `cat` ends and stops the server.
         cmd.arg("-c")
-            .arg("\"$@\" & server=$!; cat >/dev/null; kill $server")
+            // Ends with the server (so a server that fails at start closes stdout at once), and
+            // ends the server when the test process closes the pipe.
+            .arg("exec 3<&0; \"$@\" & server=$!; (cat <&3 >/dev/null; kill $server) >/dev/null 2>&1 & wait $server")
             .arg("sh")
             .arg(bin)
             .args([
@@ -350,9 +352,8 @@ impl Azurite {
                 "0",
                 "--inMemoryPersistence",
                 "--skipApiVersionCheck",
-            ])
-            .args(["--silent", "--location"])
-            .arg(target_dir().join("weir-stores/azurite"));
+                "--silent",
+            ]);
         let (process, port) = Watched::start(cmd, "azurite", |line| {
             line.contains("listens on")
                 .then(|| line.rsplit(':').next().and_then(|p| p.trim().parse().ok()))?

@@ -13,8 +13,14 @@ mod section;
 /// A group holds the connectors of one contract version: each picks its version with a feature
 /// of weir-connector-sdk, and one invocation would unify those features across its packages.
 const GUESTS: &[&[(&str, &str, &str)]] = &[
-    &[("weir-airtable", "plugins/airtable", "airtable"), ("weir-shards", "tests/components/shards", "shards")],
-    &[("weir-hostile", "tests/components/hostile", "hostile")],
+    &[
+        ("weir-airtable", "plugins/airtable", "airtable"),
+        ("weir-shards", "tests/components/shards", "shards"),
+    ],
+    &[
+        ("weir-hostile", "tests/components/hostile", "hostile"),
+        ("weir-airtable-v0_1", "tests/components/airtable-v0_1", "airtable_v0_1"),
+    ],
 ];
 
 fn main() {

@@ -100,6 +100,18 @@ pub struct Conn<'a> {
 
 /// A session of the hostile connector running `attack` against `base_url`.
 pub fn session(base_url: &str, attack: &str, conn: Conn) -> Session {
+    let (runtime, hostile) = host();
+    session_of(runtime, hostile, base_url, attack, conn)
+}
+
+/// A session of `connector` (the hostile component, repackaged or changed) in `runtime`.
+pub fn session_of(
+    runtime: &Runtime,
+    connector: &LoadedConnector,
+    base_url: &str,
+    attack: &str,
+    conn: Conn,
+) -> Session {
     let text = format!(
         "[connections.c]\nconnector = \"hostile\"\nbearer_token = \"{}\"\nbase_url = \"{base_url}\"\n\
          attack = \"{attack}\"\ntarget = \"{}\"\nallow_loopback = {}\n[connections.c.limits]\n{}\n",
@@ -110,8 +122,7 @@ pub fn session(base_url: &str, attack: &str, conn: Conn) -> Session {
     );
     let file = ConnectionsFile::parse(&text, Path::new("connections.toml")).expect("connection parses");
     let spec = file.get("c").expect("connection c");
-    let (runtime, hostile) = host();
-    runtime.session(hostile, spec).expect("session starts")
+    runtime.session(connector, spec).expect("session starts")
 }
 
 /// Reads table `t` once and returns its `value` column.
@@ -163,4 +174,3 @@ pub fn assert_host_keeps_serving(failed: &mut Session, server: &EchoServer) {
     let mut other = session(&server.base_url(), "none", Conn::default());
     assert_eq!(read(&mut other).expect("another connection still reads"), ["ok"]);
 }
-

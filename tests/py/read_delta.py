@@ -3,7 +3,7 @@
 
 An independent check of what weir writes: nothing here shares code with weir-delta.
 
-    python3 tests/py/read_delta.py WAREHOUSE/main/bronze/vendors
+    python3 tests/py/read_delta.py WAREHOUSE/main/bronze/vendors [COLUMN,COLUMN...]
     python3 tests/py/read_delta.py s3://bucket/prefix/vendors
     python3 tests/py/read_delta.py abfss://container@account.dfs.core.windows.net/prefix/vendors
 
@@ -14,7 +14,8 @@ passed to deltalake as storage options; the log files are read through pyarrow's
 Azure file systems.
 
 prints {"rows", "version", "columns", "schema", "data", "txn", "commits"}:
-- data: every row, sorted by `id` (then by `__START_AT` for SCD2 history), values as JSON
+- data: every row (only the named columns, when a column list is given), sorted by `id` (then
+  by `__START_AT` for SCD2 history), values as JSON
   (timestamps as ISO-8601 text, decimals as text, structs as objects, binary as hex);
 - schema: the Delta schema as the log states it (`{"type": "struct", "fields": [...]}`);
 - txn: {appId: version}, the latest application transaction per app, read from the log
@@ -108,6 +109,10 @@ class Location:
                 account_key=env("AZURE_STORAGE_ACCOUNT_KEY"),
                 blob_storage_authority=authority or None,
                 blob_storage_scheme=scheme if emulator else None,
+                # Azurite serves the DFS endpoint's calls (the hierarchical-namespace check) on the
+                # same port.
+                dfs_storage_authority=authority or None,
+                dfs_storage_scheme=scheme if emulator else None,
             )
             self.path = f"{container}/{path}"
             self.options = {"account_name": account}
@@ -170,14 +175,15 @@ def checkpoint_txns(location):
 
 
 def main():
-    if len(sys.argv) != 2:
-        fail(2, "usage: read_delta.py TABLE_PATH")
+    if len(sys.argv) not in (2, 3):
+        fail(2, "usage: read_delta.py TABLE_PATH [COLUMN,COLUMN...]")
+    columns = sys.argv[2].split(",") if len(sys.argv) == 3 else None
     location = Location(sys.argv[1])
     if not location.log_files():
         fail(4, f"{sys.argv[1]} is not a Delta table (no _delta_log)")
 
     table = DeltaTable(location.uri if location.remote else location.path, storage_options=location.options or None)
-    data = table.to_pyarrow_table()
+    data = table.to_pyarrow_table(columns=columns)
     records = [plain(r) for r in data.to_pylist()]
     records.sort(key=lambda r: (str(r.get("id")), str(r.get("__START_AT"))))
 

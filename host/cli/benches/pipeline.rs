@@ -368,8 +368,12 @@ async fn write_alone(
         pending.extend(page.iter().cloned());
         if pending_rows >= commit_rows || i == last {
             version += 1;
-            let checkpoint =
-                Checkpoint { app_id: "bench".into(), version, offset: format!(r#"{{"page":{i}}}"#) };
+            let checkpoint = Checkpoint {
+                app_id: "bench".into(),
+                version,
+                offset: format!(r#"{{"page":{i}}}"#),
+                connector: None,
+            };
             sink.commit(std::mem::take(&mut pending), mode, &checkpoint).await?;
             pending_rows = 0;
         }

@@ -42,7 +42,8 @@ fn main() -> anyhow::Result<()> {
     let mut session = runtime.session(&connector, file.get("sim")?)?;
     let schema = session.arrow_schema(TABLE, &table_options)?;
     let (mut read, mut pages) = (0usize, 0usize);
-    let mut reader = Pages::new(&mut session, TABLE, &table_options, Stream::Table, None, Arc::clone(&schema));
+    let mut reader =
+        Pages::new(&mut session, TABLE, &table_options, Stream::Table, None, Arc::clone(&schema));
     while let Some(page) = reader.next_page() {
         read += page?.rows;
         pages += 1;

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
+use weir_runtime::terminal::escape;
 use weir_runtime::{ConnectionsFile, Runtime, RuntimeConfig, Session};
 
 /// Where the connection comes from, as the user said it.
@@ -14,6 +15,17 @@ pub struct ConnectionArgs {
     /// The connections file.
     #[arg(long, default_value = "connections.toml", env = "WEIR_CONNECTIONS")]
     pub connections: PathBuf,
+    /// Set from the global --allow-unsigned.
+    #[arg(skip)]
+    pub allow_unsigned: bool,
+}
+
+impl ConnectionArgs {
+    /// The same, with the global `--allow-unsigned` applied.
+    pub fn allowing(mut self, allow_unsigned: bool) -> ConnectionArgs {
+        self.allow_unsigned = allow_unsigned;
+        self
+    }
 }
 
 /// A runtime, a loaded connector and a session for one connection.
@@ -44,9 +56,13 @@ pub fn connect(args: &ConnectionArgs) -> Result<Connected> {
     };
     let spec = file.get(&name)?;
     let base = args.connections.parent().unwrap_or(Path::new("."));
-    let bytes = weir_artifacts::resolve(&spec.connector, base)?;
+    let allow_unsigned = spec.allow_unsigned || args.allow_unsigned;
+    let component = weir_vet::component::load(&weir_vet::weir_home(), &spec.connector, base, allow_unsigned)?;
+    if let Some(warning) = component.origin.unsigned_warning() {
+        eprintln!("warning: {}", escape(&warning));
+    }
     let runtime = runtime()?;
-    let connector = runtime.load(&bytes)?;
+    let connector = runtime.load(&component.bytes)?;
     let session = runtime.session(&connector, spec)?;
     Ok(Connected { _runtime: runtime, session, connection: name })
 }

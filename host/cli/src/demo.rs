@@ -71,7 +71,13 @@ pub fn demo(dir: &Path, rows: Option<usize>, warehouse: Option<&str>, json: bool
             dir.display()
         );
     }
-    let options = RunOptions { warehouse: warehouse.clone(), parallel: 3, commit_rows: 50_000, only: None };
+    let options = RunOptions {
+        warehouse: warehouse.clone(),
+        parallel: 3,
+        commit_rows: 50_000,
+        only: None,
+        allow_unsigned: false,
+    };
     let bars = Bars::new(!json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let reports = weir_ingest::run_spec(
         &dir.join("pipeline.yaml"),
@@ -80,10 +86,12 @@ pub fn demo(dir: &Path, rows: Option<usize>, warehouse: Option<&str>, json: bool
         &options,
         &bars,
     )?;
+    let failed = reports.iter().filter(|r| r.error.is_some()).count();
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
         crate::summary::print_summary(&reports);
+        anyhow::ensure!(failed == 0, "{failed} table(s) failed");
         preview_tables(&warehouse)?;
         println!(
             "\nRead the tables with any Delta reader, for example:\n  \
@@ -95,7 +103,6 @@ pub fn demo(dir: &Path, rows: Option<usize>, warehouse: Option<&str>, json: bool
             conns = dir.join("connections.toml").display(),
         );
     }
-    let failed = reports.iter().filter(|r| r.error.is_some()).count();
     anyhow::ensure!(failed == 0, "{failed} table(s) failed");
     Ok(())
 }

@@ -35,7 +35,10 @@ impl TableArgs {
             })
             .collect::<Result<Vec<_>>>()?;
         if !self.namespace.is_empty() {
-            options.push((weir_runtime::contract::NAMESPACE_OPTION.into(), serde_json::to_string(&self.namespace)?));
+            options.push((
+                weir_runtime::contract::NAMESPACE_OPTION.into(),
+                serde_json::to_string(&self.namespace)?,
+            ));
         }
         Ok(options)
     }
@@ -212,16 +215,47 @@ pub fn check(args: &ConnectionArgs, json: bool) -> Result<()> {
     }
 }
 
-/// Reads a manifest from a bundled name or a path without compiling anything.
+/// How a component's origin reads in `weir inspect`.
+fn origin_text(origin: &weir_vet::component::Origin) -> String {
+    use weir_vet::component::Origin;
+    let signed = |signers: &[weir_vet::lock::Signer], unsigned: bool| {
+        if unsigned || signers.is_empty() {
+            "not signed by a trusted key".to_string()
+        } else {
+            format!("signed by {}", signers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "))
+        }
+    };
+    match origin {
+        Origin::Bundled { name } => format!("bundled with weir ({name})"),
+        Origin::Store { name, version, signers, unsigned, .. } => {
+            format!("installed {name}@{version}, {}", signed(signers, *unsigned))
+        }
+        Origin::Path { path, signers, unsigned, .. } => {
+            format!("file {}, {}", path.display(), signed(signers, *unsigned))
+        }
+    }
+}
+
+/// Reads a manifest from a bundled or installed name or a path without compiling anything,
+/// with who signed it.
 pub fn inspect(reference: &str, json: bool) -> Result<()> {
-    let bytes = weir_artifacts::resolve(reference, Path::new("."))?;
-    let manifest = Manifest::from_component(&bytes)?;
-    let sha256 = weir_runtime::http::sha256_hex(&bytes);
+    // Inspecting runs nothing: an unsigned component may be looked at, and says so.
+    let component = weir_vet::component::load(&weir_vet::weir_home(), reference, Path::new("."), true)?;
+    let bytes = &component.bytes;
+    let manifest = Manifest::from_component(bytes)?;
+    let sha256 = weir_runtime::http::sha256_hex(bytes);
+    let capabilities = weir_vet::Capabilities::of(&manifest);
+    let fixed: Vec<String> = capabilities
+        .fixed_origin_secrets()
+        .map(|a| format!("{} of {} to {}", a.header, a.secrets.join(", "), a.origin))
+        .collect();
     if json {
         let mut v = serde_json::to_value(&manifest)?;
         if let Value::Object(o) = &mut v {
             o.insert("sha256".into(), json!(sha256));
             o.insert("size_bytes".into(), json!(bytes.len()));
+            o.insert("origin".into(), serde_json::to_value(&component.origin)?);
+            o.insert("secrets_to_fixed_origins".into(), json!(fixed));
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -234,6 +268,13 @@ pub fn inspect(reference: &str, json: bool) -> Result<()> {
     }
     println!("sha256:      {sha256}");
     println!("size:        {} bytes", bytes.len());
+    println!("origin:      {}", escape(&origin_text(&component.origin)));
+    for f in &fixed {
+        println!(
+            "!! WARNING:  this connector sends your secret to a server its author chose, not one you set: {}",
+            escape(f)
+        );
+    }
     println!("parameters:");
     for p in &manifest.parameters {
         let mut flags = Vec::new();
@@ -258,16 +299,26 @@ pub fn inspect(reference: &str, json: bool) -> Result<()> {
         println!("  network      {}", escape(origin));
     }
     for a in &manifest.auth {
-        println!("  auth         {} on requests to {} (injected by the host)", escape(&a.header), escape(&a.origin));
+        println!(
+            "  auth         {} on requests to {} (injected by the host)",
+            escape(&a.header),
+            escape(&a.origin)
+        );
     }
     for r in &manifest.rate_limits {
-        let paths = if r.paths.is_empty() { String::new() } else { format!(" (by path: {})", r.paths.join(", ")) };
+        let paths =
+            if r.paths.is_empty() { String::new() } else { format!(" (by path: {})", r.paths.join(", ")) };
         println!("  rate limit   {} req/s per {}{}", r.per_second, escape(&r.key), escape(&paths));
     }
     let l = &manifest.limits;
     println!(
         "  limits       memory {} MiB, CPU {} s/call, wall {} s/call, page {} MiB, HTTP body {} MiB, HTTP timeout {} s",
-        l.memory_mib, l.call_seconds, l.call_wall_seconds, l.page_mib, l.http_body_mib, l.http_timeout_seconds
+        l.memory_mib,
+        l.call_seconds,
+        l.call_wall_seconds,
+        l.page_mib,
+        l.http_body_mib,
+        l.http_timeout_seconds
     );
     println!(
         "  retries      {} attempts, backoff {}–{} ms, {} s pause after a 429",

@@ -5,6 +5,7 @@ mod demo;
 mod explore;
 mod progress;
 mod summary;
+mod vet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,9 @@ struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Run a connector given by path even when no trusted key signed it (it says so).
+    #[arg(long, global = true, env = "WEIR_ALLOW_UNSIGNED")]
+    allow_unsigned: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,6 +71,13 @@ enum Command {
         /// Commit every this many rows, at the next checkpointable offset.
         #[arg(long, default_value_t = 50_000)]
         commit_rows: usize,
+        /// Keep ingesting: read again every --interval, take new connector versions between two
+        /// commits, until Ctrl-C or SIGTERM (which end it after the current commit).
+        #[arg(long)]
+        follow: bool,
+        /// Seconds between two passes of --follow.
+        #[arg(long, default_value_t = 30.0, requires = "follow")]
+        interval: f64,
         #[arg(long)]
         json: bool,
     },
@@ -125,6 +136,46 @@ enum Command {
         #[command(subcommand)]
         source: SimSource,
     },
+    /// Signing keys.
+    Key {
+        #[command(subcommand)]
+        command: vet::KeyCommand,
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Sign a packaged component (again, for a co-signature) with a secret key.
+    Sign {
+        file: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        /// Write the signed component here instead of replacing FILE.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a component's signature: by the given public key, else by a trusted key.
+    Verify {
+        file: PathBuf,
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The public keys whose signatures you trust.
+    Trust {
+        #[command(subcommand)]
+        command: vet::TrustCommand,
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// The connector store: install, review, pin and roll back connector versions.
+    Connector {
+        #[command(subcommand)]
+        command: vet::ConnectorCommand,
+        #[arg(long, global = true)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -176,7 +227,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    match dispatch(cli.command) {
+    match dispatch(cli.command, cli.allow_unsigned) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -185,30 +236,91 @@ fn main() -> ExitCode {
     }
 }
 
-fn dispatch(command: Command) -> Result<()> {
+fn dispatch(command: Command, allow_unsigned: bool) -> Result<()> {
     use std::io::IsTerminal;
     match command {
         Command::Demo { dir, rows, warehouse, json } => demo::demo(&dir, rows, warehouse.as_deref(), json),
-        Command::Run { spec, connections, connection, warehouse, tables, parallel, commit_rows, json } => {
+        Command::Run {
+            spec,
+            connections,
+            connection,
+            warehouse,
+            tables,
+            parallel,
+            commit_rows,
+            follow,
+            interval,
+            json,
+        } => {
             let options = weir_ingest::RunOptions {
                 warehouse: weir_ingest::warehouse_uri(&warehouse)?,
                 parallel,
                 commit_rows: commit_rows.max(1),
                 only: tables,
+                allow_unsigned,
             };
-            let bars = progress::Bars::new(!json && std::io::stderr().is_terminal());
+            let bars = progress::Bars::new(!json && std::io::stderr().is_terminal()).printing_passes(json);
+            if follow {
+                anyhow::ensure!(
+                    interval.is_finite() && (0.0..=86_400.0).contains(&interval),
+                    "--interval must be a number of seconds from 0 to 86400, got {interval}"
+                );
+                let follow = weir_ingest::FollowOptions {
+                    interval: std::time::Duration::from_secs_f64(interval),
+                    poll: std::time::Duration::from_secs_f64(interval.clamp(0.2, 2.0)),
+                };
+                stop_on_signals();
+                return Ok(weir_ingest::follow(
+                    &spec,
+                    &connections,
+                    connection.as_deref(),
+                    &options,
+                    &follow,
+                    &bars,
+                    &STOP,
+                )?);
+            }
             let reports = weir_ingest::run_spec(&spec, &connections, connection.as_deref(), &options, &bars)?;
             report(&reports, json)
         }
-        Command::Tables { conn, json } => explore::tables(&conn, json),
-        Command::Schema { conn, table, json } => explore::schema(&conn, &table, json),
-        Command::Metadata { conn, table, json } => explore::metadata(&conn, &table, json),
-        Command::Preview { conn, table, limit, json } => explore::preview(&conn, &table, limit, json),
-        Command::Check { conn, json } => explore::check(&conn, json),
+        Command::Tables { conn, json } => explore::tables(&conn.allowing(allow_unsigned), json),
+        Command::Schema { conn, table, json } => {
+            explore::schema(&conn.allowing(allow_unsigned), &table, json)
+        }
+        Command::Metadata { conn, table, json } => {
+            explore::metadata(&conn.allowing(allow_unsigned), &table, json)
+        }
+        Command::Preview { conn, table, limit, json } => {
+            explore::preview(&conn.allowing(allow_unsigned), &table, limit, json)
+        }
+        Command::Check { conn, json } => explore::check(&conn.allowing(allow_unsigned), json),
         Command::Inspect { connector, json } => explore::inspect(&connector, json),
         Command::Sim { source: SimSource::Airtable { port, rows, table, seed, no_rate_limit } } => {
             demo::serve_sim(port, rows.map(|n| (table, n)), seed, !no_rate_limit)
         }
+        Command::Key { command, json } => vet::key(command, json),
+        Command::Sign { file, key, out, json } => vet::sign(file, key, out, json),
+        Command::Verify { file, key, json } => vet::verify(file, key, json),
+        Command::Trust { command, json } => vet::trust(command, json),
+        Command::Connector { command, json } => vet::connector(command, json),
+    }
+}
+
+/// Set by SIGINT or SIGTERM during `weir run --follow`: the run ends after the current commit.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    // Only an atomic store: the one thing a signal handler may safely do here.
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Makes Ctrl-C and SIGTERM end a following run cleanly instead of killing it.
+fn stop_on_signals() {
+    let handler = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: installs a handler that only stores to an atomic, for two signals.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
     }
 }
 

@@ -51,7 +51,7 @@ impl Warehouse {
     }
 
     fn read(&self, path: &str) -> Value {
-        read_delta_at(&self.table(path), &self.env)
+        read_delta_at(&self.table(path), &self.env, &[])
     }
 
     /// `weir ARGS` under this warehouse's environment (and nothing of the caller's cloud settings).
@@ -375,4 +375,156 @@ fn a_wrong_or_missing_credential_is_one_error_naming_where_it_came_from() {
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
+}
+
+/// A source of `rows` SKU candidates and a spec that checkpoints every `checkpoint` records,
+/// for the kill and concurrency tests; returns the simulator, the folder and the spec's path.
+fn sku_source(rows: usize, checkpoint: usize) -> (Sim, tempfile::TempDir, String, String) {
+    let sim =
+        Sim::start(SimConfig { rate_limit: false, grow: vec![(SKU.into(), rows)], ..SimConfig::default() })
+            .expect("simulator starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_sim_connections(dir.path(), &sim);
+    let spec = dir.path().join("sku.yaml");
+    std::fs::write(
+        &spec,
+        format!("{}      table_configuration:\n        checkpoint_records: {checkpoint}\n", sku_spec(None)),
+    )
+    .expect("write spec");
+    let spec = spec.to_str().expect("UTF-8").to_string();
+    let conns = dir.path().join("connections.toml").to_str().expect("UTF-8").to_string();
+    (sim, dir, spec, conns)
+}
+
+impl Warehouse {
+    /// `weir run SPEC` into this warehouse, committing every `commit_rows`, as a child process.
+    fn spawn_run(&self, spec: &str, conns: &str, commit_rows: usize) -> std::process::Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        clear_store_env(&mut cmd);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+            .args(["run", spec, "--connections", conns, "--warehouse", &self.url, "--json"])
+            .args(["--commit-rows", &commit_rows.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("weir starts")
+    }
+}
+
+/// Commits of `app_id` in the log: every txn version it wrote, in log order.
+fn txn_versions(table: &Value, app_id: &str) -> Vec<i64> {
+    table["commits"]
+        .as_array()
+        .expect("commits")
+        .iter()
+        .flat_map(|c| c["txn"].as_array().cloned().unwrap_or_default())
+        .filter(|t| t["appId"] == app_id)
+        .map(|t| t["version"].as_i64().expect("a txn version"))
+        .collect()
+}
+
+/// The log's versions are 0, 1, 2, … with none missing or twice, and the one application's txn
+/// versions rise strictly: no checkpoint was committed twice, none overwrote another.
+fn assert_log_is_whole(table: &Value) {
+    let apps: Vec<&String> = table["txn"].as_object().expect("txn").keys().collect();
+    assert_eq!(apps.len(), 1, "one application writes the table: {apps:?}");
+    let app_id = apps[0].as_str();
+    let versions: Vec<i64> = table["commits"]
+        .as_array()
+        .expect("commits")
+        .iter()
+        .map(|c| c["version"].as_i64().expect("v"))
+        .collect();
+    let expected: Vec<i64> = (0..versions.len() as i64).collect();
+    assert_eq!(versions, expected, "the log's versions are contiguous");
+    let txns = txn_versions(table, app_id);
+    assert!(txns.windows(2).all(|w| w[0] < w[1]), "{app_id}'s checkpoints rise strictly: {txns:?}");
+}
+
+#[test]
+fn s3_sigkill_at_several_points_then_a_rerun_leaves_the_table_equal_to_the_source() {
+    const ROWS: usize = 3_000;
+    const CHECKPOINT: usize = 500;
+    let (sim, _dir, spec, conns) = sku_source(ROWS, CHECKPOINT);
+    let source = source_ids(&sim);
+
+    // How long a whole run takes here, into a bucket of its own: the kill points are spread over it.
+    let timing = Warehouse::s3("weir-kill-timing");
+    let started = std::time::Instant::now();
+    let out = timing.spawn_run(&spec, &conns, CHECKPOINT).wait_with_output().expect("weir runs");
+    assert!(out.status.success(), "{}", text(&out));
+    let whole = started.elapsed();
+    assert_eq!(ids(&timing.read(SKU_TABLE)), source);
+
+    let warehouse = Warehouse::s3("weir-killed");
+    // Kill points as fractions of a whole run: a run that resumes from a checkpoint has less to do,
+    // so the later points come early.
+    let points = [0.1, 0.35, 0.2, 0.5, 0.15, 0.3];
+    let mut killed_midway = 0;
+    for point in points {
+        let mut child = warehouse.spawn_run(&spec, &conns, CHECKPOINT);
+        std::thread::sleep(whole.mul_f64(point));
+        if child.try_wait().expect("wait").is_none() {
+            killed_midway += 1;
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    }
+    assert!(
+        killed_midway >= 3,
+        "at least three kills landed during a run ({killed_midway} of {})",
+        points.len()
+    );
+    let out = warehouse.spawn_run(&spec, &conns, CHECKPOINT).wait_with_output().expect("weir runs");
+    assert!(out.status.success(), "the rerun after the kills:\n{}", text(&out));
+    assert_no_secret(&out);
+
+    let table = warehouse.read(SKU_TABLE);
+    assert_eq!(ids(&table), source, "every source record once, after {killed_midway} kills and a rerun");
+    assert_log_is_whole(&table);
+    let timing_rows = timing.read(SKU_TABLE);
+    assert_eq!(table["data"], timing_rows["data"], "the same rows as an uninterrupted run");
+}
+
+#[test]
+fn s3_two_concurrent_runs_on_one_table_never_commit_a_version_twice() {
+    const ROWS: usize = 2_000;
+    const CHECKPOINT: usize = 250;
+    let (sim, _dir, spec, conns) = sku_source(ROWS, CHECKPOINT);
+    let warehouse = Warehouse::s3("weir-concurrent");
+    let (a, b) =
+        (warehouse.spawn_run(&spec, &conns, CHECKPOINT), warehouse.spawn_run(&spec, &conns, CHECKPOINT));
+    let (a, b) = (a.wait_with_output().expect("weir runs"), b.wait_with_output().expect("weir runs"));
+    for out in [&a, &b] {
+        assert_no_secret(out);
+        if !out.status.success() {
+            // The loser of a version is told so, in one error naming the table; nothing panics.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            assert!(stderr.contains("sku_candidates"), "the error names the table:\n{stderr}");
+        }
+    }
+    assert!(
+        a.status.success() || b.status.success(),
+        "one of the runs completes:\n{}\n{}",
+        text(&a),
+        text(&b)
+    );
+
+    let table = warehouse.read(SKU_TABLE);
+    assert_log_is_whole(&table);
+    assert_eq!(ids(&table), source_ids(&sim), "every source record once");
+    // A third run finds nothing left to do and leaves the log whole.
+    let again = reports(&warehouse.weir(&[
+        "run",
+        &spec,
+        "--connections",
+        &conns,
+        "--warehouse",
+        &warehouse.url,
+        "--json",
+    ]));
+    let report = &again["main.bronze.sku_candidates"];
+    assert_eq!((report["inserted"].as_u64(), report["updated"].as_u64()), (Some(0), Some(0)), "{report}");
+    assert_log_is_whole(&warehouse.read(SKU_TABLE));
 }

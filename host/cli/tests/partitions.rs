@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{read_delta, text};
 use serde_json::Value;
@@ -23,8 +23,11 @@ impl Env {
     fn new() -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("shards.wasm"), weir_artifacts::SHARDS).expect("write component");
-        std::fs::write(dir.path().join("connections.toml"), "[connections.shards]\nconnector = \"shards.wasm\"\n")
-            .expect("write connections");
+        std::fs::write(
+            dir.path().join("connections.toml"),
+            "[connections.shards]\nconnector = \"shards.wasm\"\nallow_unsigned = true\n",
+        )
+        .expect("write connections");
         Env { dir }
     }
 
@@ -114,8 +117,12 @@ fn partitions_are_read_concurrently_each_committed_with_its_own_offset() {
     // partitions interleave their commits.
     let switches = commits.windows(2).filter(|w| w[0] != w[1]).count();
     assert!(switches > (PARTITIONS - 1) as usize, "partitions committed one after the other: {commits:?}");
-    let offsets: BTreeSet<&str> =
-        table["commits"].as_array().unwrap().iter().filter_map(|c| c["info"]["weir.offset"].as_str()).collect();
+    let offsets: BTreeSet<&str> = table["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["info"]["weir.offset"].as_str())
+        .collect();
     assert!(offsets.contains(r#"{"next":300}"#), "{offsets:?}");
 
     // More rows in every shard: each partition resumes from its own offset.
@@ -136,7 +143,8 @@ fn next(seed: &mut u64) -> u64 {
 }
 
 fn kill_after(env: &Env, rows: u64, delay: Duration) -> bool {
-    let mut child = env.command(rows).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("weir starts");
+    let mut child =
+        env.command(rows).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("weir starts");
     std::thread::sleep(delay);
     let finished = child.try_wait().expect("wait").is_some();
     // SIGKILL: no cleanup, no flush, exactly what a crash does.
@@ -147,14 +155,25 @@ fn kill_after(env: &Env, rows: u64, delay: Duration) -> bool {
 
 #[test]
 fn a_sigkill_during_a_partitioned_run_loses_and_duplicates_nothing() {
+    // Every run gets `STEP` new rows per shard, and is killed at a random point of the time such
+    // a run takes on this machine (measured first, warm, on a scratch folder): the kill points
+    // fall inside the runs however fast or slow the build is.
+    const STEP: u64 = 500;
+    let scratch = Env::new();
+    scratch.run(STEP);
+    let started = Instant::now();
+    scratch.run(2 * STEP);
+    let run_time = started.elapsed();
+
     let env = Env::new();
-    let rows = 1500;
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     let mut killed = 0;
+    let mut rows = 0;
     for _ in 0..10 {
-        // Kill points spread over the run: from start-up to well into the commits.
-        let delay = Duration::from_millis(150 + next(&mut seed) % 2500);
-        if !kill_after(&env, rows, delay) {
+        rows += STEP;
+        // From 5 % to 95 % of a run: from start-up to well into the commits.
+        let fraction = 0.05 + (next(&mut seed) % 900) as f64 / 1000.0;
+        if !kill_after(&env, rows, run_time.mul_f64(fraction)) {
             killed += 1;
         }
         let table_path = env.dir.path().join("warehouse/events");
@@ -164,7 +183,10 @@ fn a_sigkill_during_a_partitioned_run_loses_and_duplicates_nothing() {
             assert!(partial.is_subset(&expected(rows)));
         }
     }
-    assert!(killed >= 5, "only {killed} runs were killed mid-way; the kill points missed the run");
+    assert!(
+        killed >= 5,
+        "only {killed} of 10 runs were killed mid-way (a run takes {run_time:?}); the kill points missed the runs"
+    );
     let report = env.run(rows);
     assert!(report["error"].is_null(), "{report}");
     assert_eq!(rows_exactly_once(&env.table()), expected(rows));

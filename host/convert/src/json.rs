@@ -1,5 +1,6 @@
 //! JSON Lines pages to Arrow: each line parsed once, then each column filled from borrowed values.
 
+use std::collections::HashSet;
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -13,8 +14,9 @@ use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, Field, FieldRef, Fields, SchemaRef, TimeUnit};
 use serde_json::{Map, Value};
 
+use crate::limits::Budget;
 use crate::schema::{map_fields, type_name};
-use crate::{ConvertError, UnknownFields, coerce, join};
+use crate::{ConvertError, Limits, UnknownFields, coerce, join};
 
 /// One value of one column: where it came from and whether it may be null.
 #[derive(Clone, Copy)]
@@ -38,20 +40,33 @@ impl<'a> Cell<'a> {
     }
 }
 
+/// What converting one page needs besides its values: the unknown-field counts and the page's budget.
+struct Context<'a> {
+    unknown: &'a mut UnknownFields,
+    budget: Budget<'a>,
+}
+
 /// Converts one page of JSON Lines.
 pub(crate) fn page(
     schema: &SchemaRef,
     page: &[u8],
     unknown: &mut UnknownFields,
+    limits: &Limits,
 ) -> Result<RecordBatch, ConvertError> {
+    let mut cx = Context { unknown, budget: Budget::new(limits) };
     let lines = page.split(|b| *b == b'\n').map(<[u8]>::trim_ascii).filter(|l| !l.is_empty());
-    let mut rows: Vec<Map<String, Value>> =
-        Vec::with_capacity(page.iter().filter(|b| **b == b'\n').count() + 1);
+    // A row costs one cell for itself and one per column: checked while parsing, before the parsed
+    // records (about a hundred bytes each even when empty) pile up.
+    let row_cells = schema.fields().len().saturating_add(1);
+    let mut rows: Vec<Map<String, Value>> = Vec::new();
     for line in lines {
+        cx.budget.rows(1)?;
+        cx.budget.check_cells((rows.len() + 1).saturating_mul(row_cells))?;
         let record = serde_json::from_slice(line)
             .map_err(|e| ConvertError::NotARecord { row: rows.len(), message: e.to_string() })?;
         rows.push(record);
     }
+    cx.budget.cells(rows.len())?;
 
     // How many of each record's keys the schema knows; any record with more holds unknown fields.
     let mut known = vec![0_usize; rows.len()];
@@ -64,17 +79,31 @@ pub(crate) fn page(
             known[row] += usize::from(value.is_some());
             cells.push(Cell::at(row, value));
         }
-        columns.push(column(field, field.name(), &cells, unknown)?);
+        columns.push(column(field, field.name(), &cells, &mut cx)?);
     }
-    for (record, known) in rows.iter().zip(&known) {
-        if record.len() > *known {
-            for key in record.keys().filter(|k| schema.fields().find(k).is_none()) {
-                unknown.record("", key, 1);
-            }
-        }
-    }
+    count_unknown(schema.fields(), "", rows.iter().map(Some), &known, cx.unknown);
     let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
     RecordBatch::try_new_with_options(schema.clone(), columns, &options).map_err(arrow_error(""))
+}
+
+/// Counts the keys of each object that are not among `fields`; `known` holds how many of each
+/// object's keys are fields, so that objects without unknown keys are skipped without a lookup.
+fn count_unknown<'v>(
+    fields: &Fields,
+    path: &str,
+    objects: impl Iterator<Item = Option<&'v Map<String, Value>>>,
+    known: &[usize],
+    unknown: &mut UnknownFields,
+) {
+    // Built only when needed, and then once: a lookup per key stays constant-time on wide schemas.
+    let mut names: Option<HashSet<&str>> = None;
+    for (object, known) in objects.zip(known) {
+        let Some(object) = object.filter(|o| o.len() > *known) else { continue };
+        let names = names.get_or_insert_with(|| fields.iter().map(|f| f.name().as_str()).collect());
+        for key in object.keys().filter(|k| !names.contains(k.as_str())) {
+            unknown.record(path, key, 1);
+        }
+    }
 }
 
 fn arrow_error(column: &str) -> impl FnOnce(ArrowError) -> ConvertError + '_ {
@@ -133,12 +162,8 @@ fn validity(valid: Vec<bool>) -> Option<NullBuffer> {
     valid.iter().any(|v| !v).then(|| NullBuffer::from(valid))
 }
 
-fn column(
-    field: &Field,
-    path: &str,
-    cells: &[Cell],
-    unknown: &mut UnknownFields,
-) -> Result<ArrayRef, ConvertError> {
+fn column(field: &Field, path: &str, cells: &[Cell], cx: &mut Context) -> Result<ArrayRef, ConvertError> {
+    cx.budget.cells(cells.len())?;
     match field.data_type() {
         DataType::Utf8 => strings(field, path, cells),
         DataType::Int64 => primitive::<Int64Type>(field, path, cells, coerce::integer),
@@ -164,9 +189,9 @@ fn column(
             Some((cell, value)) => Err(mismatch(field, path, cell, value)),
             None => Ok(Arc::new(NullArray::new(cells.len()))),
         },
-        DataType::List(item) => lists(item, field, path, cells, unknown),
-        DataType::Struct(fields) => structs(fields, field, path, cells, unknown),
-        DataType::Map(entries, _) => maps(entries, field, path, cells, unknown),
+        DataType::List(item) => lists(item, field, path, cells, cx),
+        DataType::Struct(fields) => structs(fields, field, path, cells, cx),
+        DataType::Map(entries, _) => maps(entries, field, path, cells, cx),
         other => {
             Err(ConvertError::UnsupportedType { column: path.to_string(), type_name: other.to_string() })
         }
@@ -274,7 +299,7 @@ fn lists(
     field: &Field,
     path: &str,
     cells: &[Cell],
-    unknown: &mut UnknownFields,
+    cx: &mut Context,
 ) -> Result<ArrayRef, ConvertError> {
     let mut offsets = Vec::with_capacity(cells.len() + 1);
     offsets.push(0_i32);
@@ -283,6 +308,7 @@ fn lists(
     for cell in cells {
         match cell.present() {
             Some(Value::Array(values)) => {
+                cx.budget.check_cells(elements.len().saturating_add(values.len()))?;
                 elements.extend(values.iter().map(|v| Cell::at(cell.row, Some(v))));
                 valid.push(true);
             }
@@ -294,7 +320,7 @@ fn lists(
         }
         offsets.push(offset(elements.len(), path)?);
     }
-    let values = column(item, &format!("{path}[]"), &elements, unknown)?;
+    let values = column(item, &format!("{path}[]"), &elements, cx)?;
     let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
     let array =
         ListArray::try_new(item.clone(), offsets, values, validity(valid)).map_err(arrow_error(path))?;
@@ -306,7 +332,7 @@ fn structs(
     field: &Field,
     path: &str,
     cells: &[Cell],
-    unknown: &mut UnknownFields,
+    cx: &mut Context,
 ) -> Result<ArrayRef, ConvertError> {
     let mut objects = Vec::with_capacity(cells.len());
     for cell in cells {
@@ -334,15 +360,9 @@ fn structs(
                 None => Cell { row: cell.row, value: None, masked: true },
             });
         }
-        children.push(column(child, &join(path, child.name()), &child_cells, unknown)?);
+        children.push(column(child, &join(path, child.name()), &child_cells, cx)?);
     }
-    for (object, known) in objects.iter().zip(&known) {
-        if let Some(object) = object.filter(|o| o.len() > *known) {
-            for key in object.keys().filter(|k| fields.find(k).is_none()) {
-                unknown.record(path, key, 1);
-            }
-        }
-    }
+    count_unknown(fields, path, objects.iter().copied(), &known, cx.unknown);
     let nulls = validity(objects.iter().map(Option::is_some).collect());
     let array = StructArray::try_new_with_length(fields.clone(), children, nulls, cells.len())
         .map_err(arrow_error(path))?;
@@ -354,7 +374,7 @@ fn maps(
     field: &Field,
     path: &str,
     cells: &[Cell],
-    unknown: &mut UnknownFields,
+    cx: &mut Context,
 ) -> Result<ArrayRef, ConvertError> {
     let unsupported = || ConvertError::UnsupportedType {
         column: path.to_string(),
@@ -372,6 +392,8 @@ fn maps(
     for cell in cells {
         match cell.present() {
             Some(Value::Object(object)) => {
+                // Keys, values and their entries: three cells per entry.
+                cx.budget.check_cells(values.len().saturating_add(object.len()).saturating_mul(3))?;
                 for (key, value) in object {
                     keys.push((cell.row, key));
                     values.push(Cell::at(cell.row, Some(value)));
@@ -387,7 +409,10 @@ fn maps(
         offsets.push(offset(values.len(), path)?);
     }
     let key_path = format!("{path}.key");
+    // The entries struct array.
+    cx.budget.cells(values.len())?;
     let keys: ArrayRef = if key_field.data_type() == &DataType::Utf8 {
+        cx.budget.cells(keys.len())?;
         let bytes = keys.iter().map(|(_, k)| k.len()).sum();
         let mut builder = StringBuilder::with_capacity(keys.len(), bytes);
         keys.iter().for_each(|(_, k)| builder.append_value(k));
@@ -397,9 +422,9 @@ fn maps(
         let owned: Vec<(usize, Value)> =
             keys.iter().map(|(row, k)| (*row, Value::String((*k).clone()))).collect();
         let key_cells: Vec<Cell> = owned.iter().map(|(row, k)| Cell::at(*row, Some(k))).collect();
-        column(key_field, &key_path, &key_cells, unknown)?
+        column(key_field, &key_path, &key_cells, cx)?
     };
-    let values = column(value_field, &format!("{path}.value"), &values, unknown)?;
+    let values = column(value_field, &format!("{path}.value"), &values, cx)?;
     let len = keys.len();
     let entries_array = StructArray::try_new_with_length(entry_fields.clone(), vec![keys, values], None, len)
         .map_err(arrow_error(path))?;

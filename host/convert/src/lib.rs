@@ -2,7 +2,7 @@
 //!
 //! A connector describes a table with Spark's JSON schema string (what PySpark's
 //! `StructType.json()` writes) and returns pages of rows as JSON Lines or as an Arrow IPC stream.
-//! [`arrow_schema`] turns the schema into an Arrow schema, [`spark_json`] turns it back, and a
+//! [`arrow_schema()`] turns the schema into an Arrow schema, [`spark_json`] turns it back, and a
 //! [`Converter`] turns each page into record batches of exactly that schema, counting the fields
 //! the schema does not know instead of dropping them silently.
 //!
@@ -78,11 +78,41 @@
 //! [`Converter::arrow_ipc`] matches columns by name. Types must be equal, except that list item and
 //! map entry field names may differ (pyarrow says `item`); batches come back labelled with the table's
 //! schema. A missing nullable column becomes nulls; a column not in the schema is counted as an
-//! unknown field (once per row) and dropped; a null in a non-nullable column is an error.
+//! unknown field (once per row) and dropped; a null in a non-nullable column is an error. Batches
+//! without rows are dropped.
+//!
+//! The stream is untrusted, so it is read by this crate's own checked decoder, not arrow-ipc's
+//! reader (which panics or aborts on lying lengths): each message's metadata and body length is
+//! checked against the page, its flatbuffer verified, every buffer checked to lie inside its body
+//! without overlapping another, every node's length and null count checked, and every array
+//! validated in full before use. LZ4 frame and ZSTD body compression are supported and inflated
+//! within [`Limits::max_decompressed_bytes`]. Only the columns the table has are decoded; the others,
+//! and dictionary batches, are skipped unread (a dictionary-encoded column never matches a table
+//! column). Anything malformed is a [`ConvertError::Ipc`] that says what and where.
+//!
+//! # Limits
+//!
+//! Schemas and pages come from an untrusted guest and are converted in the host, outside the guest's
+//! CPU and memory limits, so every cost is bounded before it is spent, and a breach is a
+//! [`ConvertError::LimitExceeded`] naming the limit. [`Converter::new`] and [`arrow_schema()`] use the
+//! defaults; [`Converter::with_limits`] and [`arrow_schema_with_limits`] take others.
+//!
+//! | limit | default | bounds |
+//! |---|---|---|
+//! | [`max_rows`](Limits::max_rows) | 1,000,000 | rows in one page |
+//! | [`max_cells`](Limits::max_cells) | 16,777,216 (2^24) | cells in one page: each row, each column of each row, and each value nested in lists, maps and structs |
+//! | [`max_decompressed_bytes`](Limits::max_decompressed_bytes) | 64 MiB (twice the runtime's default page limit; see [`Limits::for_page`]) | what an Arrow IPC page's compressed buffers inflate to |
+//! | [`max_schema_fields`](Limits::max_schema_fields) | 10,000 | fields of a schema at every depth (columns, struct fields, array elements, map keys and values), Spark JSON or an IPC stream's |
+//! | [`max_depth`](Limits::max_depth) | 32 | arrays, structs and maps nested in one column |
+//! | [`max_unknown_fields`](Limits::max_unknown_fields) | 1,000 | distinct paths in [`Converter::unknown_fields`]; the rest are counted under [`OTHER_UNKNOWN_FIELDS`] |
+//!
+//! Beyond these, a JSON line nested deeper than 128 levels is refused by the JSON parser, and schema
+//! conversion takes time linear in the schema's size.
 
 mod coerce;
 mod ipc;
 mod json;
+mod limits;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -90,7 +120,12 @@ use std::collections::BTreeMap;
 use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, SchemaRef};
 
-pub use schema::{arrow_schema, spark_json};
+pub use limits::Limits;
+pub use schema::{arrow_schema, arrow_schema_with_limits, spark_json};
+
+/// The [`Converter::unknown_fields`] path that counts the unknown fields seen after
+/// [`Limits::max_unknown_fields`] distinct paths were already counted.
+pub const OTHER_UNKNOWN_FIELDS: &str = "(other unknown fields)";
 
 /// Why a schema or a page could not be converted. Every variant names the column it is about.
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +195,16 @@ pub enum ConvertError {
         /// The stream's type.
         found: String,
     },
+    /// A schema or a page goes past one of the converter's [`Limits`]; nothing of the page was kept.
+    #[error("too many {what}: the limit `{limit}` is {max}")]
+    LimitExceeded {
+        /// The [`Limits`] field that was exceeded, e.g. `max_cells`.
+        limit: &'static str,
+        /// Its value.
+        max: usize,
+        /// What was counted, e.g. `rows in one page`.
+        what: String,
+    },
     /// Arrow refused to assemble the converted arrays.
     #[error("column `{column}`: {source}")]
     Arrow {
@@ -175,12 +220,22 @@ pub enum ConvertError {
 pub struct Converter {
     schema: SchemaRef,
     unknown: UnknownFields,
+    limits: Limits,
 }
 
 impl Converter {
-    /// A converter for tables of this schema.
+    /// A converter for tables of this schema, with the default [`Limits`].
     pub fn new(schema: SchemaRef) -> Converter {
-        Converter { schema, unknown: UnknownFields::default() }
+        Converter::with_limits(schema, Limits::default())
+    }
+
+    /// A converter for tables of this schema, bounding every page by `limits`.
+    ///
+    /// The schema itself is trusted here: one that came from a connector should have gone through
+    /// [`arrow_schema_with_limits`] with the same limits, which bounds its width and depth.
+    pub fn with_limits(schema: SchemaRef, limits: Limits) -> Converter {
+        let unknown = UnknownFields { max: limits.max_unknown_fields, ..UnknownFields::default() };
+        Converter { schema, unknown, limits }
     }
 
     /// The schema every batch has.
@@ -188,15 +243,20 @@ impl Converter {
         &self.schema
     }
 
+    /// The limits every page is held to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// One page of JSON Lines -> one RecordBatch in the schema (empty lines skipped).
     pub fn json_lines(&mut self, page: &[u8]) -> Result<RecordBatch, ConvertError> {
-        json::page(&self.schema, page, &mut self.unknown)
+        json::page(&self.schema, page, &mut self.unknown, &self.limits)
     }
 
     /// One Arrow IPC stream -> batches, checked against the schema (a mismatch is an error naming the
-    /// column).
+    /// column). Batches without rows are dropped.
     pub fn arrow_ipc(&mut self, stream: &[u8]) -> Result<Vec<RecordBatch>, ConvertError> {
-        ipc::stream(&self.schema, stream, &mut self.unknown)
+        ipc::stream(&self.schema, stream, &mut self.unknown, &self.limits)
     }
 
     /// Fields seen in records that are not in the schema: column path -> count. Logged once per column
@@ -210,6 +270,8 @@ impl Converter {
 #[derive(Debug, Default)]
 struct UnknownFields {
     counts: BTreeMap<String, u64>,
+    /// Distinct paths counted one by one; later ones go under [`OTHER_UNKNOWN_FIELDS`].
+    max: usize,
     /// Reused to build paths, since a connector may send the same unknown field on every row.
     path: String,
 }
@@ -222,13 +284,23 @@ impl UnknownFields {
             self.path.push('.');
         }
         self.path.push_str(key);
-        match self.counts.get_mut(self.path.as_str()) {
-            Some(seen) => *seen += count,
-            None => {
-                tracing::warn!(column = %self.path, "field not in the table schema: counted and dropped");
-                self.counts.insert(self.path.clone(), count);
-            }
+        if let Some(seen) = self.counts.get_mut(self.path.as_str()) {
+            *seen = seen.saturating_add(count);
+            return;
         }
+        if self.counts.len() >= self.max {
+            let other = self.counts.entry(OTHER_UNKNOWN_FIELDS.to_string()).or_insert_with(|| {
+                tracing::warn!(
+                    limit = self.max,
+                    "too many distinct fields not in the table schema: counting the rest together"
+                );
+                0
+            });
+            *other = other.saturating_add(count);
+            return;
+        }
+        tracing::warn!(column = %self.path, "field not in the table schema: counted and dropped");
+        self.counts.insert(self.path.clone(), count);
     }
 }
 

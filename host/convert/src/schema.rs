@@ -1,26 +1,37 @@
 //! Spark's JSON schema format (what `StructType.json()` writes), to and from Arrow.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, TimeUnit};
 use serde_json::{Map, Value};
 
-use crate::{ConvertError, join};
+use crate::limits::{count_field, exceeded};
+use crate::{ConvertError, Limits, join};
 
 /// Arrow name of a list's item field; Spark has none, and this is what Parquet and Delta use.
 pub(crate) const LIST_ITEM: &str = "element";
 /// Arrow name of a map's entries field; the Parquet and Delta convention.
 pub(crate) const MAP_ENTRIES: &str = "key_value";
 
-/// Spark JSON schema string -> Arrow schema. Field metadata (string values; non-string JSON values kept
-/// as JSON text) becomes Arrow field metadata.
+/// Spark JSON schema string -> Arrow schema, with the default [`Limits`] on its width and depth.
+/// Field metadata (string values; non-string JSON values kept as JSON text) becomes Arrow field
+/// metadata.
 pub fn arrow_schema(spark_json: &str) -> Result<Schema, ConvertError> {
-    let root: Value = serde_json::from_str(spark_json).map_err(|e| invalid("", format!("not JSON: {e}")))?;
-    Ok(Schema::new(struct_fields(&root, "")?))
+    arrow_schema_with_limits(spark_json, &Limits::default())
 }
 
-/// Arrow schema -> Spark JSON schema string (round-trips [`arrow_schema`]), for `weir schema --json`
+/// [`arrow_schema()`], refusing a schema with more fields than [`Limits::max_schema_fields`] or
+/// nested deeper than [`Limits::max_depth`]. Takes time linear in the schema's size.
+pub fn arrow_schema_with_limits(spark_json: &str, limits: &Limits) -> Result<Schema, ConvertError> {
+    // serde_json refuses JSON nested deeper than 128 levels, so parsing cannot overflow the stack;
+    // the walk below checks `max_depth` before each level it descends.
+    let root: Value = serde_json::from_str(spark_json).map_err(|e| invalid("", format!("not JSON: {e}")))?;
+    let mut reader = SchemaReader { limits, fields: 0 };
+    Ok(Schema::new(reader.struct_fields(&root, "", 0)?))
+}
+
+/// Arrow schema -> Spark JSON schema string (round-trips [`arrow_schema()`]), for `weir schema --json`
 /// and the Spark data source.
 pub fn spark_json(schema: &Schema) -> Result<String, ConvertError> {
     Ok(struct_json(schema.fields(), "")?.to_string())
@@ -34,51 +45,127 @@ fn unsupported(column: &str, type_name: impl Into<String>) -> ConvertError {
     ConvertError::UnsupportedType { column: column.to_string(), type_name: type_name.into() }
 }
 
-fn struct_fields(value: &Value, path: &str) -> Result<Fields, ConvertError> {
-    let object = value.as_object().ok_or_else(|| invalid(path, "a struct type must be a JSON object"))?;
-    if object.get("type").and_then(Value::as_str) != Some("struct") {
-        return Err(invalid(path, "expected {\"type\":\"struct\",…}"));
-    }
-    let fields = object
-        .get("fields")
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid(path, "a struct needs a \"fields\" array"))?;
-    let mut out: Vec<Field> = Vec::with_capacity(fields.len());
-    for field in fields {
-        let field = spark_field(field, path)?;
-        if out.iter().any(|f| f.name() == field.name()) {
-            return Err(invalid(&join(path, field.name()), "duplicate field name"));
-        }
-        out.push(field);
-    }
-    Ok(Fields::from(out))
+/// Walks a Spark JSON schema, counting its fields against the limits as it goes.
+struct SchemaReader<'a> {
+    limits: &'a Limits,
+    /// Fields seen so far, at every depth.
+    fields: usize,
 }
 
-fn spark_field(value: &Value, parent: &str) -> Result<Field, ConvertError> {
-    let object = value.as_object().ok_or_else(|| invalid(parent, "a field must be a JSON object"))?;
-    let name = object
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid(parent, "a field needs a string \"name\""))?;
-    let path = join(parent, name);
-    let nullable = optional_bool(object, "nullable", &path)?;
-    let data_type =
-        data_type(object.get("type").ok_or_else(|| invalid(&path, "a field needs a \"type\""))?, &path)?;
-    let metadata = match object.get("metadata") {
-        None | Some(Value::Null) => HashMap::new(),
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (k.clone(), v)
-            })
-            .collect(),
-        Some(_) => return Err(invalid(&path, "\"metadata\" must be an object")),
-    };
-    Ok(Field::new(name, data_type, nullable).with_metadata(metadata))
+impl SchemaReader<'_> {
+    /// Counts one more field (a struct field, an array's element, a map's key or value).
+    fn count_field(&mut self) -> Result<(), ConvertError> {
+        count_field(
+            &mut self.fields,
+            self.limits,
+            "fields in the schema (columns, struct fields, array elements, map keys and values)",
+        )
+    }
+
+    /// `depth` is the number of arrays, structs and maps enclosing the value about to be read.
+    fn nested(&self, depth: usize, path: &str) -> Result<usize, ConvertError> {
+        if depth >= self.limits.max_depth {
+            return Err(exceeded(
+                "max_depth",
+                self.limits.max_depth,
+                format!("levels of nesting (arrays, structs, maps) in column `{path}`"),
+            ));
+        }
+        Ok(depth + 1)
+    }
+
+    fn struct_fields(&mut self, value: &Value, path: &str, depth: usize) -> Result<Fields, ConvertError> {
+        let object = value.as_object().ok_or_else(|| invalid(path, "a struct type must be a JSON object"))?;
+        if object.get("type").and_then(Value::as_str) != Some("struct") {
+            return Err(invalid(path, "expected {\"type\":\"struct\",…}"));
+        }
+        let fields = object
+            .get("fields")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid(path, "a struct needs a \"fields\" array"))?;
+        let mut out: Vec<Field> = Vec::with_capacity(fields.len());
+        // Names seen, so that a wide struct is checked in linear time.
+        let mut names: HashSet<&str> = HashSet::with_capacity(fields.len());
+        for field in fields {
+            let (name, field) = self.spark_field(field, path, depth)?;
+            if !names.insert(name) {
+                return Err(invalid(&join(path, name), "duplicate field name"));
+            }
+            out.push(field);
+        }
+        Ok(Fields::from(out))
+    }
+
+    fn spark_field<'v>(
+        &mut self,
+        value: &'v Value,
+        parent: &str,
+        depth: usize,
+    ) -> Result<(&'v str, Field), ConvertError> {
+        self.count_field()?;
+        let object = value.as_object().ok_or_else(|| invalid(parent, "a field must be a JSON object"))?;
+        let name = object
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(parent, "a field needs a string \"name\""))?;
+        let path = join(parent, name);
+        let nullable = optional_bool(object, "nullable", &path)?;
+        let data_type = object.get("type").ok_or_else(|| invalid(&path, "a field needs a \"type\""))?;
+        let data_type = self.data_type(data_type, &path, depth)?;
+        let metadata = match object.get("metadata") {
+            None | Some(Value::Null) => HashMap::new(),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+            Some(_) => return Err(invalid(&path, "\"metadata\" must be an object")),
+        };
+        Ok((name, Field::new(name, data_type, nullable).with_metadata(metadata)))
+    }
+
+    fn data_type(&mut self, value: &Value, path: &str, depth: usize) -> Result<DataType, ConvertError> {
+        let object = match value {
+            Value::String(name) => return atomic_type(name, path),
+            Value::Object(object) => object,
+            _ => return Err(invalid(path, "a type must be a string or an object")),
+        };
+        let kind = object.get("type").and_then(Value::as_str).unwrap_or("");
+        match kind {
+            "array" => {
+                let depth = self.nested(depth, path)?;
+                self.count_field()?;
+                let element = object
+                    .get("elementType")
+                    .ok_or_else(|| invalid(path, "an array needs an \"elementType\""))?;
+                let element = self.data_type(element, &format!("{path}[]"), depth)?;
+                let nullable = optional_bool(object, "containsNull", path)?;
+                Ok(DataType::List(Arc::new(Field::new(LIST_ITEM, element, nullable))))
+            }
+            "struct" => {
+                let depth = self.nested(depth, path)?;
+                Ok(DataType::Struct(self.struct_fields(value, path, depth)?))
+            }
+            "map" => {
+                let depth = self.nested(depth, path)?;
+                self.count_field()?;
+                self.count_field()?;
+                let key = object.get("keyType").ok_or_else(|| invalid(path, "a map needs a \"keyType\""))?;
+                let val =
+                    object.get("valueType").ok_or_else(|| invalid(path, "a map needs a \"valueType\""))?;
+                let key = self.data_type(key, &format!("{path}.key"), depth)?;
+                let val = self.data_type(val, &format!("{path}.value"), depth)?;
+                let nullable = optional_bool(object, "valueContainsNull", path)?;
+                Ok(map_type(key, val, nullable))
+            }
+            other => Err(unsupported(path, other)),
+        }
+    }
 }
 
 /// Spark writes every flag, but a hand-written schema may leave one out; Spark's default is true.
@@ -87,36 +174,6 @@ fn optional_bool(object: &Map<String, Value>, key: &str, path: &str) -> Result<b
         None => Ok(true),
         Some(Value::Bool(b)) => Ok(*b),
         Some(_) => Err(invalid(path, format!("\"{key}\" must be true or false"))),
-    }
-}
-
-fn data_type(value: &Value, path: &str) -> Result<DataType, ConvertError> {
-    let object = match value {
-        Value::String(name) => return atomic_type(name, path),
-        Value::Object(object) => object,
-        _ => return Err(invalid(path, "a type must be a string or an object")),
-    };
-    let kind = object.get("type").and_then(Value::as_str).unwrap_or("");
-    match kind {
-        "array" => {
-            let element_path = format!("{path}[]");
-            let element = object
-                .get("elementType")
-                .ok_or_else(|| invalid(path, "an array needs an \"elementType\""))?;
-            let element = data_type(element, &element_path)?;
-            let nullable = optional_bool(object, "containsNull", path)?;
-            Ok(DataType::List(Arc::new(Field::new(LIST_ITEM, element, nullable))))
-        }
-        "struct" => Ok(DataType::Struct(struct_fields(value, path)?)),
-        "map" => {
-            let key = object.get("keyType").ok_or_else(|| invalid(path, "a map needs a \"keyType\""))?;
-            let val = object.get("valueType").ok_or_else(|| invalid(path, "a map needs a \"valueType\""))?;
-            let key = data_type(key, &format!("{path}.key"))?;
-            let val = data_type(val, &format!("{path}.value"))?;
-            let nullable = optional_bool(object, "valueContainsNull", path)?;
-            Ok(map_type(key, val, nullable))
-        }
-        other => Err(unsupported(path, other)),
     }
 }
 

@@ -17,7 +17,12 @@
 //! let mode = WriteMode::Upsert { keys: vec!["id".into()], sequence_by: Some("modified".into()) };
 //! let mut sink = DeltaSink::open("/tmp/warehouse/main/bronze/tasks", schema, &mode).await?;
 //! let next = sink.last_checkpoint("airtable/tasks").await?.map_or(1, |c| c.version + 1);
-//! let checkpoint = Checkpoint { app_id: "airtable/tasks".into(), version: next, offset: r#"{"cursor":"2024-05-01"}"#.into() };
+//! let checkpoint = Checkpoint {
+//!     app_id: "airtable/tasks".into(),
+//!     version: next,
+//!     offset: r#"{"cursor":"2024-05-01"}"#.into(),
+//!     connector: None,
+//! };
 //! let stats = sink.commit(vec![batch], &mode, &checkpoint).await?;
 //! println!("table version {}: {} inserted, {} updated", stats.version, stats.inserted, stats.updated);
 //! # Ok(()) }
@@ -92,6 +97,7 @@ pub const END_AT: &str = "__END_AT";
 const META_APP_ID: &str = "weir.app_id";
 const META_VERSION: &str = "weir.version";
 const META_OFFSET: &str = "weir.offset";
+const META_CONNECTOR: &str = "weir.connector";
 
 /// How a commit's batches change the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +175,10 @@ pub struct Checkpoint {
     pub version: i64,
     /// The source offset the batches reach, as JSON text.
     pub offset: String,
+    /// Which connector version read the rows, as JSON text (`{"name","version","sha256"}`),
+    /// kept in the commit's metadata as `weir.connector` so every row can be traced to the code
+    /// that read it.
+    pub connector: Option<String>,
 }
 
 /// What one commit did.
@@ -411,8 +421,8 @@ impl DeltaSink {
         let Some(version) = txn_version(&self.uri, &table, app_id).await? else {
             return Ok(None);
         };
-        match committed_offset(&self.uri, &table, app_id, version).await? {
-            Some(offset) => Ok(Some(Checkpoint { app_id: app_id.to_string(), version, offset })),
+        match committed_checkpoint(&self.uri, &table, app_id, version).await? {
+            Some(checkpoint) => Ok(Some(checkpoint)),
             None => Err(SinkError::OffsetLost { uri: self.uri.clone(), app_id: app_id.to_string(), version }),
         }
     }
@@ -436,8 +446,8 @@ impl DeltaSink {
             && done >= checkpoint.version
         {
             let theirs =
-                committed_offset(&self.uri, &self.table, &checkpoint.app_id, checkpoint.version).await?;
-            if theirs.as_deref() != Some(checkpoint.offset.as_str()) {
+                committed_checkpoint(&self.uri, &self.table, &checkpoint.app_id, checkpoint.version).await?;
+            if theirs.as_ref().map(|c| c.offset.as_str()) != Some(checkpoint.offset.as_str()) {
                 return Err(SinkError::Conflict {
                     uri: self.uri.clone(),
                     detail: format!(
@@ -450,14 +460,18 @@ impl DeltaSink {
             tracing::info!(uri = %self.uri, app_id = %checkpoint.app_id, version = checkpoint.version, "replayed commit skipped");
             return Ok(CommitStats { version: current, ..CommitStats::default() });
         }
+        let mut metadata = vec![
+            (META_APP_ID.to_string(), checkpoint.app_id.clone().into()),
+            (META_VERSION.to_string(), checkpoint.version.into()),
+            (META_OFFSET.to_string(), checkpoint.offset.clone().into()),
+        ];
+        if let Some(connector) = &checkpoint.connector {
+            metadata.push((META_CONNECTOR.to_string(), connector.clone().into()));
+        }
         let props = no_log_cleanup(
             CommitProperties::default()
                 .with_application_transaction(Transaction::new(&checkpoint.app_id, checkpoint.version))
-                .with_metadata([
-                    (META_APP_ID.to_string(), checkpoint.app_id.clone().into()),
-                    (META_VERSION.to_string(), checkpoint.version.into()),
-                    (META_OFFSET.to_string(), checkpoint.offset.clone().into()),
-                ]),
+                .with_metadata(metadata),
         );
         let ctx = modes::Ctx { uri: &self.uri, source_columns: &self.source_columns };
         let (table, mut stats) = modes::apply(&ctx, self.fresh_table(), batches, mode, props.clone()).await?;
@@ -483,6 +497,19 @@ pub async fn read_table(uri: &str) -> Result<Vec<RecordBatch>, SinkError> {
     let mut table = locate(uri).await?;
     table.load().await.map_err(|source| SinkError::delta(uri, "load the table", source))?;
     schema::read_all(uri, &table).await
+}
+
+/// Checks a warehouse (or table) location before a run reads or writes anything: what
+/// [`check_location`] checks and, for an object store, that the store refuses a second
+/// create-if-absent write (the probe [`DeltaSink::open`] makes for each table, here once at the
+/// warehouse's root), so that a store that cannot commit safely fails the run with one error.
+pub async fn check_store(uri: &str) -> Result<Store, SinkError> {
+    let store = check_location(uri)?;
+    if store::is_remote(uri) {
+        let root = locate(uri).await?;
+        store::probe_conditional_writes(uri, &root).await?;
+    }
+    Ok(store)
 }
 
 /// The current schema of the table at `uri` (with its field metadata), or `None` when no
@@ -538,12 +565,12 @@ async fn create(uri: &str, table: &DeltaTable, target: &SchemaRef) -> Result<Del
 
 /// The offset stored with version `version` of `app_id`, newest commits first (the usual case,
 /// our own last commit, reads one file); `None` when no commit in the log carries it.
-async fn committed_offset(
+async fn committed_checkpoint(
     uri: &str,
     table: &DeltaTable,
     app_id: &str,
     version: i64,
-) -> Result<Option<String>, SinkError> {
+) -> Result<Option<Checkpoint>, SinkError> {
     let mut history = table.history(None);
     while let Some(info) =
         history.try_next().await.map_err(|source| SinkError::delta(uri, "read the history", source))?
@@ -551,7 +578,12 @@ async fn committed_offset(
         let matches = info.info.get(META_APP_ID).and_then(|v| v.as_str()) == Some(app_id)
             && info.info.get(META_VERSION).and_then(|v| v.as_i64()) == Some(version);
         if matches && let Some(offset) = info.info.get(META_OFFSET).and_then(|v| v.as_str()) {
-            return Ok(Some(offset.to_string()));
+            return Ok(Some(Checkpoint {
+                app_id: app_id.to_string(),
+                version,
+                offset: offset.to_string(),
+                connector: info.info.get(META_CONNECTOR).and_then(|v| v.as_str()).map(str::to_string),
+            }));
         }
     }
     Ok(None)

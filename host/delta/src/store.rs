@@ -315,6 +315,9 @@ pub(crate) fn explain(uri: &str, error: &(dyn StdError + 'static)) -> String {
         "imds",
         "instance metadata",
         "169.254.169.254",
+        // The instance metadata service's paths, wherever AWS_METADATA_ENDPOINT points it.
+        "/latest/api/token",
+        "/latest/meta-data",
     ]
     .iter()
     .any(|m| lower.contains(m))

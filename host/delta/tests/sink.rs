@@ -36,7 +36,12 @@ fn keys_seq(data: &[(i64, i64)]) -> RecordBatch {
 }
 
 fn cp(version: i64) -> Checkpoint {
-    Checkpoint { app_id: "test/app".into(), version, offset: format!(r#"{{"cursor":{version}}}"#) }
+    Checkpoint {
+        app_id: "test/app".into(),
+        version,
+        offset: format!(r#"{{"cursor":{version}}}"#),
+        connector: None,
+    }
 }
 
 /// The table as sorted lines of `col=value` pairs, read with delta-rs's DataFusion provider.

@@ -11,6 +11,7 @@
 //!     parallel: 4,
 //!     commit_rows: 50_000,
 //!     only: None,
+//!     allow_unsigned: false,
 //! };
 //! let reports = weir_ingest::run_spec(
 //!     "pipeline.yaml".as_ref(),
@@ -36,19 +37,26 @@
 //! 4. [`report`]: one [`TableReport`] per table; [`progress::Progress`] hears about it as it
 //!    happens.
 
+mod app_id;
+pub mod follow;
 pub mod plan;
 pub mod progress;
 pub mod report;
 mod run;
 pub mod spec;
+pub mod swap;
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
+pub use app_id::partition_app_id;
+pub use follow::{FollowOptions, follow};
 pub use plan::Prepared;
 pub use report::TableReport;
-pub use run::{RunOptions, partition_app_id, rename_batch};
+pub use run::{RunOptions, rename_batch};
 pub use spec::{PipelineSpec, Planned, ScdType, SpecError};
-use weir_runtime::{CallError, ConnectionSpec, LoadedConnector, Runtime, RuntimeConfig};
+pub use swap::{Active, Current};
+use weir_runtime::{CallError, ConnectionSpec, Runtime, RuntimeConfig};
 
 /// Why a run could not start, or why one table failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +68,10 @@ pub enum IngestError {
     #[error(transparent)]
     Runtime(#[from] weir_runtime::RuntimeError),
     #[error(transparent)]
-    Component(#[from] weir_artifacts::ResolveError),
+    Component(#[from] weir_vet::Error),
     /// A call into the connector failed.
     #[error("{table}: {error}")]
-    Call { table: String, error: CallError },
+    Call { table: String, error: Box<CallError> },
     /// The Delta sink failed.
     #[error("{table}: {error}")]
     Sink { table: String, error: weir_delta::SinkError },
@@ -96,22 +104,26 @@ pub fn warehouse_uri(arg: &str) -> Result<String, IngestError> {
     Ok(abs.to_string_lossy().into_owned())
 }
 
-/// Runs planned tables: asks the connector about each (nothing is written when that fails),
-/// then ingests them; returns one report per table, failed tables included.
+/// Runs planned tables with the connector version `current` holds: asks the connector about
+/// each (nothing is written when that fails), then ingests them; returns one report per table,
+/// failed tables included. Setting `stop` ends every read before its next page.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     runtime: &Runtime,
-    connector: &LoadedConnector,
+    current: &Current,
     connection: &ConnectionSpec,
     tables: Vec<Planned>,
     options: &RunOptions,
     progress: &dyn progress::Progress,
     tokio: &tokio::runtime::Handle,
+    stop: &AtomicBool,
 ) -> Result<Vec<TableReport>, IngestError> {
     let tables = select(tables, options.only.as_deref())?;
-    let mut session = runtime.session(connector, connection)?;
+    tokio.block_on(weir_delta::check_store(&options.warehouse)).map_err(IngestError::WarehouseUrl)?;
+    let mut session = runtime.session(&current.get().connector, connection)?;
     let prepared = plan::prepare(&mut session, &connection.name, tables, &options.warehouse, tokio)?;
     drop(session);
-    let ctx = run::Ctx { runtime, connector, connection, options, progress, tokio };
+    let ctx = run::Ctx { runtime, current, connection, options, progress, tokio, stop };
     Ok(run::run_tables(&ctx, prepared))
 }
 
@@ -137,13 +149,20 @@ pub fn run_spec(
     let file = weir_runtime::ConnectionsFile::load(connections)?;
     let connection = file.get(connection_override.unwrap_or(&spec.connection_name))?;
     let base = connections.parent().unwrap_or(Path::new("."));
-    let bytes = weir_artifacts::resolve(&connection.connector, base)?;
+    let allow_unsigned = connection.allow_unsigned || options.allow_unsigned;
+    let component =
+        weir_vet::component::load(&weir_vet::weir_home(), &connection.connector, base, allow_unsigned)?;
+    if let Some(warning) = component.origin.unsigned_warning() {
+        progress.notice(&warning);
+    }
     let runtime = Runtime::new(RuntimeConfig::with_default_cache())?;
-    let connector = runtime.load(&bytes)?;
+    let started = std::time::Instant::now();
+    let connector = runtime.load(&component.bytes)?;
+    let current = Current::new(Active::new(connector, Some(component.origin), started.elapsed()));
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(IngestError::Start)?;
-    run(&runtime, &connector, connection, plan, options, progress, tokio.handle())
+    run(&runtime, &current, connection, plan, options, progress, tokio.handle(), &AtomicBool::new(false))
 }

@@ -47,7 +47,8 @@ impl Prepared {
 }
 
 pub(crate) fn describe(plan: &Planned) -> String {
-    let namespace = if plan.namespace.is_empty() { String::new() } else { format!(" in {:?}", plan.namespace) };
+    let namespace =
+        if plan.namespace.is_empty() { String::new() } else { format!(" in {:?}", plan.namespace) };
     format!("table {:?}{namespace} (destination {})", plan.source_table, plan.destination_name())
 }
 
@@ -63,7 +64,7 @@ pub fn prepare(
     for plan in tables {
         let what = describe(&plan);
         let fail = |message: String| IngestError::Plan { table: what.clone(), message };
-        let call = |source| IngestError::Call { table: what.clone(), error: source };
+        let call = |source| IngestError::Call { table: what.clone(), error: Box::new(source) };
         if !plan.namespace.is_empty() && !session.supports(Capability::Namespaces) {
             return Err(fail(format!(
                 "connector {} has no namespaces; remove table_configuration.namespace",
@@ -106,8 +107,11 @@ pub fn prepare(
                 )));
             }
         }
-        let ingestion =
-            if plan.scd_type == ScdType::AppendOnly { IngestionType::Append } else { metadata.ingestion_type };
+        let ingestion = if plan.scd_type == ScdType::AppendOnly {
+            IngestionType::Append
+        } else {
+            metadata.ingestion_type
+        };
         if ingestion != IngestionType::Append && keys.is_empty() {
             return Err(fail("no primary keys; set table_configuration.primary_keys".into()));
         }
@@ -119,7 +123,9 @@ pub fn prepare(
             (IngestionType::Snapshot, false) => (WriteMode::Replace, None),
             (IngestionType::Snapshot, true) => (WriteMode::Scd2Snapshot { keys }, None),
             (IngestionType::Cdc, false) => (WriteMode::Upsert { keys, sequence_by }, None),
-            (IngestionType::Cdc, true) => (WriteMode::Scd2Upsert { keys, sequence_by: scd2_sequence()? }, None),
+            (IngestionType::Cdc, true) => {
+                (WriteMode::Scd2Upsert { keys, sequence_by: scd2_sequence()? }, None)
+            }
             (IngestionType::CdcWithDeletes, false) => (
                 WriteMode::Upsert { keys: keys.clone(), sequence_by: sequence_by.clone() },
                 Some(WriteMode::Delete { keys, sequence_by }),

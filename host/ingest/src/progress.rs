@@ -23,6 +23,11 @@ pub trait Progress: Sync {
     fn update(&self, _report: &TableReport, _activity: Activity) {}
     /// A table is done (its report says whether it failed).
     fn finished(&self, _report: &TableReport) {}
+    /// Something the user must be told that is not a table's progress, such as a connector
+    /// running unsigned, or a new connector version taking over.
+    fn notice(&self, _message: &str) {}
+    /// A following run finished one pass over its tables.
+    fn pass_finished(&self, _reports: &[TableReport]) {}
 }
 
 /// Progress that nobody watches.

@@ -85,7 +85,11 @@ impl TableReport {
             };
             let total = self.counters.entry(name.clone()).or_default();
             *total = total.checked_add(n).ok_or_else(|| {
-                format!("counter {:?} passed {} (a u64); the connector's counts are not believable", name, u64::MAX)
+                format!(
+                    "counter {:?} passed {} (a u64); the connector's counts are not believable",
+                    name,
+                    u64::MAX
+                )
             })?;
         }
         Ok(())

@@ -30,7 +30,11 @@ impl Progress for Recorded {
 
 fn setup(dir: &Path, spec: &str) {
     std::fs::write(dir.join("shards.wasm"), weir_artifacts::SHARDS).unwrap();
-    std::fs::write(dir.join("connections.toml"), "[connections.s]\nconnector = \"shards.wasm\"\n").unwrap();
+    std::fs::write(
+        dir.join("connections.toml"),
+        "[connections.s]\nconnector = \"shards.wasm\"\nallow_unsigned = true\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("pipeline.yaml"), spec).unwrap();
 }
 
@@ -41,6 +45,7 @@ fn options(dir: &Path) -> RunOptions {
         parallel: 2,
         commit_rows: 200,
         only: None,
+        allow_unsigned: false,
     }
 }
 

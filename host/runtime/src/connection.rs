@@ -7,8 +7,11 @@
 //! base_url = "https://api.airtable.com"
 //! bearer_token = { env = "AIRTABLE_TOKEN" }   # or { file = "path" }, or a literal string
 //! # allow_loopback = true                     # only for local simulators and tests
+//! # allow_unsigned = true                     # a .wasm path not signed by a trusted key
 //! # [connections.airtable.limits]             # overrides of the manifest's limits
 //! # memory_mib = 64
+//! # [connections.airtable.rate_limits]        # overrides of its rate limits, by key
+//! # "base:{base}" = 1000                      # (a simulator with its limit off)
 //! ```
 //!
 //! Parameters that the manifest marks `secret` are split off here: they never reach the
@@ -17,10 +20,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::manifest::{Limits, Manifest, Retry};
+use crate::manifest::{Limits, Manifest, RateLimit, Retry};
 
 /// Keys of a connection that configure the host rather than the connector.
-pub const RESERVED_KEYS: &[&str] = &["connector", "allow_loopback", "limits", "retry"];
+pub const RESERVED_KEYS: &[&str] =
+    &["connector", "allow_loopback", "allow_unsigned", "limits", "retry", "rate_limits"];
 
 /// Why a connection could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -51,13 +55,20 @@ enum Source {
 #[derive(Debug, Clone)]
 pub struct ConnectionSpec {
     pub name: String,
-    /// A bundled connector name, or a path to a `.wasm` component.
+    /// A bundled or installed connector name (`name` or `name@version`), or a path to a
+    /// `.wasm` component.
     pub connector: String,
     pub allow_loopback: bool,
+    /// Lets a component given by path run without a signature by a trusted key.
+    pub allow_unsigned: bool,
     values: BTreeMap<String, Source>,
     limits: Option<toml::Table>,
     retry: Option<toml::Table>,
+    rate_limits: Option<toml::Table>,
 }
+
+/// The share of the manifest's rate-limit budgets a connection gets when it is not given one.
+pub const FULL_RATE_SHARE: f64 = 1.0;
 
 /// A parsed connections file.
 #[derive(Debug, Clone)]
@@ -112,22 +123,74 @@ impl ConnectionsFile {
 }
 
 impl ConnectionSpec {
+    /// A connection from a flat map of options, as Spark hands a data source its options (Unity
+    /// Catalog injects a connection's options into the read this way). Keys are matched to the
+    /// manifest's parameter names case-insensitively (Spark lower-cases option keys), and
+    /// `allow_loopback` (`true` or `false`) configures the host as in `connections.toml`. Every
+    /// value is a literal; unknown keys are left for [`ConnectionSpec::resolve`] to refuse with
+    /// the list of parameters.
+    pub fn from_options(
+        name: &str,
+        connector: &str,
+        manifest: &Manifest,
+        values: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<ConnectionSpec, ConnectionError> {
+        let invalid = |message: String| ConnectionError::Invalid { connection: name.to_string(), message };
+        let mut spec = ConnectionSpec {
+            name: name.to_string(),
+            connector: connector.to_string(),
+            allow_loopback: false,
+            allow_unsigned: false,
+            values: BTreeMap::new(),
+            limits: None,
+            retry: None,
+            rate_limits: None,
+        };
+        for (key, value) in values {
+            if key.eq_ignore_ascii_case("allow_loopback") {
+                spec.allow_loopback = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(invalid(format!(
+                            "`allow_loopback` must be true or false, not {value:?}"
+                        )));
+                    }
+                };
+                continue;
+            }
+            let canonical = manifest
+                .parameters
+                .iter()
+                .find(|p| p.name.eq_ignore_ascii_case(&key))
+                .map_or(key, |p| p.name.clone());
+            if spec.values.insert(canonical.clone(), Source::Literal(value)).is_some() {
+                return Err(invalid(format!("`{canonical}` is given twice (option keys ignore case)")));
+            }
+        }
+        Ok(spec)
+    }
+
     fn parse(name: &str, table: toml::Table, base: &Path) -> Result<ConnectionSpec, ConnectionError> {
         let invalid = |message: String| ConnectionError::Invalid { connection: name.to_string(), message };
         let mut spec = ConnectionSpec {
             name: name.to_string(),
             connector: String::new(),
             allow_loopback: false,
+            allow_unsigned: false,
             values: BTreeMap::new(),
             limits: None,
             retry: None,
+            rate_limits: None,
         };
         for (key, value) in table {
             match (key.as_str(), value) {
                 ("connector", toml::Value::String(s)) => spec.connector = s,
                 ("allow_loopback", toml::Value::Boolean(b)) => spec.allow_loopback = b,
+                ("allow_unsigned", toml::Value::Boolean(b)) => spec.allow_unsigned = b,
                 ("limits", toml::Value::Table(t)) => spec.limits = Some(t),
                 ("retry", toml::Value::Table(t)) => spec.retry = Some(t),
+                ("rate_limits", toml::Value::Table(t)) => spec.rate_limits = Some(t),
                 (k, v) if RESERVED_KEYS.contains(&k) => {
                     return Err(invalid(format!("`{k}` has the wrong type ({})", v.type_str())));
                 }
@@ -212,6 +275,28 @@ impl ConnectionSpec {
         // The overrides meet the same ranges as the manifest's own values.
         limits.validate().map_err(|e| invalid(e.to_string()))?;
         retry.validate().map_err(|e| invalid(e.to_string()))?;
+        let mut rate_limits = manifest.rate_limits.clone();
+        for (key, value) in self.rate_limits.iter().flatten() {
+            let Some(limit) = rate_limits.iter_mut().find(|l| &l.key == key) else {
+                let known: Vec<&str> = manifest.rate_limits.iter().map(|l| l.key.as_str()).collect();
+                return Err(invalid(format!(
+                    "rate_limits: unknown key {key:?} (connector {} has: {})",
+                    manifest.name,
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                )));
+            };
+            limit.per_second = match value {
+                toml::Value::Float(f) => *f,
+                toml::Value::Integer(i) => *i as f64,
+                other => {
+                    return Err(invalid(format!(
+                        "rate_limits.{key:?} must be a number, not a {}",
+                        other.type_str()
+                    )));
+                }
+            };
+            limit.validate().map_err(|e| invalid(e.to_string()))?;
+        }
         Ok(Connection {
             name: self.name.clone(),
             options,
@@ -219,6 +304,8 @@ impl ConnectionSpec {
             allow_loopback: self.allow_loopback,
             limits,
             retry,
+            rate_limits,
+            rate_share: FULL_RATE_SHARE,
         })
     }
 }
@@ -286,6 +373,13 @@ pub struct Connection {
     pub allow_loopback: bool,
     pub limits: Limits,
     pub retry: Retry,
+    /// The manifest's rate limits, with the connection's overrides applied.
+    pub rate_limits: Vec<RateLimit>,
+    /// The fraction of each of the manifest's rate-limit budgets this connection's sessions may
+    /// use, in (0, 1]: a front end that runs N readers of one connection in N processes (Spark's
+    /// partitions) gives each 1/N, so that together they keep to the source's limit. Budgets are
+    /// shared within a process by key and rate, so sessions with the same share pace together.
+    pub rate_share: f64,
 }
 
 #[cfg(test)]
@@ -364,6 +458,29 @@ default = "https://api.airtable.com"
     }
 
     #[test]
+    fn flat_options_match_parameters_ignoring_case() {
+        let values = [("BASE_ID", "app1"), ("bearer_token", "patSECRET"), ("Allow_Loopback", "true")]
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        let spec = ConnectionSpec::from_options("spark", "airtable", &manifest(), values).unwrap();
+        let c = spec.resolve(&manifest()).unwrap();
+        assert_eq!(c.options.get("base_id").map(String::as_str), Some("app1"));
+        assert_eq!(c.secrets.get("bearer_token"), Some("patSECRET"));
+        assert!(c.allow_loopback);
+        assert_eq!(c.rate_share, FULL_RATE_SHARE);
+        let twice = [("base_id", "a"), ("Base_Id", "b")].map(|(k, v)| (k.to_string(), v.to_string()));
+        let err =
+            ConnectionSpec::from_options("spark", "airtable", &manifest(), twice).unwrap_err().to_string();
+        assert!(err.contains("given twice"), "{err}");
+        let unknown = [("base_id", "a"), ("bearer_token", "t"), ("colour", "red")]
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        let spec = ConnectionSpec::from_options("spark", "airtable", &manifest(), unknown).unwrap();
+        let err = spec.resolve(&manifest()).unwrap_err().to_string();
+        assert!(err.contains("unknown key `colour`"), "{err}");
+        let bad = [("allow_loopback", "yes")].map(|(k, v)| (k.to_string(), v.to_string()));
+        assert!(ConnectionSpec::from_options("spark", "airtable", &manifest(), bad).is_err());
+    }
+
+    #[test]
     fn limit_overrides_apply_and_reject_unknown_keys() {
         let file = parse(
             "[connections.a]\nconnector = \"x\"\nbase_id = \"a\"\nbearer_token = \"t\"\n[connections.a.limits]\nmemory_mib = 16\ncall_seconds = 2\n",
@@ -376,5 +493,23 @@ default = "https://api.airtable.com"
         );
         let err = bad.unwrap().get("a").unwrap().resolve(&manifest()).unwrap_err().to_string();
         assert!(err.contains("unknown key `mem`"), "{err}");
+    }
+
+    #[test]
+    fn rate_limits_are_overridden_by_key_within_range() {
+        let mut m = manifest();
+        m.rate_limits.push(RateLimit { key: "base:{base_id}".into(), per_second: 5.0, paths: vec![] });
+        let conn = |extra: &str| {
+            parse(&format!(
+                "[connections.a]\nconnector = \"x\"\nbase_id = \"a\"\nbearer_token = \"t\"\n[connections.a.rate_limits]\n{extra}\n"
+            ))
+            .unwrap()
+        };
+        let c = conn("\"base:{base_id}\" = 1000").get("a").unwrap().resolve(&m).unwrap();
+        assert_eq!(c.rate_limits[0].per_second, 1000.0);
+        let err = conn("\"base:{nope}\" = 1").get("a").unwrap().resolve(&m).unwrap_err().to_string();
+        assert!(err.contains("base:{nope}") && err.contains("base:{base_id}"), "{err}");
+        let err = conn("\"base:{base_id}\" = 1e-300").get("a").unwrap().resolve(&m).unwrap_err().to_string();
+        assert!(err.contains("per_second"), "{err}");
     }
 }

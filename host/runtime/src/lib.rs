@@ -179,7 +179,8 @@ impl Runtime {
         wasm.max_wasm_stack(512 * 1024);
         let engine = wasmtime::Engine::new(&wasm).map_err(|e| RuntimeError::Start(e.to_string()))?;
         let mut linker = wasmtime::component::Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Start(e.to_string()))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Start(e.to_string()))?;
         bindings::add_to_linker(&mut linker).map_err(|e| RuntimeError::Start(e.to_string()))?;
         let cache = match &config.cache_dir {
             Some(dir) => Some(cache::CompileCache::open(dir, &engine).map_err(RuntimeError::Start)?),
@@ -201,6 +202,7 @@ impl Runtime {
         let manifest = Manifest::from_component(bytes)?;
         let sha256 = http::sha256_hex(bytes);
         let compile_error = |message: String| RuntimeError::Compile { name: manifest.name.clone(), message };
+        limits::check_shape(bytes).map_err(compile_error)?;
         let (component, cached) = match self.cache.as_ref().and_then(|c| c.get(&self.engine, &sha256)) {
             Some(component) => (component, true),
             None => {
@@ -219,10 +221,7 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| compile_error(format!("it imports something the sandbox does not offer: {e:#}")))?;
         let pre = bindings::Pre::new(manifest.contract, pre).map_err(|e| {
-            compile_error(format!(
-                "it does not implement {} as its manifest says: {e:#}",
-                manifest.contract
-            ))
+            compile_error(format!("it does not implement {} as its manifest says: {e:#}", manifest.contract))
         })?;
         Ok(LoadedConnector {
             manifest,

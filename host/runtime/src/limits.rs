@@ -30,6 +30,9 @@ pub enum LimitHit {
     PageBytes { size: u64, limit: u64 },
     /// The source's `Retry-After` asked for a longer pause than the gate honours.
     RetryAfter { requested: f64, limit: Duration },
+    /// A bound of the converter on a page or a schema (rows, cells, decompressed bytes,
+    /// schema width or depth): `limit` is the name of the `weir_convert::Limits` field.
+    Convert { limit: &'static str, max: usize, what: String },
 }
 
 impl std::fmt::Display for LimitHit {
@@ -58,6 +61,9 @@ impl std::fmt::Display for LimitHit {
                  the source is refusing requests: try again later",
                 limit.as_secs()
             ),
+            LimitHit::Convert { limit, max, what } => {
+                write!(f, "too many {what}: the bound `{limit}` is {max}")
+            }
             LimitHit::PageBytes { size, limit } => write!(
                 f,
                 "page of {} MiB exceeds the page limit of {} MiB; lower the page size or raise limits.page_mib",
@@ -77,6 +83,44 @@ pub const MAX_TABLES: usize = 64;
 pub const MAX_INSTANCES: usize = 64;
 /// Elements all of an instance's tables may hold; function references, far beyond any connector.
 pub const MAX_TABLE_ELEMENTS: u64 = 1_000_000;
+
+/// Checks, before compiling, what a component's core modules define at any depth: at most
+/// [`MAX_MEMORIES`] linear memories, [`MAX_TABLES`] tables and [`MAX_INSTANCES`] core
+/// instantiations. A component made of many modules is refused here with the rule it breaks;
+/// one that instantiates a module many times is stopped when it is instantiated, by
+/// [`MemoryLimit`] (the total of its memories) and wasmtime's counts.
+pub fn check_shape(component: &[u8]) -> Result<(), String> {
+    let (mut memories, mut tables, mut instances) = (0u64, 0u64, 0u64);
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        match payload.map_err(|e| format!("it is not valid WebAssembly: {e}"))? {
+            wasmparser::Payload::MemorySection(r) => memories += u64::from(r.count()),
+            wasmparser::Payload::TableSection(r) => tables += u64::from(r.count()),
+            wasmparser::Payload::InstanceSection(r) => {
+                for instance in r {
+                    let instance = instance.map_err(|e| format!("it is not valid WebAssembly: {e}"))?;
+                    if matches!(instance, wasmparser::Instance::Instantiate { .. }) {
+                        instances += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (what, count, max) in [
+        ("linear memories", memories, MAX_MEMORIES),
+        ("tables", tables, MAX_TABLES),
+        ("core module instantiations", instances, MAX_INSTANCES),
+    ] {
+        if count > max as u64 {
+            return Err(format!(
+                "its core modules define {count} {what}; a connector may have at most {max} \
+                 (the sandbox bounds memories, tables and instances per instance, so that many \
+                 small modules cannot add up past limits.memory_mib)"
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// The memory limit of one instance: the total of all its linear memories, not each one.
 pub struct MemoryLimit {
@@ -225,7 +269,9 @@ mod tests {
         // A second memory of 40 MiB is within 64 MiB on its own, but not with the first.
         let err = limit.memory_growing(0, 40 << 20, None).unwrap_err().to_string();
         assert!(err.contains("64 MiB"), "{err}");
-        assert!(matches!(limit.hit, Some(LimitHit::Memory { requested_bytes, .. }) if requested_bytes == 80 << 20));
+        assert!(
+            matches!(limit.hit, Some(LimitHit::Memory { requested_bytes, .. }) if requested_bytes == 80 << 20)
+        );
         assert!(limit.memory_growing(40 << 20, 60 << 20, None).is_ok());
     }
 

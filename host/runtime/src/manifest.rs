@@ -222,10 +222,7 @@ impl Manifest {
             || self.name.len() > 64
             || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return invalid(format!(
-                "name {:?} must be 1 to 64 ASCII letters, digits, - or _",
-                self.name
-            ));
+            return invalid(format!("name {:?} must be 1 to 64 ASCII letters, digits, - or _", self.name));
         }
         for capability in &self.capabilities {
             if self.contract < capability.since() {
@@ -273,7 +270,7 @@ impl Manifest {
                 bound.extend(captures);
             }
             check("rate limit key", &limit.key, &bound)?;
-            in_range(&format!("rate limit {:?} per_second", limit.key), limit.per_second, 0.001, 100_000.0)?;
+            limit.validate()?;
         }
         self.retry.validate()?;
         self.limits.validate()?;
@@ -307,7 +304,9 @@ fn whole_in_range(what: &str, value: u64, min: u64, max: u64) -> Result<(), Mani
     if (min..=max).contains(&value) {
         Ok(())
     } else {
-        Err(ManifestError::Invalid(format!("{what} is {value}; it must be a whole number from {min} to {max}")))
+        Err(ManifestError::Invalid(format!(
+            "{what} is {value}; it must be a whole number from {min} to {max}"
+        )))
     }
 }
 
@@ -329,6 +328,13 @@ impl Limits {
     /// The bounds of every read, from these limits.
     pub fn read_bounds(&self) -> crate::read::ReadBounds {
         crate::read::ReadBounds { empty_pages: self.read_empty_pages, calls: self.read_calls, duration: None }
+    }
+}
+
+impl RateLimit {
+    /// Checks the rate against a sane range.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        in_range(&format!("rate limit {:?} per_second", self.key), self.per_second, 0.001, 100_000.0)
     }
 }
 
@@ -380,8 +386,12 @@ value = "Bearer {token}"
         assert!(err.contains("{nope}"), "{err}");
         let bad_contract = MINIMAL.replace("@0.1.0", "@9.0.0");
         let err = Manifest::parse(bad_contract.as_bytes()).unwrap_err().to_string();
-        assert!(err.contains("not served") && err.contains("lakeflow:connect@0.1.0, lakeflow:connect@0.2.0"), "{err}");
-        let early = MINIMAL.replace("version = \"0.1.0\"", "version = \"0.1.0\"\ncapabilities = [\"partitions\"]");
+        assert!(
+            err.contains("not served") && err.contains("lakeflow:connect@0.1.0, lakeflow:connect@0.2.0"),
+            "{err}"
+        );
+        let early =
+            MINIMAL.replace("version = \"0.1.0\"", "version = \"0.1.0\"\ncapabilities = [\"partitions\"]");
         let err = Manifest::parse(early.as_bytes()).unwrap_err().to_string();
         assert!(err.contains("partitions") && err.contains("0.2.0"), "{err}");
         let secret_origin =

@@ -22,17 +22,20 @@ use tokio::time::Instant;
 /// How much wider than the nominal interval requests are spaced.
 pub const MARGIN: f64 = 1.04;
 
-/// Every budget of the process, by rendered key.
+/// Every budget of the process, by rendered key and rate.
 #[derive(Default)]
 pub struct RateLimiters {
-    budgets: Mutex<HashMap<String, Arc<Budget>>>,
+    budgets: Mutex<HashMap<(String, u64), Arc<Budget>>>,
 }
 
 impl RateLimiters {
-    /// The budget for `key`, created on first use with `per_second`.
+    /// The budget for `key` at `per_second`, created on first use. The rate is part of the
+    /// identity: a connection given a share of the budgets (`Connection::rate_share`) paces with
+    /// the sessions of the same share, not with full-rate ones.
     pub fn budget(&self, key: &str, per_second: f64) -> Arc<Budget> {
         let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
-        budgets.entry(key.to_string()).or_insert_with(|| Arc::new(Budget::new(per_second))).clone()
+        let id = (key.to_string(), per_second.to_bits());
+        budgets.entry(id).or_insert_with(|| Arc::new(Budget::new(per_second))).clone()
     }
 }
 
@@ -206,7 +209,8 @@ impl Rule {
         };
         if rule.patterns.is_empty() {
             // Rendered now, so that a key naming a missing parameter fails the connection.
-            crate::template::render(&rule.key, &rule.values).map_err(|e| format!("rate limit {:?}: {e}", limit.key))?;
+            crate::template::render(&rule.key, &rule.values)
+                .map_err(|e| format!("rate limit {:?}: {e}", limit.key))?;
         }
         Ok(rule)
     }
@@ -266,6 +270,10 @@ mod tests {
         let b = limiters.budget("base:app1", 5.0);
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &limiters.budget("base:app2", 5.0)));
+        // A share of the budget is a budget of its own, spaced by its own rate.
+        let half = limiters.budget("base:app1", 2.5);
+        assert!(!Arc::ptr_eq(&a, &half));
+        assert!((half.interval().as_secs_f64() - 2.0 * a.interval().as_secs_f64()).abs() < 1e-6);
     }
 
     #[test]
@@ -287,7 +295,10 @@ mod tests {
         assert!(PathPattern::parse("v0/{a}").is_err());
         assert!(PathPattern::parse("/*/x").is_err());
         assert!(PathPattern::parse("/a{b}").is_err());
-        assert_eq!(PathPattern::parse("/x/{a}/*").unwrap().matches("/x/1"), Some([("a".to_string(), "1".to_string())].into()));
+        assert_eq!(
+            PathPattern::parse("/x/{a}/*").unwrap().matches("/x/1"),
+            Some([("a".to_string(), "1".to_string())].into())
+        );
         assert_eq!(PathPattern::parse("/x/{a}").unwrap().matches("/x/1/2"), None);
     }
 }

@@ -98,13 +98,14 @@ impl<'s> Pages<'s> {
         schema: SchemaRef,
     ) -> Pages<'s> {
         let bounds = session.connection().limits.read_bounds();
+        let converter = session.converter(schema);
         Pages {
             session,
             table: table.to_string(),
             table_options: table_options.to_vec(),
             stream,
             offset: start,
-            converter: Converter::new(schema),
+            converter,
             bounds,
             calls: 0,
             empty_in_a_row: 0,
@@ -163,7 +164,9 @@ impl<'s> Pages<'s> {
         let page = match &self.stream {
             Stream::Table => self.session.read_table(table, options, start, &mut self.converter),
             Stream::Deletes => self.session.read_deletes(table, options, start, &mut self.converter),
-            Stream::Partition(p) => self.session.read_partition(table, options, p, start, &mut self.converter),
+            Stream::Partition(p) => {
+                self.session.read_partition(table, options, p, start, &mut self.converter)
+            }
         }?;
         if page.rows == 0 && !page.done {
             self.empty_in_a_row += 1;

@@ -16,8 +16,9 @@ use crate::template;
 /// What replaces a secret value.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// Secrets shorter than this are redacted as they are, but not in their encodings: an
-/// encoding of a very short value matches too much unrelated text.
+/// Secrets shorter than this are redacted as they are written (case-sensitively), but not in
+/// their encodings, and a page that holds one is not refused: a very short value matches too
+/// much unrelated text. Real credentials are far longer.
 pub const MIN_ENCODED_SECRET: usize = 8;
 
 /// Replaces every secret value, and its common encodings, in text and bytes.
@@ -32,15 +33,15 @@ pub const MIN_ENCODED_SECRET: usize = 8;
 pub struct Redactor {
     folded: Option<AhoCorasick>,
     exact: Option<AhoCorasick>,
+    /// Secrets shorter than [`MIN_ENCODED_SECRET`], as written.
+    short: Option<AhoCorasick>,
 }
 
-/// The forms of one secret: (case-insensitive, case-sensitive).
+/// The forms of one secret of at least [`MIN_ENCODED_SECRET`] bytes: (case-insensitive,
+/// case-sensitive).
 fn forms(secret: &str) -> (Vec<String>, Vec<String>) {
     let mut folded = vec![secret.to_string()];
     let mut exact = Vec::new();
-    if secret.len() < MIN_ENCODED_SECRET {
-        return (folded, exact);
-    }
     let bytes = secret.as_bytes();
     folded.push(url::form_urlencoded::byte_serialize(bytes).collect());
     folded.push(
@@ -57,7 +58,10 @@ fn forms(secret: &str) -> (Vec<String>, Vec<String>) {
     );
     // A source may escape more than it must: every byte but letters and digits, or every byte.
     folded.push(
-        bytes.iter().map(|b| if b.is_ascii_alphanumeric() { (*b as char).to_string() } else { format!("%{b:02X}") }).collect(),
+        bytes
+            .iter()
+            .map(|b| if b.is_ascii_alphanumeric() { (*b as char).to_string() } else { format!("%{b:02X}") })
+            .collect(),
     );
     folded.push(bytes.iter().map(|b| format!("%{b:02X}")).collect());
     folded.push(hex::encode(bytes));
@@ -100,17 +104,26 @@ fn automaton(needles: &[String], case_insensitive: bool) -> Option<AhoCorasick> 
 impl Redactor {
     /// A redactor for the connection's secrets.
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Redactor {
-        let (mut folded, mut exact) = (Vec::new(), Vec::new());
+        let (mut folded, mut exact, mut short) = (Vec::new(), Vec::new(), Vec::new());
         for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+            if secret.len() < MIN_ENCODED_SECRET {
+                short.push(secret.to_string());
+                continue;
+            }
             let (f, e) = forms(secret);
             folded.extend(f);
             exact.extend(e);
         }
-        Redactor { folded: automaton(&folded, true), exact: automaton(&exact, false) }
+        Redactor {
+            folded: automaton(&folded, true),
+            exact: automaton(&exact, false),
+            short: automaton(&short, false),
+        }
     }
 
+    /// What redaction replaces: every form of the long secrets, and the short ones as written.
     fn automata(&self) -> impl Iterator<Item = &AhoCorasick> {
-        self.folded.iter().chain(self.exact.iter())
+        self.folded.iter().chain(self.exact.iter()).chain(self.short.iter())
     }
 
     /// The text with secrets replaced by [`REDACTED`].
@@ -135,9 +148,10 @@ impl Redactor {
         out
     }
 
-    /// Whether the bytes hold a secret or one of its encodings.
+    /// Whether the bytes hold a secret (of at least [`MIN_ENCODED_SECRET`] bytes) or one of its
+    /// encodings.
     pub fn finds_secret(&self, bytes: &[u8]) -> bool {
-        self.automata().any(|ac| ac.is_match(bytes))
+        self.folded.iter().chain(self.exact.iter()).any(|ac| ac.is_match(bytes))
     }
 }
 
@@ -219,5 +233,9 @@ mod tests {
             assert!(!r.redact(&text).contains(&carrier), "{carrier} survived redaction");
         }
         assert!(!r.finds_secret(b"an ordinary page with patWeirSim but no token"));
+        // A one-letter secret is redacted as written, and pages are not refused for it.
+        let short = Redactor::new(["t"]);
+        assert_eq!(short.redact("a t T"), "a [REDACTED] T");
+        assert!(!short.finds_secret(b"text"));
     }
 }

@@ -23,8 +23,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::bindings::{Call, Instance, Pre};
 use crate::connection::Connection;
 use crate::contract::{
-    Capability, ContractVersion, HttpError, HttpRequest, HttpResponse, LogLevel, Page, Rows,
-    TableMetadata,
+    Capability, ContractVersion, HttpError, HttpRequest, HttpResponse, LogLevel, Page, Rows, TableMetadata,
 };
 use crate::http::{GateCounts, HttpGate};
 use crate::limits::{CallClock, LimitHit, MemoryLimit};
@@ -274,13 +273,13 @@ impl Session {
             Err(_) => Err(ErrorKind::Limit(LimitHit::WallClock { limit: wall })),
         }
     }
-
 }
 
 /// What ended a call that trapped: a limit recorded when it was hit, or the guest's trap.
 fn trap(e: wasmtime::Error, state: &State, redactor: &Redactor) -> ErrorKind {
     {
-        let hit = state.memory.hit.clone().or_else(|| state.clock.hit.clone()).or_else(|| state.host_hit.clone());
+        let hit =
+            state.memory.hit.clone().or_else(|| state.clock.hit.clone()).or_else(|| state.host_hit.clone());
         if let Some(hit) = hit {
             return ErrorKind::Limit(hit);
         }
@@ -354,7 +353,12 @@ impl Session {
     }
 
     /// Refuses a call that the component's contract or manifest does not offer.
-    fn require(&self, capability: Capability, call: &'static str, table: Option<&str>) -> Result<(), CallError> {
+    fn require(
+        &self,
+        capability: Capability,
+        call: &'static str,
+        table: Option<&str>,
+    ) -> Result<(), CallError> {
         if self.supports(capability) {
             return Ok(());
         }
@@ -422,8 +426,14 @@ impl Session {
     }
 
     /// The table's Spark JSON schema string.
-    pub fn table_schema(&mut self, table: &str, table_options: &[(String, String)]) -> Result<String, CallError> {
-        self.call("table-schema", Some(table), async |i, s, o| i.table_schema(s, o, table, &table_options.to_vec()).await)
+    pub fn table_schema(
+        &mut self,
+        table: &str,
+        table_options: &[(String, String)],
+    ) -> Result<String, CallError> {
+        self.call("table-schema", Some(table), async |i, s, o| {
+            i.table_schema(s, o, table, &table_options.to_vec()).await
+        })
     }
 
     /// The table's schema as Arrow, converted from the Spark JSON schema.
@@ -433,9 +443,32 @@ impl Session {
         table_options: &[(String, String)],
     ) -> Result<SchemaRef, CallError> {
         let json = self.table_schema(table, table_options)?;
-        weir_convert::arrow_schema(&json)
+        weir_convert::arrow_schema_with_limits(&json, &self.converter_limits())
             .map(Arc::new)
-            .map_err(|e| self.host_error("table-schema", table, e.to_string()))
+            .map_err(|e| self.convert_error("table-schema", table, e))
+    }
+
+    /// The bounds every page and schema of this connection is converted under.
+    pub fn converter_limits(&self) -> weir_convert::Limits {
+        weir_convert::Limits::for_page((self.connection.limits.page_mib << 20) as usize)
+    }
+
+    /// A converter for `schema` under this connection's bounds.
+    pub fn converter(&self, schema: SchemaRef) -> weir_convert::Converter {
+        weir_convert::Converter::with_limits(schema, self.converter_limits())
+    }
+
+    /// A conversion failure as the call's error: a bound hit, or output the host cannot use.
+    fn convert_error(&self, call: &'static str, table: &str, e: weir_convert::ConvertError) -> CallError {
+        match e {
+            weir_convert::ConvertError::LimitExceeded { limit, max, what } => CallError {
+                connector: self.connector.manifest.name.clone(),
+                call,
+                table: Some(table.to_string()),
+                kind: ErrorKind::Limit(LimitHit::Convert { limit, max, what }),
+            },
+            other => self.host_error(call, table, self.redactor.redact(&other.to_string()).into_owned()),
+        }
     }
 
     /// Upstream `read_table_metadata`.
@@ -518,7 +551,11 @@ impl Session {
             i.latest_offset(s, o, table, &table_options.to_vec(), start_offset).await
         })?;
         if !crate::read::is_offset(&offset) {
-            return Err(self.host_error("latest-offset", table, format!("offset {offset:?} is not a JSON object")));
+            return Err(self.host_error(
+                "latest-offset",
+                table,
+                format!("offset {offset:?} is not a JSON object"),
+            ));
         }
         Ok(offset)
     }
@@ -577,8 +614,7 @@ impl Session {
             Rows::JsonLines(text) => converter.json_lines(text.as_bytes()).map(|b| vec![b]),
             Rows::ArrowIpc(bytes) => converter.arrow_ipc(bytes),
         };
-        let batches = batches
-            .map_err(|e| self.host_error(call, table, self.redactor.redact(&e.to_string()).into_owned()))?;
+        let batches = batches.map_err(|e| self.convert_error(call, table, e))?;
         if page.end_offset.len() > MAX_OFFSET_BYTES {
             return Err(self.host_error(
                 call,
@@ -601,7 +637,10 @@ impl Session {
             return Err(self.host_error(
                 call,
                 table,
-                format!("{} counters in one page; a page may carry at most {MAX_PAGE_COUNTERS}", page.counters.len()),
+                format!(
+                    "{} counters in one page; a page may carry at most {MAX_PAGE_COUNTERS}",
+                    page.counters.len()
+                ),
             ));
         }
         // The guest never holds a secret, but a source can echo one back in some encoding that

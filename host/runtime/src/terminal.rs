@@ -44,7 +44,10 @@ mod tests {
 
     #[test]
     fn escapes_what_could_forge_or_hide_a_line() {
-        assert_eq!(escape("a\nINFO weir::http: fake\r\x1b[2J\tb"), "a\\nINFO weir::http: fake\\r\\u{1b}[2J\tb");
+        assert_eq!(
+            escape("a\nINFO weir::http: fake\r\x1b[2J\tb"),
+            "a\\nINFO weir::http: fake\\r\\u{1b}[2J\tb"
+        );
         assert_eq!(escape("x\u{202E}gnp.exe\u{2028}y"), "x\\u{202e}gnp.exe\\u{2028}y");
         assert_eq!(escape("\x1b]0;owned\x07"), "\\u{1b}]0;owned\\u{7}");
         assert!(matches!(escape("plain ünïcode 🚀"), std::borrow::Cow::Borrowed("plain ünïcode 🚀")));

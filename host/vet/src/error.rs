@@ -32,6 +32,11 @@ pub enum Error {
     Sign { what: String, source: SignatureError },
     #[error("cannot {what}: {source}")]
     Io { what: String, source: std::io::Error },
+    #[error(
+        "connector {reference:?} is neither a bundled connector ({bundled}), an installed one \
+         (`weir connector list`), nor a path to a .wasm file"
+    )]
+    UnknownConnector { reference: String, bundled: String },
 }
 
 /// A deliberate refusal. Nothing was written when one is returned.
@@ -89,7 +94,7 @@ pub enum Refusal {
 }
 
 /// Said after an unsigned or unknown-signer refusal where `--allow-unsigned` applies.
-pub(crate) const ALLOW_UNSIGNED_HINT: &str = ", or accept it unsigned with `--allow-unsigned`";
+pub(crate) const ALLOW_UNSIGNED_HINT: &str = ", or accept it unsigned (`--allow-unsigned`, `allow_unsigned = true` in connections.toml, or the Spark option `allow_unsigned`)";
 
 impl Refusal {
     /// Turns a verification failure into the refusal a user reads. `unsigned_hint` says how to

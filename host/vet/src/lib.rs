@@ -11,6 +11,8 @@
 //! - [`oci`]: pulling and pushing components as Wasm OCI artifacts, pinned by digest.
 //! - [`commands`]: one function per `weir key|sign|verify|trust|connector` command, each
 //!   returning a result that prints as text (`Display`) or JSON (`Serialize`).
+//! - [`component`]: the component a connection names (a path, an installed version, or a
+//!   bundled connector), checked before anything compiles it; every front end loads through it.
 //!
 //! Every refusal is a typed [`Refusal`] whose message names the command that would allow it,
 //! and changes nothing on disk.
@@ -36,6 +38,7 @@ use cap_std::fs::Dir;
 
 mod atomic;
 pub mod commands;
+pub mod component;
 pub mod diff;
 mod error;
 pub mod keys;

@@ -27,6 +27,13 @@ impl Registry {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/usr/bin/docker-registry"));
         if !binary.exists() {
+            // CI installs the registry: there, a missing one is a failure, not a skip.
+            assert!(
+                std::env::var_os("WEIR_REQUIRE_REGISTRY").is_none(),
+                "WEIR_REQUIRE_REGISTRY is set but there is no OCI registry binary at {}; \
+                 install it with `apt-get install -y docker-registry`",
+                binary.display()
+            );
             eprintln!(
                 "\n!!!!!!!!\n!!! SKIPPED: no OCI registry binary at {}; the OCI push/pull tests checked NOTHING.\n\
                  !!! Install it with `apt-get install -y docker-registry` (or set WEIR_DOCKER_REGISTRY).\n!!!!!!!!\n",

@@ -65,7 +65,11 @@ thread_local! {
 }
 
 /// A client for the base that `namespace` (or the connection's `base_id`) names.
-fn client<'h>(host: &'h dyn Host, options: &Options, namespace: &[String]) -> Result<Client<'h>, ConnectorError> {
+fn client<'h>(
+    host: &'h dyn Host,
+    options: &Options,
+    namespace: &[String],
+) -> Result<Client<'h>, ConnectorError> {
     let connection = Connection::parse(options)?;
     let base_id = connection.base(namespace)?;
     Ok(Client { host, base_url: connection.base_url, base_id })

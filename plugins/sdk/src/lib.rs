@@ -177,7 +177,10 @@ pub enum ConnectorError {
     InvalidOptions(String),
     Auth(String),
     RateLimited(String),
-    Source { status: u16, message: String },
+    Source {
+        status: u16,
+        message: String,
+    },
     Internal(String),
     /// The start offset cannot be resumed by this connector (another version wrote it); the
     /// host restarts the table from the beginning. Contract 0.2; a 0.1 component reports it as
@@ -186,7 +189,10 @@ pub enum ConnectorError {
     /// `read_deletes` cannot say what was deleted since its start offset; the host re-reads the
     /// whole table and removes the keys it no longer sees, then continues deletes from
     /// `resume_offset`. Contract 0.2; a 0.1 component reports it as an internal error.
-    ContinuityLost { reason: String, resume_offset: String },
+    ContinuityLost {
+        reason: String,
+        resume_offset: String,
+    },
 }
 
 impl std::fmt::Display for ConnectorError {

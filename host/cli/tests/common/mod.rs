@@ -11,6 +11,7 @@ use std::process::Output;
 use serde_json::Value;
 use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim};
 
+#[allow(unused_imports)]
 pub use weir_tests::delta_reader::read_delta;
 
 /// Writes `sim-token` and a `connections.toml` whose connection `airtable` points at `sim`.

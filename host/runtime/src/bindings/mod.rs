@@ -28,7 +28,8 @@ macro_rules! conversions {
                 &mut self,
                 r: http::Request,
             ) -> wasmtime::Result<Result<http::Response, http::HttpError>> {
-                let request = c::HttpRequest { method: r.method, url: r.url, headers: r.headers, body: r.body };
+                let request =
+                    c::HttpRequest { method: r.method, url: r.url, headers: r.headers, body: r.body };
                 Ok(match self.http_send(request).await? {
                     Ok(r) => Ok(http::Response { status: r.status, headers: r.headers, body: r.body }),
                     Err(e) => Err(match e {
@@ -170,7 +171,13 @@ impl Instance {
         on_any!(self, b, m => Ok(b.lakeflow_connect_source().call_list_tables(s, o).await?.map_err(m::error)))
     }
 
-    pub(crate) async fn table_schema(&self, s: &mut Store<State>, o: &Opts, table: &str, t: &Opts) -> Call<String> {
+    pub(crate) async fn table_schema(
+        &self,
+        s: &mut Store<State>,
+        o: &Opts,
+        table: &str,
+        t: &Opts,
+    ) -> Call<String> {
         on_any!(self, b, m => Ok(b.lakeflow_connect_source().call_table_schema(s, o, table, t).await?.map_err(m::error)))
     }
 
@@ -218,7 +225,12 @@ impl Instance {
             .map_err(m::error)))
     }
 
-    pub(crate) async fn list_namespaces(&self, s: &mut Store<State>, o: &Opts, prefix: &Vec<String>) -> Call<Vec<Vec<String>>> {
+    pub(crate) async fn list_namespaces(
+        &self,
+        s: &mut Store<State>,
+        o: &Opts,
+        prefix: &Vec<String>,
+    ) -> Call<Vec<Vec<String>>> {
         on_v0_2!(self, b => Ok(b
             .lakeflow_connect_source()
             .call_list_namespaces(s, o, prefix).await?
@@ -237,7 +249,13 @@ impl Instance {
             .map_err(since_v0_2_0::error)))
     }
 
-    pub(crate) async fn list_partitions(&self, s: &mut Store<State>, o: &Opts, table: &str, t: &Opts) -> Call<Vec<String>> {
+    pub(crate) async fn list_partitions(
+        &self,
+        s: &mut Store<State>,
+        o: &Opts,
+        table: &str,
+        t: &Opts,
+    ) -> Call<Vec<String>> {
         on_v0_2!(self, b => Ok(b
             .lakeflow_connect_source()
             .call_list_partitions(s, o, table, t).await?

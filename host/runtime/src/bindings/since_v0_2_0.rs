@@ -20,6 +20,8 @@ pub(crate) fn error(e: types::ConnectorError) -> c::ConnectorError {
         E::Source(s) => c::ConnectorError::Source { status: s.status, message: s.message },
         E::Internal(m) => c::ConnectorError::Internal(m),
         E::UnsupportedOffset(m) => c::ConnectorError::UnsupportedOffset(m),
-        E::ContinuityLost(l) => c::ConnectorError::ContinuityLost { reason: l.reason, resume_offset: l.resume_offset },
+        E::ContinuityLost(l) => {
+            c::ConnectorError::ContinuityLost { reason: l.reason, resume_offset: l.resume_offset }
+        }
     }
 }

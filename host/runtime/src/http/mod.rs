@@ -18,7 +18,7 @@ use rand::Rng;
 use crate::connection::Connection;
 use crate::contract::{HttpError, HttpRequest as Request, HttpResponse as Response};
 use crate::limits::LimitHit;
-use crate::manifest::{Manifest, Retry};
+use crate::manifest::{Manifest, RateLimit, Retry};
 use crate::ratelimit::{RateLimiters, Rule};
 use crate::secrets::{Injection, Redactor};
 use crate::template;
@@ -97,8 +97,8 @@ impl HttpGate {
         let fail = |what: String| GateError(what);
         let mut allowed = Vec::new();
         for t in &manifest.network.allow {
-            let rendered =
-                template::render(t, &connection.options).map_err(|e| fail(format!("network origin {t:?}: {e}")))?;
+            let rendered = template::render(t, &connection.options)
+                .map_err(|e| fail(format!("network origin {t:?}: {e}")))?;
             allowed.push(Origin::parse(&rendered).map_err(|e| fail(format!("network origin {t:?}: {e}")))?);
         }
         let mut values = connection.options.clone();
@@ -106,10 +106,17 @@ impl HttpGate {
             // Secrets only ever appear in budget keys as a digest.
             values.insert(k.clone(), sha256_hex(v.as_bytes())[..16].to_string());
         }
-        let rules = manifest
+        if !(connection.rate_share > 0.0 && connection.rate_share <= 1.0) {
+            return Err(fail(format!("rate share {} is not in (0, 1]", connection.rate_share)));
+        }
+        let rules = connection
             .rate_limits
             .iter()
-            .map(|limit| Rule::new(&manifest.name, limit, &values).map_err(fail))
+            .map(|limit| {
+                let shared =
+                    RateLimit { per_second: limit.per_second * connection.rate_share, ..limit.clone() };
+                Rule::new(&manifest.name, &shared, &values).map_err(fail)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let timeout = Duration::from_secs_f64(connection.limits.http_timeout_seconds);
         let client = reqwest::Client::builder()
@@ -227,10 +234,11 @@ impl HttpGate {
                 Ok(origin) => origin,
                 Err(e) => return Ok(Err(e)),
             };
-            let response = match self.send_with_retries(&method, &url, &origin, &headers, body.as_deref()).await? {
-                Ok(response) => response,
-                Err(e) => return Ok(Err(e)),
-            };
+            let response =
+                match self.send_with_retries(&method, &url, &origin, &headers, body.as_deref()).await? {
+                    Ok(response) => response,
+                    Err(e) => return Ok(Err(e)),
+                };
             let location = match response.status {
                 301 | 302 | 303 | 307 | 308 => response.headers.iter().find(|(k, _)| k == "location"),
                 _ => None,
@@ -238,7 +246,9 @@ impl HttpGate {
             let Some((_, location)) = location else { return Ok(Ok(response)) };
             let next = match url.join(location) {
                 Ok(next) => next,
-                Err(e) => return Ok(Err(HttpError::Denied(format!("redirect to an unparseable location: {e}")))),
+                Err(e) => {
+                    return Ok(Err(HttpError::Denied(format!("redirect to an unparseable location: {e}"))));
+                }
             };
             if let Err(HttpError::Denied(reason)) = self.check(&next) {
                 return Ok(Err(HttpError::Denied(format!("redirect leaves the allowed origins: {reason}"))));
@@ -262,7 +272,8 @@ impl HttpGate {
         headers: &reqwest::header::HeaderMap,
         body: Option<&[u8]>,
     ) -> Result<Result<Response, HttpError>, LimitHit> {
-        let budgets: Vec<_> = self.rules.iter().filter_map(|r| r.budget(&self.limiters, url.path())).collect();
+        let budgets: Vec<_> =
+            self.rules.iter().filter_map(|r| r.budget(&self.limiters, url.path())).collect();
         let mut attempt = 1;
         loop {
             for b in &budgets {

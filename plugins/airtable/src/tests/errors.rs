@@ -35,7 +35,10 @@ fn bases_are_namespaces_when_the_connection_names_none() {
     host.route(
         "https://api.airtable.com/v0/meta/bases",
         &[("offset", None)],
-        json(200, r#"{"bases":[{"id":"appLaunch0000001","name":"Launch","permissionLevel":"read"}],"offset":"p2"}"#),
+        json(
+            200,
+            r#"{"bases":[{"id":"appLaunch0000001","name":"Launch","permissionLevel":"read"}],"offset":"p2"}"#,
+        ),
     );
     host.route(
         "https://api.airtable.com/v0/meta/bases",

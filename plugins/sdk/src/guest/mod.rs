@@ -9,7 +9,9 @@ compile_error!(
     "weir-connector-sdk: enable only one of the features v0_1 and v0_2 (build connectors of different contracts in separate cargo invocations)"
 );
 #[cfg(not(any(feature = "v0_1", feature = "v0_2")))]
-compile_error!("weir-connector-sdk: enable the feature of the contract the connector exports, v0_2 (latest) or v0_1");
+compile_error!(
+    "weir-connector-sdk: enable the feature of the contract the connector exports, v0_2 (latest) or v0_1"
+);
 
 /// Module-level items every version shares: the host imports, option and page conversions.
 /// Expects `bindings`, `wit_http`, `wit_log` and `wit_types` in scope.
@@ -114,7 +116,9 @@ macro_rules! source_functions {
             t: Vec<(String, String)>,
             start: Option<String>,
         ) -> Result<wit_types::Page, wit_types::ConnectorError> {
-            C::read_table(&WitHost, &options(o), &table, &options(t), start.as_deref()).map(page).map_err(error)
+            C::read_table(&WitHost, &options(o), &table, &options(t), start.as_deref())
+                .map(page)
+                .map_err(error)
         }
 
         fn read_deletes(

@@ -262,6 +262,8 @@ fn observe(host: &dyn Host, options: &Options) -> Result<Vec<String>, ConnectorE
             host.log(Level::Error, &format!("echo: {answer}"));
             vec!["logged".into()]
         }
+        // Attacks on what the host does with the schema or metadata: the rows are ordinary.
+        "many_keys" | "deep_schema" => vec!["ok".into()],
         "panic" => panic!("hostile connector panicked on purpose"),
         "sleep" => {
             std::thread::sleep(std::time::Duration::from_secs(3600));
@@ -306,7 +308,10 @@ fn wide_schema(n: usize) -> String {
     let fields: Vec<String> = (0..n)
         .map(|i| format!(r#"{{"name":"c{i}","type":"string","nullable":true,"metadata":{{}}}}"#))
         .collect();
-    format!(r#"{{"type":"struct","fields":[{{"name":"id","type":"string","nullable":true,"metadata":{{}}}},{}]}}"#, fields.join(","))
+    format!(
+        r#"{{"type":"struct","fields":[{{"name":"id","type":"string","nullable":true,"metadata":{{}}}},{}]}}"#,
+        fields.join(",")
+    )
 }
 
 /// A schema whose one column is an array nested `depth` deep.
@@ -315,11 +320,13 @@ fn deep_schema(depth: usize) -> String {
     for _ in 0..depth {
         ty = format!(r#"{{"type":"array","elementType":{ty},"containsNull":true}}"#);
     }
-    format!(r#"{{"type":"struct","fields":[{{"name":"id","type":"string","nullable":true,"metadata":{{}}}},{{"name":"deep","type":{ty},"nullable":true,"metadata":{{}}}}]}}"#)
+    format!(
+        r#"{{"type":"struct","fields":[{{"name":"id","type":"string","nullable":true,"metadata":{{}}}},{{"name":"deep","type":{ty},"nullable":true,"metadata":{{}}}}]}}"#
+    )
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
@@ -364,12 +371,14 @@ fn paging_attack(
                 .collect();
             page(Rows::JsonLines(lines), next, false, Vec::new())
         }
-        "ipc_page" => {
+        "ipc_page" if start_offset.is_none() => {
             let bytes = hex_decode(options.get("target").map_or("", String::as_str))
                 .ok_or_else(|| ConnectorError::InvalidOptions("target must be hex".into()))?;
             page(Rows::ArrowIpc(bytes), r#"{"done":true}"#.into(), true, Vec::new())
         }
-        "cells_bomb" => page(Rows::JsonLines("{}\n".repeat(200_000)), r#"{"done":true}"#.into(), true, Vec::new()),
+        "cells_bomb" if start_offset.is_none() => {
+            page(Rows::JsonLines("{}\n".repeat(200_000)), r#"{"done":true}"#.into(), true, Vec::new())
+        }
         "counter_flood" => {
             let counters = (0..150_000).map(|i| (format!("c{n}-{i}"), 1)).collect();
             page(rows(&["x".to_string()]), next, true, counters)
@@ -400,7 +409,12 @@ impl Connector for Hostile {
         Ok(vec!["t".into(), "wide".into()])
     }
 
-    fn table_schema(_: &dyn Host, options: &Options, table: &str, _: &Options) -> Result<String, ConnectorError> {
+    fn table_schema(
+        _: &dyn Host,
+        options: &Options,
+        table: &str,
+        _: &Options,
+    ) -> Result<String, ConnectorError> {
         match (table, attack(options)) {
             ("t", "cells_bomb") => Ok(wide_schema(target_number(options))),
             ("t", "deep_schema") => Ok(deep_schema(target_number(options))),
@@ -421,13 +435,16 @@ impl Connector for Hostile {
             _ => vec!["id".into()],
         };
         // Attacks that page for ever read as incremental tables, so a run commits as it goes.
-        let ingestion_type = match attack(options) {
-            "moving_offsets" | "never_checkpoint" | "counter_flood" | "counter_overflow" | "huge_offset"
-            | "many_keys" => weir_connector_sdk::IngestionType::Append,
-            _ => weir_connector_sdk::IngestionType::Snapshot,
+        let (ingestion_type, cursor_field) = match attack(options) {
+            "moving_offsets" | "never_checkpoint" | "counter_flood" | "counter_overflow" | "huge_offset" => {
+                (weir_connector_sdk::IngestionType::Append, None)
+            }
+            // Keys matter to a MERGE: upserted by them, sequenced by the value.
+            "many_keys" => (weir_connector_sdk::IngestionType::Cdc, Some("value".to_string())),
+            _ => (weir_connector_sdk::IngestionType::Snapshot, None),
         };
         match table {
-            "t" | "wide" => Ok(TableMetadata { primary_keys: keys, cursor_field: None, ingestion_type }),
+            "t" | "wide" => Ok(TableMetadata { primary_keys: keys, cursor_field, ingestion_type }),
             other => Err(ConnectorError::UnknownTable(other.into())),
         }
     }

@@ -179,7 +179,9 @@ impl Connector for Shards {
         let descriptor = parse(partition)?;
         let shard = field(&descriptor, "shard")?;
         if shard >= s.partitions {
-            return Err(ConnectorError::InvalidOptions(format!("partition {partition} is not one of this table's")));
+            return Err(ConnectorError::InvalidOptions(format!(
+                "partition {partition} is not one of this table's"
+            )));
         }
         // A stream partition covers `from..to`; a batch partition the whole shard.
         let from = descriptor.get("from").and_then(Value::as_u64).unwrap_or(0);
@@ -221,7 +223,9 @@ impl Connector for Shards {
         if to <= from {
             return Ok(Vec::new());
         }
-        Ok((0..s.partitions).map(|shard| json!({"shard": shard, "from": from, "to": to}).to_string()).collect())
+        Ok((0..s.partitions)
+            .map(|shard| json!({"shard": shard, "from": from, "to": to}).to_string())
+            .collect())
     }
 }
 
@@ -235,7 +239,10 @@ mod tests {
     struct NoHost;
 
     impl Host for NoHost {
-        fn send(&self, _: weir_connector_sdk::Request) -> Result<weir_connector_sdk::Response, weir_connector_sdk::HttpError> {
+        fn send(
+            &self,
+            _: weir_connector_sdk::Request,
+        ) -> Result<weir_connector_sdk::Response, weir_connector_sdk::HttpError> {
             Err(weir_connector_sdk::HttpError::Denied("no network".into()))
         }
         fn log(&self, _: weir_connector_sdk::Level, _: &str) {}
@@ -247,7 +254,9 @@ mod tests {
 
     fn ids(page: &Page) -> Vec<String> {
         let Rows::JsonLines(text) = &page.rows else { panic!("json lines") };
-        text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_string()).collect()
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+            .collect()
     }
 
     #[test]
@@ -258,7 +267,9 @@ mod tests {
         let mut start: Option<String> = None;
         let mut seen = Vec::new();
         loop {
-            let page = Shards::read_partition(&NoHost, &Options::new(), TABLE, &t, &partitions[2], start.as_deref()).unwrap();
+            let page =
+                Shards::read_partition(&NoHost, &Options::new(), TABLE, &t, &partitions[2], start.as_deref())
+                    .unwrap();
             if start.as_deref() == Some(page.end_offset.as_str()) {
                 break;
             }
@@ -268,7 +279,9 @@ mod tests {
         assert_eq!(seen, ["s2-0", "s2-1", "s2-2", "s2-3", "s2-4"]);
         // More rows later: the committed offset reads only the new ones.
         let grown = opts(&[("rows", "7"), ("page_rows", "2")]);
-        let page = Shards::read_partition(&NoHost, &Options::new(), TABLE, &grown, &partitions[2], start.as_deref()).unwrap();
+        let page =
+            Shards::read_partition(&NoHost, &Options::new(), TABLE, &grown, &partitions[2], start.as_deref())
+                .unwrap();
         assert_eq!(ids(&page), ["s2-5", "s2-6"]);
     }
 
@@ -291,8 +304,14 @@ mod tests {
         let first = Shards::read_table(&NoHost, &o, TABLE, &t, None).unwrap();
         let second = Shards::read_table(&NoHost, &o, TABLE, &t, Some(&first.end_offset)).unwrap();
         let end = Shards::read_table(&NoHost, &o, TABLE, &t, Some(&second.end_offset)).unwrap();
-        assert_eq!((ids(&first), ids(&second)), (vec!["s0-0".to_string(), "s0-1".into()], vec!["s1-0".to_string(), "s1-1".into()]));
+        assert_eq!(
+            (ids(&first), ids(&second)),
+            (vec!["s0-0".to_string(), "s0-1".into()], vec!["s1-0".to_string(), "s1-1".into()])
+        );
         assert_eq!(end.end_offset, second.end_offset);
-        assert!(matches!(Shards::read_table(&NoHost, &o, TABLE, &t, Some("{}")), Err(ConnectorError::UnsupportedOffset(_))));
+        assert!(matches!(
+            Shards::read_table(&NoHost, &o, TABLE, &t, Some("{}")),
+            Err(ConnectorError::UnsupportedOffset(_))
+        ));
     }
 }

@@ -1,0 +1,167 @@
+//! Chaos at scale: a 200,000-row ingest of three cdc tables and a snapshot table, with 10 % of
+//! the source's answers failing (5xx, reset connections, truncated bodies), and `weir run`
+//! SIGKILLed at [`KILLS`] random points. Each killed run resumes where the last commit left
+//! off, so the kill points walk through the whole ingest: start-up, reads, retries, commits.
+//! After a last run to the end, every table must equal the source (every record once, with
+//! its latest values), read back by the independent reader.
+//!
+//! The source's rate limit is off and the connection lifts the connector's pacing and
+//! shortens its backoff, so the test measures weir's recovery, not Airtable's limits.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{encode, sim_api, text};
+use serde_json::Value;
+use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Faults, Sim, SimConfig};
+use weir_tests::delta_reader::read_delta_columns;
+
+/// (source table, rows it is grown to): three cdc tables and a small snapshot table, 200,000
+/// rows in all.
+const TABLES: [(&str, usize); 4] = [
+    ("SKU Candidates", 120_000),
+    ("Launch Milestones", 40_000),
+    ("Compliance Records", 40_000),
+    ("Vendors", 0),
+];
+const KILLS: usize = 50;
+
+fn destination(table: &str) -> String {
+    table.to_lowercase().replace(' ', "_")
+}
+
+struct Env {
+    sim: Sim,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let faults = Faults { error_rate: 0.04, reset_rate: 0.03, truncate_rate: 0.03, ..Faults::default() };
+        let sim = Sim::start(SimConfig {
+            rate_limit: false,
+            grow: TABLES.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+            faults,
+            seed: 7,
+            ..SimConfig::default()
+        })
+        .expect("simulator starts");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("sim-token"), DEFAULT_TOKEN).unwrap();
+        std::fs::write(
+            dir.path().join("connections.toml"),
+            format!(
+                "[connections.airtable]\nconnector = \"airtable\"\nbase_id = \"{DEFAULT_BASE_ID}\"\nbase_url = \"{}\"\n\
+                 bearer_token = {{ file = \"sim-token\" }}\nallow_loopback = true\n\
+                 [connections.airtable.rate_limits]\n\"base:{{base}}\" = 2000\n\"token:{{bearer_token}}\" = 2000\n\
+                 [connections.airtable.retry]\nmax_attempts = 8\ninitial_backoff_ms = 5\nmax_backoff_ms = 50\n",
+                sim.base_url()
+            ),
+        )
+        .unwrap();
+        let mut spec = String::from("connection_name: airtable\nobjects:\n");
+        for (table, _) in TABLES {
+            spec.push_str(&format!(
+                "  - table:\n      source_table: {table}\n      table_configuration:\n        checkpoint_records: 5000\n"
+            ));
+        }
+        std::fs::write(dir.path().join("chaos.yaml"), spec).unwrap();
+        Env { sim, dir }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        cmd.current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .env("WEIR_CACHE_DIR", self.dir.path().join("cache"))
+            .args(["run", "chaos.yaml", "--warehouse", "warehouse", "--commit-rows", "5000", "--json"]);
+        cmd
+    }
+
+    fn warehouse(&self, table: &str) -> PathBuf {
+        self.dir.path().join("warehouse").join(destination(table))
+    }
+
+    /// Every record of a source table as the reader shows a row: id → last modified time.
+    fn source(&self, table: &str) -> BTreeMap<String, Value> {
+        let mut out = BTreeMap::new();
+        let mut offset: Option<String> = None;
+        self.sim.set_faults(Faults::default());
+        loop {
+            let mut path = format!("/v0/{DEFAULT_BASE_ID}/{}?pageSize=100", encode(table));
+            if let Some(o) = &offset {
+                path.push_str(&format!("&offset={}", encode(o)));
+            }
+            let (status, page) = sim_api(&self.sim, "GET", &path, None);
+            assert_eq!(status, 200, "{page}");
+            for r in page["records"].as_array().expect("records") {
+                out.insert(r["id"].as_str().unwrap().to_string(), r["fields"]["Last Modified"].clone());
+            }
+            match page["offset"].as_str() {
+                Some(o) => offset = Some(o.to_string()),
+                None => return out,
+            }
+        }
+    }
+}
+
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[test]
+fn fifty_sigkills_under_ten_percent_faults_lose_and_duplicate_nothing() {
+    let env = Env::new();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut killed = 0;
+    for _ in 0..KILLS {
+        // Short lives, so every kill point is a different moment of the ingest: each run picks
+        // up where the last commit left off.
+        let delay = Duration::from_millis(500 + next(&mut seed) % 4500);
+        let mut child =
+            env.command().stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("weir starts");
+        std::thread::sleep(delay);
+        if child.try_wait().expect("wait").is_none() {
+            killed += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let stats = env.sim.stats();
+    assert!(stats.faults_injected > 0, "no fault was injected");
+    let committed: usize = TABLES
+        .iter()
+        .filter(|(t, _)| env.warehouse(t).join("_delta_log").exists())
+        .map(|(t, _)| read_delta_columns(&env.warehouse(t), &["id"])["rows"].as_u64().unwrap_or(0) as usize)
+        .sum();
+    eprintln!("chaos: {committed} rows committed by the killed runs");
+    let out = env.command().output().expect("weir runs");
+    assert!(out.status.success(), "the last run failed:\n{}", text(&out));
+    assert!(killed >= KILLS / 2, "only {killed} of {KILLS} runs were still running when killed");
+    eprintln!("chaos: {killed} of {KILLS} runs killed mid-way; {} faults injected", stats.faults_injected);
+
+    let mut total = 0;
+    for (table, _) in TABLES {
+        let source = env.source(table);
+        total += source.len();
+        let delta = read_delta_columns(&env.warehouse(table), &["id"]);
+        let data = delta["data"].as_array().expect("rows");
+        let mut seen = BTreeMap::new();
+        for row in data {
+            let id = row["id"].as_str().expect("id").to_string();
+            assert!(seen.insert(id.clone(), row.clone()).is_none(), "{table}: {id} is in the table twice");
+        }
+        assert_eq!(seen.len(), source.len(), "{table}: rows in the table");
+        for id in source.keys() {
+            assert!(seen.contains_key(id), "{table}: {id} is missing");
+        }
+    }
+    assert!(total >= 200_000, "{total} rows in all");
+}

@@ -1,0 +1,66 @@
+"""The Rust extension: plans and reads. See ``host/spark/src/python.rs``."""
+
+from typing import Iterator, Mapping
+
+import pyarrow as pa
+
+#: Connectors bundled in this package, by the name ``sourceName`` takes.
+BUNDLED: list[str]
+#: ``_community_table_metadata``, ``_community_namespaces``, ``_community_tables``.
+VIRTUAL_TABLES: list[str]
+
+class LakeflowConnectError(Exception):
+    """A read through lakeflow_connect failed; the message names the connector, the call and the table."""
+
+class OptionsError(LakeflowConnectError):
+    """A bad option, connection or connector reference."""
+
+class UnknownTableError(LakeflowConnectError):
+    """The source has no such table."""
+
+class AuthenticationError(LakeflowConnectError):
+    """The source refused the connection's credentials."""
+
+class LimitError(LakeflowConnectError):
+    """A rate limit or a sandbox limit stopped the call."""
+
+class SourceError(LakeflowConnectError):
+    """The source or the connector failed the call."""
+
+class Batches(Iterator[pa.RecordBatch]):
+    """The batches of one read; the read runs one page ahead on a thread of its own."""
+
+    def __iter__(self) -> Batches: ...
+    def __next__(self) -> pa.RecordBatch: ...
+
+class Plan:
+    """A read's options resolved on the driver: connector, connection, table. Pickles as configuration."""
+
+    def __init__(self, options: Mapping[str, str]) -> None: ...
+    @property
+    def connector(self) -> str: ...
+    @property
+    def secret_parameters(self) -> list[str]: ...
+    @property
+    def table(self) -> str | None: ...
+    @property
+    def is_virtual(self) -> bool: ...
+    @property
+    def delete_flow(self) -> bool: ...
+    @property
+    def partitioned(self) -> bool: ...
+    @property
+    def partitioned_stream(self) -> bool: ...
+    @property
+    def micro_batch_bounds(self) -> tuple[int, int | None]: ...
+    def schema_json(self) -> str: ...
+    def partitions(self) -> list[str]: ...
+    def read(self, partition: str | None, spark_json: str, schema: pa.Schema, share: float) -> Batches: ...
+    def read_micro_batch(
+        self, start: str | None, spark_json: str, schema: pa.Schema, until: str | None
+    ) -> tuple[list[pa.RecordBatch], str | None, bool]: ...
+    def latest_offset(self, start: str | None) -> str: ...
+    def stream_partitions(self, start: str | None, end: str) -> list[str]: ...
+    def metadata_rows(self) -> list[tuple[str, list[str], str | None, str]]: ...
+    def namespace_rows(self) -> list[list[str]]: ...
+    def table_rows(self) -> list[tuple[list[str], str]]: ...
