@@ -20,7 +20,7 @@ pub fn workspace() -> PathBuf {
 }
 
 /// The target folder the running test binary was built into.
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(dir);
     }
@@ -97,21 +97,31 @@ pub fn read_delta_script() -> PathBuf {
 
 /// Reads a Delta table with Python's `deltalake`; see `tests/py/read_delta.py` for the shape.
 pub fn read_delta(path: &Path) -> Value {
-    read_delta_columns(path, &[])
+    read_delta_at(&path.to_string_lossy(), &[], &[])
 }
 
 /// [`read_delta`] of only these columns (all when empty), for large tables.
 pub fn read_delta_columns(path: &Path, columns: &[&str]) -> Value {
+    read_delta_at(&path.to_string_lossy(), &[], columns)
+}
+
+/// Reads the Delta table at `uri` (a path, `s3://…` or `abfss://…`) with Python's `deltalake`,
+/// under `env`: the store's endpoint and credentials (see [`crate::stores`]); only `columns` (all
+/// when empty).
+pub fn read_delta_at(uri: &str, env: &[(String, String)], columns: &[&str]) -> Value {
     let mut cmd = Command::new(reader_python());
-    cmd.arg(read_delta_script()).arg(path);
+    crate::stores::clear_store_env(&mut cmd);
+    cmd.arg(read_delta_script()).arg(uri);
     if !columns.is_empty() {
         cmd.arg(columns.join(","));
     }
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run the Delta reader: {e}"));
+    let out = cmd
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the Delta reader: {e}"));
     assert!(
         out.status.success(),
-        "read_delta.py {} failed (exit {:?}):\n{}\n{}",
-        path.display(),
+        "read_delta.py {uri} failed (exit {:?}):\n{}\n{}",
         out.status.code(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)

@@ -1,5 +1,6 @@
 //! Shared helpers for the cross-crate tests: the independent Delta reader ([`delta_reader`],
-//! Python's `deltalake` in a virtual environment the harness sets up itself), and a tiny real
+//! Python's `deltalake` in a virtual environment the harness sets up itself), object-store
+//! servers on loopback ([`stores`]: moto for S3, Azurite for Azure), and a tiny real
 //! HTTP/1.1 server on loopback that records every request it receives, so that a test can
 //! assert what the sandbox sent (and what it did not send).
 //!
@@ -24,6 +25,7 @@
 //! | anything else | 404 |
 
 pub mod delta_reader;
+pub mod stores;
 
 /// A bundled component (as `weir-artifacts` packages it) with its manifest rewritten: `manifest`
 /// is the repository path of the manifest it was packaged with, and `edit` turns that text into

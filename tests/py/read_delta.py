@@ -4,6 +4,14 @@
 An independent check of what weir writes: nothing here shares code with weir-delta.
 
     python3 tests/py/read_delta.py WAREHOUSE/main/bronze/vendors [COLUMN,COLUMN...]
+    python3 tests/py/read_delta.py s3://bucket/prefix/vendors
+    python3 tests/py/read_delta.py abfss://container@account.dfs.core.windows.net/prefix/vendors
+
+An object-store table is read with the credentials and endpoint of the environment, the
+variables weir reads (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION;
+AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, AZURITE_BLOB_STORAGE_URL for Azurite),
+passed to deltalake as storage options; the log files are read through pyarrow's own S3 and
+Azure file systems.
 
 prints {"rows", "version", "columns", "schema", "data", "txn", "commits"}:
 - data: every row (only the named columns, when a column list is given), sorted by `id` (then
@@ -23,7 +31,6 @@ process leaves with os._exit.
 import base64
 import datetime
 import decimal
-import glob
 import json
 import os
 import sys
@@ -66,53 +73,123 @@ def plain(value):
     return value
 
 
-def log_actions(path):
+class Location:
+    """Where a table lives: a pyarrow file system, the table's path in it, and deltalake's options."""
+
+    def __init__(self, uri):
+        from pyarrow import fs
+
+        env = os.environ.get
+        self.uri = uri
+        self.remote = "://" in uri
+        self.options = {}
+        if uri.startswith(("s3://", "s3a://")):
+            endpoint = env("AWS_ENDPOINT_URL")
+            scheme, _, authority = (endpoint or "https://").partition("://")
+            self.fs = fs.S3FileSystem(
+                access_key=env("AWS_ACCESS_KEY_ID"),
+                secret_key=env("AWS_SECRET_ACCESS_KEY"),
+                region=env("AWS_REGION", "us-east-1"),
+                endpoint_override=authority or None,
+                scheme=scheme,
+            )
+            self.path = uri.split("://", 1)[1]
+            for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ALLOW_HTTP"):
+                if env(key):
+                    self.options[key] = env(key)
+        elif uri.startswith(("abfss://", "abfs://")):
+            rest = uri.split("://", 1)[1]
+            container, _, rest = rest.partition("@")
+            host, _, path = rest.partition("/")
+            account = host.split(".", 1)[0]
+            emulator = env("AZURITE_BLOB_STORAGE_URL")
+            scheme, _, authority = (emulator or "https://").partition("://")
+            self.fs = fs.AzureFileSystem(
+                account_name=account,
+                account_key=env("AZURE_STORAGE_ACCOUNT_KEY"),
+                blob_storage_authority=authority or None,
+                blob_storage_scheme=scheme if emulator else None,
+                # Azurite serves the DFS endpoint's calls (the hierarchical-namespace check) on the
+                # same port.
+                dfs_storage_authority=authority or None,
+                dfs_storage_scheme=scheme if emulator else None,
+            )
+            self.path = f"{container}/{path}"
+            self.options = {"account_name": account}
+            if env("AZURE_STORAGE_ACCOUNT_KEY"):
+                self.options["account_key"] = env("AZURE_STORAGE_ACCOUNT_KEY")
+            if env("AZURE_STORAGE_USE_EMULATOR"):
+                self.options["use_emulator"] = env("AZURE_STORAGE_USE_EMULATOR")
+        else:
+            self.fs = fs.LocalFileSystem()
+            self.path = os.path.abspath(uri)
+
+    def log(self, name=""):
+        return f"{self.path}/_delta_log" + (f"/{name}" if name else "")
+
+    def exists(self, path):
+        from pyarrow import fs
+
+        return self.fs.get_file_info(path).type != fs.FileType.NotFound
+
+    def read(self, path):
+        with self.fs.open_input_stream(path) as f:
+            return f.read().decode("utf-8")
+
+    def log_files(self):
+        from pyarrow import fs
+
+        return [i.base_name for i in self.fs.get_file_info(fs.FileSelector(self.log(), allow_not_found=True))]
+
+
+def log_actions(location):
     """(version, [actions]) for each JSON commit file, in version order."""
     out = []
-    for name in glob.glob(os.path.join(path, "_delta_log", "*.json")):
-        stem = os.path.basename(name)[: -len(".json")]
+    for name in location.log_files():
+        stem = name[: -len(".json")] if name.endswith(".json") else ""
         if not stem.isdigit():
             continue
-        with open(name, encoding="utf-8") as f:
-            actions = [json.loads(line) for line in f if line.strip()]
+        text = location.read(location.log(name))
+        actions = [json.loads(line) for line in text.splitlines() if line.strip()]
         out.append((int(stem), actions))
     out.sort(key=lambda p: p[0])
     return out
 
 
-def checkpoint_txns(path):
+def checkpoint_txns(location):
     """{appId: version} held by the last checkpoint, when the log has one."""
-    marker = os.path.join(path, "_delta_log", "_last_checkpoint")
-    if not os.path.exists(marker):
+    marker = location.log("_last_checkpoint")
+    if not location.exists(marker):
         return {}, -1
     import pyarrow.parquet as pq
 
-    with open(marker, encoding="utf-8") as f:
-        version = json.load(f)["version"]
+    version = json.loads(location.read(marker))["version"]
     txns = {}
-    for part in glob.glob(os.path.join(path, "_delta_log", f"{version:020d}.checkpoint*.parquet")):
-        for row in pq.read_table(part, columns=["txn"]).column("txn").to_pylist():
-            if row:
-                txns[row["appId"]] = row["version"]
+    for name in location.log_files():
+        if name.startswith(f"{version:020d}.checkpoint") and name.endswith(".parquet"):
+            part = pq.read_table(location.log(name), columns=["txn"], filesystem=location.fs)
+            for row in part.column("txn").to_pylist():
+                if row:
+                    txns[row["appId"]] = row["version"]
     return txns, version
 
 
 def main():
     if len(sys.argv) not in (2, 3):
         fail(2, "usage: read_delta.py TABLE_PATH [COLUMN,COLUMN...]")
-    path = sys.argv[1]
     columns = sys.argv[2].split(",") if len(sys.argv) == 3 else None
-    if not os.path.isdir(os.path.join(path, "_delta_log")):
-        fail(4, f"{path} is not a Delta table (no _delta_log)")
+    location = Location(sys.argv[1])
+    if not location.log_files():
+        fail(4, f"{sys.argv[1]} is not a Delta table (no _delta_log)")
 
-    table = DeltaTable(path)
+    table = DeltaTable(location.uri if location.remote else location.path, storage_options=location.options or None)
     data = table.to_pyarrow_table(columns=columns)
     records = [plain(r) for r in data.to_pylist()]
     records.sort(key=lambda r: (str(r.get("id")), str(r.get("__START_AT"))))
 
-    txn, since = checkpoint_txns(path)
+    txn, since = checkpoint_txns(location)
     commits = []
-    for version, actions in log_actions(path):
+    for version, actions in log_actions(location):
         info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
         txns = [a["txn"] for a in actions if "txn" in a]
         if version > since:

@@ -51,8 +51,11 @@ pub fn demo_spec() -> String {
     spec
 }
 
-pub fn demo(dir: &Path, rows: Option<usize>, json: bool) -> Result<()> {
+pub fn demo(dir: &Path, rows: Option<usize>, warehouse: Option<&str>, json: bool) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Checked before the simulator starts, so a bad URL or setting fails at once.
+    let local = dir.join("warehouse").to_string_lossy().into_owned();
+    let warehouse = weir_ingest::warehouse_uri(warehouse.unwrap_or(&local))?;
     let sim = Sim::start(sim_config(rows.map(|n| ("SKU Candidates".to_string(), n)), 42, true))?;
     let base_url = sim.base_url();
     let write = |name: &str, text: &str| {
@@ -68,7 +71,6 @@ pub fn demo(dir: &Path, rows: Option<usize>, json: bool) -> Result<()> {
             dir.display()
         );
     }
-    let warehouse = weir_ingest::warehouse_uri(&dir.join("warehouse").to_string_lossy())?;
     let options = RunOptions {
         warehouse: warehouse.clone(),
         parallel: 3,
@@ -84,10 +86,12 @@ pub fn demo(dir: &Path, rows: Option<usize>, json: bool) -> Result<()> {
         &options,
         &bars,
     )?;
+    let failed = reports.iter().filter(|r| r.error.is_some()).count();
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
         crate::summary::print_summary(&reports);
+        anyhow::ensure!(failed == 0, "{failed} table(s) failed");
         preview_tables(&warehouse)?;
         println!(
             "\nRead the tables with any Delta reader, for example:\n  \
@@ -99,7 +103,6 @@ pub fn demo(dir: &Path, rows: Option<usize>, json: bool) -> Result<()> {
             conns = dir.join("connections.toml").display(),
         );
     }
-    let failed = reports.iter().filter(|r| r.error.is_some()).count();
     anyhow::ensure!(failed == 0, "{failed} table(s) failed");
     Ok(())
 }

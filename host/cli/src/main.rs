@@ -43,6 +43,9 @@ enum Command {
         /// Grow SKU Candidates to this many rows.
         #[arg(long)]
         rows: Option<usize>,
+        /// Where the tables go: a local folder (default DIR/warehouse), or s3://, abfss://, gs://.
+        #[arg(long)]
+        warehouse: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -55,7 +58,8 @@ enum Command {
         /// Use this connection instead of the spec's connection_name.
         #[arg(long)]
         connection: Option<String>,
-        /// A local folder, or s3://, abfss://, gs:// (with the matching cargo feature).
+        /// A local folder, or s3://bucket/prefix, abfss://container@account.dfs.core.windows.net/prefix
+        /// (gs:// with the `gcs` cargo feature); credentials come from the environment.
         #[arg(long, default_value = "warehouse")]
         warehouse: String,
         /// Only these tables (source or destination names), comma-separated.
@@ -235,7 +239,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Command, allow_unsigned: bool) -> Result<()> {
     use std::io::IsTerminal;
     match command {
-        Command::Demo { dir, rows, json } => demo::demo(&dir, rows, json),
+        Command::Demo { dir, rows, warehouse, json } => demo::demo(&dir, rows, warehouse.as_deref(), json),
         Command::Run {
             spec,
             connections,

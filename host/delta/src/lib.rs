@@ -30,18 +30,33 @@
 //!
 //! # Object stores
 //!
-//! A `uri` is a local path (its directories are created) or an object-store URL. Each store
-//! is behind a cargo feature of this crate, which the `weir` binary forwards under the same
-//! name:
+//! A `uri` is a local path (its directories are created) or an object-store URL. S3 and Azure
+//! are features of this crate (`s3`, `azure`) that the `weir` binary turns on by default; GCS
+//! (`gcs`) is opt-in. Credentials come from where each ecosystem keeps them, as delta-rs and
+//! object_store read them; a URL that carries credentials (userinfo, a SAS token or signature
+//! in the query) is refused by [`check_location`], and errors never show a secret ([`redact`]).
 //!
-//! | URL | feature | credentials delta-rs reads from the environment |
+//! | URL | feature | credentials, in the order they are looked for |
 //! |---|---|---|
-//! | `s3://bucket/path` | `s3` | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL` (S3-compatible stores), `AWS_PROFILE`, `AWS_ALLOW_HTTP=true` (plain-HTTP endpoints), or the instance/web-identity role (`AWS_ROLE_ARN`, `AWS_WEB_IDENTITY_TOKEN_FILE`); `AWS_S3_ALLOW_UNSAFE_RENAME=true` or a `AWS_S3_LOCKING_PROVIDER=dynamodb` lock for concurrent writers |
-//! | `abfss://container@account.dfs.core.windows.net/path` | `azure` | `AZURE_STORAGE_ACCOUNT_NAME`, then `AZURE_STORAGE_ACCOUNT_KEY`, or `AZURE_STORAGE_SAS_KEY`, or a service principal (`AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_TENANT_ID`), or managed identity |
-//! | `gs://bucket/path` | `gcs` | `GOOGLE_APPLICATION_CREDENTIALS` or `GOOGLE_SERVICE_ACCOUNT` (path to a service-account JSON), `GOOGLE_SERVICE_ACCOUNT_KEY` (the JSON itself), or the metadata server |
+//! | `s3://bucket/path` | `s3` | `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`); `AWS_PROFILE` in `~/.aws/credentials` / `~/.aws/config` (`AWS_SHARED_CREDENTIALS_FILE`, `AWS_CONFIG_FILE`); web identity (`AWS_ROLE_ARN`, `AWS_WEB_IDENTITY_TOKEN_FILE`); the container or instance role. Also `AWS_REGION`, and for S3-compatible stores `AWS_ENDPOINT_URL` (with `AWS_ALLOW_HTTP=true` for plain HTTP) |
+//! | `abfss://container@account.dfs.core.windows.net/path` | `azure` | `AZURE_STORAGE_ACCOUNT_KEY`; `AZURE_STORAGE_SAS_KEY`; a service principal (`AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_TENANT_ID`); workload identity; the managed identity. `AZURE_STORAGE_USE_EMULATOR=true` (+ `AZURITE_BLOB_STORAGE_URL`) for Azurite |
+//! | `gs://bucket/path` | `gcs` | `GOOGLE_APPLICATION_CREDENTIALS` or `GOOGLE_SERVICE_ACCOUNT` (a service-account JSON file), `GOOGLE_SERVICE_ACCOUNT_KEY` (the JSON itself), or the metadata server |
 //!
-//! Without the feature, such a URL fails in [`DeltaSink::open`] with
-//! [`SinkError::InvalidUri`].
+//! A store failure is a [`SinkError::Store`] that says what went wrong and names the variable
+//! or profile that supplied the credentials.
+//!
+//! **Safe commits.** delta-rs commits version N by creating `_delta_log/N.json` only if it does
+//! not exist yet: on S3 a conditional write (`If-None-Match: *`), on Azure and GCS their
+//! preconditions, on a local disk an atomic create. So when two writers race for version N, one
+//! wins and the other sees that N exists; delta-rs then checks the winner's commit, and a commit
+//! of the same application id (`txn`) fails as a conflict ([`SinkError::Conflict`]) rather than
+//! being retried. The log file is one object written in one request, and the data files it names
+//! are written before it and are invisible until it exists, so a crash between the two leaves
+//! nothing half-visible. Two checks keep this true on object stores: [`check_location`] refuses
+//! settings that turn conditional writes off (`AWS_CONDITIONAL_PUT=disabled`) or ask for the
+//! DynamoDB lock this delta-rs no longer has (`AWS_S3_LOCKING_PROVIDER`), and
+//! [`DeltaSink::open`] writes a probe object twice under `<table>/_weir_probe/` and refuses a
+//! store that accepts the second write ([`SinkError::UnsafeCommits`]).
 //!
 //! # Costs
 //!
@@ -61,6 +76,9 @@
 
 mod modes;
 mod schema;
+mod store;
+
+pub use store::{Store, check_location, redact};
 
 use std::sync::Arc;
 
@@ -179,13 +197,51 @@ pub struct CommitStats {
 /// Why the sink failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// The location cannot hold a table: a malformed URL, a store whose feature is off, or a path that cannot be created.
+    /// The location cannot hold a table: a malformed URL, or a path that cannot be created.
     #[error("cannot use `{uri}` as a Delta table location: {source}")]
     InvalidUri {
         /// The location given.
         uri: String,
         /// What delta-rs said.
         source: Box<DeltaTableError>,
+    },
+    /// The location is not one weir will write: an unknown scheme, a store this build lacks, or
+    /// a URL carrying credentials.
+    #[error("cannot use `{uri}` as a Delta table location: {problem}")]
+    Location {
+        /// The location, with any credentials in it removed.
+        uri: String,
+        /// What is wrong and what to do instead.
+        problem: String,
+    },
+    /// The store, or a setting, cannot guarantee that only one writer commits each table version.
+    #[error("refusing to write Delta tables at `{uri}`: {problem}")]
+    UnsafeCommits {
+        /// The table or warehouse.
+        uri: String,
+        /// Why, and which setting makes it safe.
+        problem: String,
+    },
+    /// The object store failed: credentials, permissions, a missing bucket, an unreachable endpoint.
+    #[error("Delta table `{uri}`: could not {op}: {problem}")]
+    Store {
+        /// The table.
+        uri: String,
+        /// What the sink was doing.
+        op: &'static str,
+        /// What went wrong, what to check, and the store's words, with secrets removed.
+        problem: String,
+    },
+    /// Another writer committed to the table first; nothing of this commit is visible.
+    #[error(
+        "Delta table `{uri}`: another writer committed first ({detail}); this commit was not made and none \
+         of its rows are visible. Run again to resume from the offset the table holds"
+    )]
+    Conflict {
+        /// The table.
+        uri: String,
+        /// Which version or application the writers raced for.
+        detail: String,
     },
     /// A Delta operation failed.
     #[error("Delta table `{uri}`: could not {op}: {source}")]
@@ -273,11 +329,34 @@ pub enum SinkError {
 }
 
 impl SinkError {
+    /// A delta-rs failure: a lost race becomes [`SinkError::Conflict`], and a failure in an object
+    /// store becomes [`SinkError::Store`], explained and without the original error, whose text
+    /// (a request URL, say) could carry a secret.
     fn delta(uri: &str, op: &'static str, source: DeltaTableError) -> Self {
+        use deltalake::kernel::transaction::TransactionError;
+        let conflict = match &source {
+            DeltaTableError::VersionAlreadyExists(v) => Some(format!("table version {v} already exists")),
+            DeltaTableError::Transaction { source: TransactionError::VersionAlreadyExists(v) } => {
+                Some(format!("table version {v} already exists"))
+            }
+            DeltaTableError::Transaction { source: e @ TransactionError::CommitConflict(_) } => {
+                Some(e.to_string())
+            }
+            _ => None,
+        };
+        if let Some(detail) = conflict {
+            return SinkError::Conflict { uri: uri.to_string(), detail };
+        }
+        if store::is_remote(uri) {
+            return store::store_error(uri, op, &source);
+        }
         SinkError::Delta { uri: uri.to_string(), op, source: Box::new(source) }
     }
 
     fn query(uri: &str, source: deltalake::datafusion::error::DataFusionError) -> Self {
+        if store::is_remote(uri) {
+            return store::store_error(uri, "query the table", &source);
+        }
         SinkError::Query { uri: uri.to_string(), source: Box::new(source) }
     }
 }
@@ -305,28 +384,22 @@ impl DeltaSink {
             });
         }
         let target = schema::target_schema(uri, &schema, mode)?;
-        let invalid = |source| SinkError::InvalidUri { uri: uri.to_string(), source: Box::new(source) };
         let table = locate(uri).await?;
-        let table = if table.version().is_none() {
-            use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-            let kernel: deltalake::kernel::StructType = target
-                .as_ref()
-                .try_into_kernel()
-                .map_err(|source| SinkError::Arrow { uri: uri.to_string(), source })?;
-            table
-                .create()
-                .with_columns(kernel.fields().cloned())
-                .with_commit_properties(no_log_cleanup(CommitProperties::default()))
-                .await
-                .map_err(|source| match source {
-                    // Create is the first call to touch the store, so a bad location surfaces here.
-                    DeltaTableError::ObjectStore { .. } | DeltaTableError::InvalidTableLocation(_) => {
-                        invalid(source)
+        store::probe_conditional_writes(uri, &table).await?;
+        let table = match table.version() {
+            Some(_) => schema::evolve(uri, table, &target).await?,
+            None => match create(uri, &table, &target).await {
+                Ok(table) => table,
+                Err(e) => {
+                    // Another writer may have created it first: then use theirs, as if it had
+                    // been there all along.
+                    let theirs = locate(uri).await?;
+                    if theirs.version().is_none() {
+                        return Err(e);
                     }
-                    other => SinkError::delta(uri, "create the table", other),
-                })?
-        } else {
-            schema::evolve(uri, table, &target).await?
+                    schema::evolve(uri, theirs, &target).await?
+                }
+            },
         };
         Ok(DeltaSink {
             uri: uri.to_string(),
@@ -348,30 +421,16 @@ impl DeltaSink {
         let Some(version) = txn_version(&self.uri, &table, app_id).await? else {
             return Ok(None);
         };
-        // Newest first, so the usual case (our own commit is the latest) reads one file.
-        let mut history = table.history(None);
-        while let Some(info) = history
-            .try_next()
-            .await
-            .map_err(|source| SinkError::delta(&self.uri, "read the history", source))?
-        {
-            let matches = info.info.get(META_APP_ID).and_then(|v| v.as_str()) == Some(app_id)
-                && info.info.get(META_VERSION).and_then(|v| v.as_i64()) == Some(version);
-            if matches && let Some(offset) = info.info.get(META_OFFSET).and_then(|v| v.as_str()) {
-                return Ok(Some(Checkpoint {
-                    app_id: app_id.to_string(),
-                    version,
-                    offset: offset.to_string(),
-                    connector: info.info.get(META_CONNECTOR).and_then(|v| v.as_str()).map(str::to_string),
-                }));
-            }
+        match committed_checkpoint(&self.uri, &table, app_id, version).await? {
+            Some(checkpoint) => Ok(Some(checkpoint)),
+            None => Err(SinkError::OffsetLost { uri: self.uri.clone(), app_id: app_id.to_string(), version }),
         }
-        Err(SinkError::OffsetLost { uri: self.uri.clone(), app_id: app_id.to_string(), version })
     }
 
     /// Writes `batches` with `mode` in one Delta commit that also carries the checkpoint's
-    /// `txn` and offset. A checkpoint whose version the table already holds for its app is a
-    /// replay: nothing is written and the stats are zero.
+    /// `txn` and offset. A checkpoint the table already holds, with the same offset, is a
+    /// replay: nothing is written and the stats are zero. If the table holds that version of
+    /// the app with a different offset, another writer got there first: [`SinkError::Conflict`].
     pub async fn commit(
         &mut self,
         batches: Vec<RecordBatch>,
@@ -386,6 +445,18 @@ impl DeltaSink {
         if let Some(done) = txn_version(&self.uri, &self.table, &checkpoint.app_id).await?
             && done >= checkpoint.version
         {
+            let theirs =
+                committed_checkpoint(&self.uri, &self.table, &checkpoint.app_id, checkpoint.version).await?;
+            if theirs.as_ref().map(|c| c.offset.as_str()) != Some(checkpoint.offset.as_str()) {
+                return Err(SinkError::Conflict {
+                    uri: self.uri.clone(),
+                    detail: format!(
+                        "app `{}` is at offset version {done} in the table, and its version {} holds a \
+                         different offset than this commit's",
+                        checkpoint.app_id, checkpoint.version
+                    ),
+                });
+            }
             tracing::info!(uri = %self.uri, app_id = %checkpoint.app_id, version = checkpoint.version, "replayed commit skipped");
             return Ok(CommitStats { version: current, ..CommitStats::default() });
         }
@@ -428,6 +499,19 @@ pub async fn read_table(uri: &str) -> Result<Vec<RecordBatch>, SinkError> {
     schema::read_all(uri, &table).await
 }
 
+/// Checks a warehouse (or table) location before a run reads or writes anything: what
+/// [`check_location`] checks and, for an object store, that the store refuses a second
+/// create-if-absent write (the probe [`DeltaSink::open`] makes for each table, here once at the
+/// warehouse's root), so that a store that cannot commit safely fails the run with one error.
+pub async fn check_store(uri: &str) -> Result<Store, SinkError> {
+    let store = check_location(uri)?;
+    if store::is_remote(uri) {
+        let root = locate(uri).await?;
+        store::probe_conditional_writes(uri, &root).await?;
+    }
+    Ok(store)
+}
+
 /// The current schema of the table at `uri` (with its field metadata), or `None` when no
 /// table exists there yet.
 pub async fn table_schema(uri: &str) -> Result<Option<SchemaRef>, SinkError> {
@@ -444,9 +528,65 @@ pub async fn table_schema(uri: &str) -> Result<Option<SchemaRef>, SinkError> {
 
 /// The table at `uri`, loaded when it exists; an empty location gives a table with no version.
 async fn locate(uri: &str) -> Result<DeltaTable, SinkError> {
+    check_location(uri)?;
     let invalid = |source| SinkError::InvalidUri { uri: uri.to_string(), source: Box::new(source) };
     let url = ensure_table_uri(uri).map_err(invalid)?;
-    DeltaTable::try_from_url(url).await.map_err(invalid)
+    DeltaTable::try_from_url_with_storage_options(url, store::options(uri)).await.map_err(|source| {
+        if store::is_remote(uri) {
+            store::store_error(uri, "open the table", &source)
+        } else {
+            invalid(source)
+        }
+    })
+}
+
+/// Creates the table at an empty location with the target schema.
+async fn create(uri: &str, table: &DeltaTable, target: &SchemaRef) -> Result<DeltaTable, SinkError> {
+    use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+    let kernel: deltalake::kernel::StructType = target
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|source| SinkError::Arrow { uri: uri.to_string(), source })?;
+    table
+        .create()
+        .with_columns(kernel.fields().cloned())
+        .with_commit_properties(no_log_cleanup(CommitProperties::default()))
+        .await
+        .map_err(|source| match source {
+            // Create is the first write to the location, so a local path that cannot hold a table surfaces here.
+            DeltaTableError::ObjectStore { .. } | DeltaTableError::InvalidTableLocation(_)
+                if !store::is_remote(uri) =>
+            {
+                SinkError::InvalidUri { uri: uri.to_string(), source: Box::new(source) }
+            }
+            other => SinkError::delta(uri, "create the table", other),
+        })
+}
+
+/// The offset stored with version `version` of `app_id`, newest commits first (the usual case,
+/// our own last commit, reads one file); `None` when no commit in the log carries it.
+async fn committed_checkpoint(
+    uri: &str,
+    table: &DeltaTable,
+    app_id: &str,
+    version: i64,
+) -> Result<Option<Checkpoint>, SinkError> {
+    let mut history = table.history(None);
+    while let Some(info) =
+        history.try_next().await.map_err(|source| SinkError::delta(uri, "read the history", source))?
+    {
+        let matches = info.info.get(META_APP_ID).and_then(|v| v.as_str()) == Some(app_id)
+            && info.info.get(META_VERSION).and_then(|v| v.as_i64()) == Some(version);
+        if matches && let Some(offset) = info.info.get(META_OFFSET).and_then(|v| v.as_str()) {
+            return Ok(Some(Checkpoint {
+                app_id: app_id.to_string(),
+                version,
+                offset: offset.to_string(),
+                connector: info.info.get(META_CONNECTOR).and_then(|v| v.as_str()).map(str::to_string),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 fn version_of(table: &DeltaTable) -> i64 {

@@ -339,7 +339,53 @@ async fn unusable_locations_fail_clearly() {
 
     let err =
         DeltaSink::open("nosuchscheme://bucket/t", id_name_seq(), &WriteMode::Append).await.err().unwrap();
-    assert!(matches!(err, SinkError::InvalidUri { .. }), "{err}");
+    assert!(matches!(err, SinkError::Location { .. }), "{err}");
+    assert!(err.to_string().contains("s3://"), "the error names the schemes weir knows: {err}");
+}
+
+#[tokio::test]
+async fn a_version_another_writer_committed_is_a_conflict_unless_it_is_this_very_commit() {
+    let (_dir, uri) = tmp();
+    let s = id_name_seq();
+    let mut first = DeltaSink::open(&uri, s.clone(), &WriteMode::Append).await.unwrap();
+    let mut second = DeltaSink::open(&uri, s.clone(), &WriteMode::Append).await.unwrap();
+    // Both found no checkpoint, so both mean to commit version 1, from different reads.
+    first.commit(vec![rows(&s, &[(1, "a", 1)])], &WriteMode::Append, &cp(1)).await.unwrap();
+    let elsewhere = Checkpoint { offset: r#"{"cursor":"elsewhere"}"#.into(), ..cp(1) };
+    let err =
+        second.commit(vec![rows(&s, &[(2, "b", 2)])], &WriteMode::Append, &elsewhere).await.unwrap_err();
+    assert!(matches!(err, SinkError::Conflict { .. }), "{err}");
+    assert!(err.to_string().contains("another writer"), "{err}");
+    // The very commit the table holds, sent again, is a replay: nothing written, no error.
+    second.commit(vec![rows(&s, &[(1, "a", 1)])], &WriteMode::Append, &cp(1)).await.unwrap();
+    assert_eq!(read(&uri, "").await, ["id=1 name=a seq=1"]);
+    assert_eq!(second.last_checkpoint("test/app").await.unwrap(), Some(cp(1)));
+}
+
+#[tokio::test]
+async fn writers_racing_for_one_version_leave_exactly_one_winner() {
+    let (_dir, uri) = tmp();
+    let s = id_name_seq();
+    // Opened at once: one creates the table, the other finds it created and uses it.
+    let (a, b) = tokio::join!(
+        DeltaSink::open(&uri, s.clone(), &WriteMode::Append),
+        DeltaSink::open(&uri, s.clone(), &WriteMode::Append)
+    );
+    let (mut a, mut b) = (a.unwrap(), b.unwrap());
+    let mine = Checkpoint { offset: r#"{"cursor":"a"}"#.into(), ..cp(1) };
+    let theirs = Checkpoint { offset: r#"{"cursor":"b"}"#.into(), ..cp(1) };
+    let (ra, rb) = tokio::join!(
+        a.commit(vec![rows(&s, &[(1, "a", 1)])], &WriteMode::Append, &mine),
+        b.commit(vec![rows(&s, &[(2, "b", 2)])], &WriteMode::Append, &theirs)
+    );
+    let (winner, loser) = match (&ra, &rb) {
+        (Ok(_), Err(e)) => ("id=1 name=a seq=1", e),
+        (Err(e), Ok(_)) => ("id=2 name=b seq=2", e),
+        _ => panic!("exactly one of two commits of version 1 must win: {ra:?} {rb:?}"),
+    };
+    assert!(matches!(loser, SinkError::Conflict { .. }), "{loser}");
+    assert_eq!(read(&uri, "").await, [winner], "only the winner's rows are visible");
+    assert_eq!(table_version(&uri).await, 1, "one create and one commit, nothing else");
 }
 
 #[tokio::test]

@@ -82,13 +82,20 @@ pub enum IngestError {
     NotInSpec(String),
     #[error("cannot create warehouse folder {path}: {error}")]
     Warehouse { path: String, error: std::io::Error },
+    /// The warehouse URL names a store this build lacks, carries credentials, or comes with a
+    /// setting that would make commits unsafe.
+    #[error("--warehouse: {0}")]
+    WarehouseUrl(weir_delta::SinkError),
     #[error("cannot start the async runtime: {0}")]
     Start(std::io::Error),
 }
 
-/// Resolves a `--warehouse` argument: URLs pass through; folders are created and made absolute.
+/// Resolves a `--warehouse` argument: URLs are checked (a store this build serves, no
+/// credentials in the URL, no setting that makes commits unsafe: see
+/// [`weir_delta::check_location`]) and pass through; folders are created and made absolute.
 pub fn warehouse_uri(arg: &str) -> Result<String, IngestError> {
     if arg.contains("://") {
+        weir_delta::check_location(arg).map_err(IngestError::WarehouseUrl)?;
         return Ok(arg.trim_end_matches('/').to_string());
     }
     let fail = |error| IngestError::Warehouse { path: arg.to_string(), error };
@@ -112,6 +119,7 @@ pub fn run(
     stop: &AtomicBool,
 ) -> Result<Vec<TableReport>, IngestError> {
     let tables = select(tables, options.only.as_deref())?;
+    tokio.block_on(weir_delta::check_store(&options.warehouse)).map_err(IngestError::WarehouseUrl)?;
     let mut session = runtime.session(&current.get().connector, connection)?;
     let prepared = plan::prepare(&mut session, &connection.name, tables, &options.warehouse, tokio)?;
     drop(session);
