@@ -60,10 +60,16 @@ impl Warehouse {
     }
 }
 
-fn weir(env: &[(String, String)], args: &[&str]) -> Output {
+/// `weir ARGS` under `env` and nothing of the caller's cloud settings.
+fn command(env: &[(String, String)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
     clear_store_env(&mut cmd);
-    cmd.envs(env.iter().map(|(k, v)| (k, v))).args(args).output().expect("weir runs")
+    cmd.envs(env.iter().map(|(k, v)| (k, v))).args(args);
+    cmd
+}
+
+fn weir(env: &[(String, String)], args: &[&str]) -> Output {
+    command(env, args).output().expect("weir runs")
 }
 
 /// Requires success and no secret in anything weir printed; returns the `--json` reports by destination.
@@ -378,7 +384,8 @@ fn path(p: &Path) -> &str {
 }
 
 /// A source of `rows` SKU candidates and a spec that checkpoints every `checkpoint` records,
-/// for the kill and concurrency tests; returns the simulator, the folder and the spec's path.
+/// for the kill and concurrency tests; returns the simulator, the folder, and the paths of the
+/// spec and of the connections file.
 fn sku_source(rows: usize, checkpoint: usize) -> (Sim, tempfile::TempDir, String, String) {
     let sim =
         Sim::start(SimConfig { rate_limit: false, grow: vec![(SKU.into(), rows)], ..SimConfig::default() })
@@ -399,11 +406,10 @@ fn sku_source(rows: usize, checkpoint: usize) -> (Sim, tempfile::TempDir, String
 impl Warehouse {
     /// `weir run SPEC` into this warehouse, committing every `commit_rows`, as a child process.
     fn spawn_run(&self, spec: &str, conns: &str, commit_rows: usize) -> std::process::Child {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
-        clear_store_env(&mut cmd);
-        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
-            .args(["run", spec, "--connections", conns, "--warehouse", &self.url, "--json"])
-            .args(["--commit-rows", &commit_rows.to_string()])
+        let rows = commit_rows.to_string();
+        let args =
+            ["run", spec, "--connections", conns, "--warehouse", &self.url, "--json", "--commit-rows", &rows];
+        command(&self.env, &args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
