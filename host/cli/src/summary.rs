@@ -50,6 +50,9 @@ pub fn print_summary(reports: &[TableReport]) {
                 escape(&r.nulled().map(|(c, n)| format!("{c}={n}")).collect::<Vec<_>>().join(", "))
             );
         }
+        if r.clustered_files > 0 {
+            println!("{}: z-ordered by cluster_by into {} file(s)", r.destination, r.clustered_files);
+        }
         if r.unknown_fields > 0 {
             println!(
                 "{}: {} value(s) of fields not in the schema were dropped (see the log)",

@@ -358,6 +358,32 @@ fn scd2_snapshot_keeps_history() {
 }
 
 #[test]
+fn cluster_by_z_orders_the_table_after_a_run_that_changed_it() {
+    let env = Env::new();
+    let spec = env.spec(
+        "cluster.yaml",
+        "connection_name: airtable\nobjects:\n  - table:\n      source_table: SKU Candidates\n      table_configuration:\n        cluster_by: [name]\n",
+    );
+    let first = env.run_ok(&spec);
+    let files = first["sku_candidates"]["clustered_files"].as_u64().unwrap_or(0);
+    assert!(files >= 1, "the run z-ordered the table: {}", first["sku_candidates"]);
+    let table = env.delta(&["sku_candidates"]);
+    let commits = table["commits"].as_array().expect("commits");
+    let last = commits.last().expect("a commit");
+    assert_eq!(last["operation"], "OPTIMIZE", "{last}");
+    assert_eq!(last["info"]["weir.cluster_by"], "name", "the commit names its z-order columns: {last}");
+    assert_eq!(table["rows"].as_u64(), Some(env.source("SKU Candidates").len() as u64));
+    assert_unique_ids(&table, "sku_candidates");
+
+    let second = env.run_ok(&spec);
+    assert_eq!(second["sku_candidates"]["clustered_files"], 0, "nothing changed, so nothing is rewritten");
+    let optimizes = |t: &Value| {
+        t["commits"].as_array().expect("commits").iter().filter(|c| c["operation"] == "OPTIMIZE").count()
+    };
+    assert_eq!(optimizes(&env.delta(&["sku_candidates"])), 1);
+}
+
+#[test]
 fn append_only_appends_the_snapshot_on_every_run() {
     let env = Env::new();
     let spec = env.spec(
@@ -413,7 +439,7 @@ fn the_same_source_twice_with_different_options() {
 fn bad_specs_fail_naming_the_problem_and_write_nothing() {
     let env = Env::new();
     let valid = "  - table:\n      source_table: Vendors\n";
-    let cases: [(&str, String, &str); 6] = [
+    let cases: [(&str, String, &str); 7] = [
         (
             "unknown key",
             format!(
@@ -449,6 +475,13 @@ fn bad_specs_fail_naming_the_problem_and_write_nothing() {
                 "connection_name: airtable\nobjects:\n{valid}  - table:\n      source_table: Packaging Tasks\n      table_configuration:\n        colour: red\n"
             ),
             "colour",
+        ),
+        (
+            "cluster_by on a struct column",
+            format!(
+                "connection_name: airtable\nobjects:\n{valid}  - table:\n      source_table: SKU Candidates\n      table_configuration:\n        cluster_by: [sku_code]\n"
+            ),
+            "cluster_by column \"sku_code\"",
         ),
     ];
     for (i, (what, yaml, named)) in cases.iter().enumerate() {

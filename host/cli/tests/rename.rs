@@ -125,4 +125,16 @@ fn a_renamed_field_keeps_its_column_and_its_values() {
     assert!(!columns(&after).contains(&"primary_contact_email".to_string()));
     assert_eq!(column(&after, "contact_email"), emails, "the old column still holds every email");
     assert!(after["version"].as_i64() > before["version"].as_i64(), "the second run committed");
+    // The column's stored source name follows the rename; its field id stays.
+    let meta = |table: &Value| {
+        let fields = table["schema"]["fields"].as_array().expect("schema fields");
+        let field = fields.iter().find(|f| f["name"] == "contact_email").expect("contact_email");
+        (field["metadata"]["airtable_field_name"].clone(), field["metadata"]["column_id"].clone())
+    };
+    let ((name_before, id_before), (name_after, id_after)) = (meta(&before), meta(&after));
+    assert_eq!(
+        (name_before.as_str(), name_after.as_str()),
+        (Some("Contact Email"), Some("Primary Contact Email"))
+    );
+    assert_eq!(id_after, id_before);
 }

@@ -62,11 +62,13 @@
 //!
 //! Append and Replace stream the batches into new files. Upsert and Delete are one Delta
 //! MERGE each: the batches are deduplicated per key in memory, and the target files
-//! that may hold those keys are rewritten. Scd2Upsert reads the open rows (`__END_AT IS
-//! NULL`) of the table to drop changes that are not newer than the open version, and
-//! Scd2Snapshot joins the whole snapshot against the open rows to find changed rows; both
-//! scan the table's open rows once per commit, then run one MERGE. Widening a column's type
-//! rewrites the whole table once, in `open`.
+//! that may hold those keys are rewritten. Scd2Upsert reads the keys and `__START_AT`/`__END_AT`
+//! of every history row, to splice each change into its key's history at its sequence position
+//! (a change older than the current version becomes the version it was, as DLT's
+//! `apply_changes` does) and to skip changes already in the history; Scd2Snapshot joins the
+//! whole snapshot against the open rows to find changed rows; both scan the table once per
+//! commit, then run one MERGE. Widening a column's type rewrites the whole table once, in
+//! `open`. [`DeltaSink::cluster`] (a `cluster_by`) rewrites every data file.
 //!
 //! The offset lives in the commitInfo of its commit. If that commit's JSON file is removed
 //! by log cleanup (by default after 30 days, and only after a checkpoint), the `txn`
@@ -86,6 +88,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::optimize::OptimizeType;
 use deltalake::{DeltaTable, DeltaTableError, ensure_table_uri};
 use futures_util::TryStreamExt;
 
@@ -484,6 +487,26 @@ impl DeltaSink {
         stats.version = version_of(&table);
         self.table = table;
         Ok(stats)
+    }
+
+    /// Z-orders the table's data files on `columns` (delta-rs's `OPTIMIZE … ZORDER BY`), so that
+    /// readers filtering on them skip files: one commit that rewrites every data file and
+    /// changes no row, offset or `txn`. Returns the number of files it wrote.
+    pub async fn cluster(&mut self, columns: &[String]) -> Result<u64, SinkError> {
+        let mut table = self.fresh_table();
+        table.update_state().await.map_err(|source| SinkError::delta(&self.uri, "load the table", source))?;
+        let props = no_log_cleanup(
+            CommitProperties::default()
+                .with_metadata([("weir.cluster_by".to_string(), columns.join(",").into())]),
+        );
+        let (table, metrics) = table
+            .optimize()
+            .with_type(OptimizeType::ZOrder(columns.to_vec()))
+            .with_commit_properties(props)
+            .await
+            .map_err(|source| SinkError::delta(&self.uri, "z-order by cluster_by", source))?;
+        self.table = table;
+        Ok(metrics.num_files_added)
     }
 
     /// A handle on the same table state; the builders consume their table.

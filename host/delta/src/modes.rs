@@ -25,6 +25,8 @@ use crate::{CommitStats, END_AT, START_AT, SinkError, WriteMode, non_empty};
 
 const ORD: &str = "__weir_ord";
 const FLAG: &str = "__weir_flag";
+/// The start of the history row an SCD2 source row is meant to match.
+const MATCH: &str = "__weir_match";
 const SOURCE: &str = "source";
 const TARGET: &str = "target";
 
@@ -134,10 +136,16 @@ pub(crate) async fn commit_offset_only(
     Ok(table)
 }
 
-/// SCD2 from CDC: each change of a key becomes a history row. The source holds every new
-/// version (its `__END_AT` is the next change's sequence, or null for the newest) plus one
-/// "closing" copy of each key's oldest new version, which is the only row that can match
-/// the open target row, and closes it at that version's start.
+/// SCD2 from CDC: each change of a key becomes a history row, spliced into the key's history at
+/// its sequence position, as DLT's `apply_changes` does: a change older than the current version
+/// is not dropped but becomes the version it was, and the version it falls into ends where it
+/// starts. A change whose sequence is already in the history is a replay and is skipped.
+///
+/// A new version ends at the next boundary of its key: the nearest later start (old or new) or
+/// the end of the old version it falls into (a delete's close). An old version whose interval
+/// holds new starts ends at the first of them. The MERGE source holds every new version
+/// (unflagged, inserted) and, for each old version that must end earlier, a flagged copy of the
+/// new version that ends it, carrying the old version's start to match exactly that row.
 async fn scd2_upsert(
     ctx: &Ctx<'_>,
     table: DeltaTable,
@@ -153,33 +161,60 @@ async fn scd2_upsert(
     let session = session_with_source(uri, batches, &data)?;
     register_target(uri, &session, &table).await?;
     let columns = names(&data);
-    let cols = quoted(&columns, "");
     let key_cols = quoted(keys, "");
     let q_seq = ident(seq);
+    let (start, end) = (ident(START_AT), ident(END_AT));
     let sql = format!(
-        "WITH w_open AS (SELECT {key_cols}, {start} AS __weir_open FROM tgt WHERE {end} IS NULL),
-         w_fresh AS (SELECT s.* FROM src s LEFT JOIN w_open o ON {join}
-                     WHERE o.__weir_open IS NULL OR s.{q_seq} > o.__weir_open),
+        "WITH w_hist AS (SELECT {key_cols}, {start} AS __weir_a, {end} AS __weir_e FROM tgt),
+         w_known AS (SELECT DISTINCT {key_cols}, TRUE AS __weir_known FROM w_hist),
+         w_dup AS (SELECT DISTINCT {key_cols}, __weir_a, TRUE AS __weir_dup FROM w_hist WHERE __weir_a IS NOT NULL),
          w_uniq AS (SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {key_cols}, {q_seq} ORDER BY {ORD} DESC) AS __weir_rn
-                    FROM w_fresh) WHERE __weir_rn = 1),
-         w_versions AS (SELECT {cols}, {q_seq} AS {start},
-                          LEAD({q_seq}) OVER (PARTITION BY {key_cols} ORDER BY {q_seq}) AS {end},
-                          ROW_NUMBER() OVER (PARTITION BY {key_cols} ORDER BY {q_seq}) AS __weir_first
-                        FROM w_uniq)
-         SELECT {cols}, {start}, {end}, FALSE AS {FLAG} FROM w_versions
+                    FROM src) WHERE __weir_rn = 1),
+         w_new AS (SELECT u.* FROM w_uniq u
+                   LEFT JOIN w_dup d ON {join_ud} AND d.__weir_a = u.{q_seq}
+                   LEFT JOIN w_known k ON {join_uk}
+                   WHERE d.__weir_dup IS NULL AND (u.{q_seq} IS NOT NULL OR k.__weir_known IS NULL)),
+         w_bounds AS (SELECT {key_cols}, {q_seq} AS __weir_b FROM w_new WHERE {q_seq} IS NOT NULL
+                      UNION ALL SELECT {key_cols}, __weir_a FROM w_hist WHERE __weir_a IS NOT NULL
+                      UNION ALL SELECT {key_cols}, __weir_e FROM w_hist WHERE __weir_e IS NOT NULL),
+         w_ends AS (SELECT {n_keys}, n.{q_seq} AS __weir_s, MIN(b.__weir_b) AS __weir_end
+                    FROM (SELECT {key_cols}, {q_seq} FROM w_new) n
+                    LEFT JOIN w_bounds b ON {join_nb} AND b.__weir_b > n.{q_seq}
+                    GROUP BY {n_keys}, n.{q_seq}),
+         w_ins AS (SELECT {w_cols}, w.{q_seq} AS {start}, e.__weir_end AS {end}
+                   FROM w_new w JOIN w_ends e ON {join_we} AND w.{q_seq} IS NOT DISTINCT FROM e.__weir_s),
+         w_close AS (SELECT {h_keys}, h.__weir_a AS __weir_match, MIN(n.{q_seq}) AS __weir_by
+                     FROM w_hist h JOIN w_new n ON {join_hn} AND n.{q_seq} IS NOT NULL
+                       AND (h.__weir_a IS NULL OR n.{q_seq} > h.__weir_a)
+                       AND (h.__weir_e IS NULL OR n.{q_seq} < h.__weir_e)
+                     GROUP BY {h_keys}, h.__weir_a)
+         SELECT {cols}, {start}, {end}, FALSE AS {FLAG}, {start} AS {MATCH} FROM w_ins
          UNION ALL
-         SELECT {cols}, {start}, {end}, TRUE AS {FLAG} FROM w_versions WHERE __weir_first = 1",
-        start = ident(START_AT),
-        end = ident(END_AT),
-        join = join_on(keys, "s", "o"),
+         SELECT {i_cols}, i.{start}, i.{end}, TRUE AS {FLAG}, c.__weir_match AS {MATCH}
+         FROM w_close c JOIN w_ins i ON {join_ci} AND i.{start} = c.__weir_by",
+        cols = quoted(&columns, ""),
+        w_cols = quoted(&columns, "w."),
+        i_cols = quoted(&columns, "i."),
+        n_keys = quoted(keys, "n."),
+        h_keys = quoted(keys, "h."),
+        join_ud = join_on(keys, "u", "d"),
+        join_uk = join_on(keys, "u", "k"),
+        join_nb = join_on(keys, "n", "b"),
+        join_we = join_on(keys, "w", "e"),
+        join_hn = join_on(keys, "h", "n"),
+        join_ci = join_on(keys, "c", "i"),
     );
     let source = query(uri, &session, &sql).await?;
-    let merge = merge_on_keys_open(table, source, keys, &session, Some(flag()))
-        .when_matched_update(|update| {
-            update
-                .predicate(target(START_AT).is_null().or(target(START_AT).lt(source_col(START_AT))))
-                .update(unqualified(END_AT), source_col(START_AT))
-        })
+    // Each flagged row matches the one version whose start it carries, open or closed.
+    let predicate = keys_match(keys)
+        .and(binary_expr(target(START_AT), Operator::IsNotDistinctFrom, source_col(MATCH)))
+        .and(flag());
+    let merge = table
+        .merge(source, predicate)
+        .with_source_alias(SOURCE)
+        .with_target_alias(TARGET)
+        .with_session_state(Arc::new(session.state()))
+        .when_matched_update(|update| update.update(unqualified(END_AT), source_col(START_AT)))
         .map_err(|source| SinkError::delta(uri, "plan the merge", source))?;
     let mut all = columns.clone();
     all.extend([START_AT.to_string(), END_AT.to_string()]);

@@ -4,6 +4,7 @@
 //! rows (adding a column, or rewriting the same rows in a wider type), so a crash before or
 //! after it leaves `last_checkpoint` describing the data exactly as before.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::{RecordBatch, new_null_array};
@@ -11,9 +12,9 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::DeltaTable;
 use deltalake::arrow::compute::cast;
 use deltalake::datafusion::prelude::SessionContext;
-use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::{TryIntoArrow, TryIntoKernel};
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{MetadataValue, StructType};
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 
@@ -92,7 +93,8 @@ pub(crate) fn widens(from: &DataType, to: &DataType) -> bool {
 }
 
 /// Brings an existing table up to `target`: adds new columns, widens types, drops NOT NULL
-/// where `target` allows nulls. Columns missing from `target` stay in the table.
+/// where `target` allows nulls, and takes `target`'s column metadata over the stored one (a
+/// column keeps keys `target` lacks). Columns missing from `target` stay in the table.
 ///
 /// Widening is a full rewrite (every row is read and written again, in one overwrite commit),
 /// because Delta readers without the typeWidening feature cannot read a changed type in place.
@@ -101,6 +103,7 @@ pub(crate) async fn evolve(uri: &str, table: DeltaTable, target: &Schema) -> Res
     let mut widened: Vec<Field> = Vec::with_capacity(current.fields().len());
     let mut needs_rewrite = false;
     let mut not_null_to_drop = Vec::new();
+    let mut metadata_changed = Vec::new();
     for field in current.fields() {
         let Ok(wanted) = target.field_with_name(field.name()) else {
             widened.push(field.as_ref().clone());
@@ -124,7 +127,20 @@ pub(crate) async fn evolve(uri: &str, table: DeltaTable, target: &Schema) -> Res
         if wanted.is_nullable() && !field.is_nullable() {
             not_null_to_drop.push(field.name().clone());
         }
-        widened.push(Field::new(field.name(), ty, field.is_nullable()));
+        // The column keeps its metadata (`column_id` matches renames by it), with the incoming
+        // values over the stored ones: a renamed source field's name follows the rename.
+        let mut metadata = field.metadata().clone();
+        metadata.extend(
+            wanted
+                .metadata()
+                .iter()
+                .filter(|(k, _)| !k.starts_with("delta."))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        if &metadata != field.metadata() {
+            metadata_changed.push(field.name().clone());
+        }
+        widened.push(field.as_ref().clone().with_data_type(ty).with_metadata(metadata));
     }
     let added: Vec<Field> = target
         .fields()
@@ -149,6 +165,25 @@ pub(crate) async fn evolve(uri: &str, table: DeltaTable, target: &Schema) -> Res
             .with_commit_properties(schema_commit("add columns"))
             .await
             .map_err(|source| SinkError::delta(uri, "add columns", source))?;
+    }
+    if !metadata_changed.is_empty() {
+        let kernel: StructType = target.try_into_kernel().map_err(|source| arrow_err(uri, source))?;
+        for column in metadata_changed {
+            let Some(field) = kernel.field(&column) else { continue };
+            let metadata: HashMap<String, MetadataValue> = field
+                .metadata()
+                .iter()
+                .filter(|(k, _)| !k.starts_with("delta."))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            table = table
+                .update_field_metadata()
+                .with_field_name(&column)
+                .with_metadata(metadata)
+                .with_commit_properties(schema_commit("column metadata"))
+                .await
+                .map_err(|source| SinkError::delta(uri, "update column metadata", source))?;
+        }
     }
     for column in not_null_to_drop {
         table = table

@@ -228,16 +228,79 @@ async fn scd2_upsert_builds_history_from_the_sequence() {
     let mode = WriteMode::Scd2Upsert { keys: vec!["id".into()], sequence_by: "seq".into() };
     let mut sink = DeltaSink::open(&uri, s.clone(), &mode).await.unwrap();
     sink.commit(vec![rows(&s, &[(1, "a", 10)])], &mode, &cp(1)).await.unwrap();
+    // (1, "a", 10) is already in the history: a replay, skipped. (1, "older", 5) predates it.
     let batch = rows(&s, &[(1, "c", 30), (1, "b", 20), (2, "x", 5), (1, "older", 5), (1, "a", 10)]);
     let stats = sink.commit(vec![batch], &mode, &cp(2)).await.unwrap();
-    assert_eq!((stats.inserted, stats.updated), (3, 1));
+    assert_eq!((stats.inserted, stats.updated), (4, 1));
     let history = "SELECT id, name, \"__START_AT\", \"__END_AT\" FROM t ORDER BY id, \"__START_AT\"";
-    assert_eq!(query(&uri, history).await, ["1|a|10|20", "1|b|20|30", "1|c|30|null", "2|x|5|null"]);
+    assert_eq!(
+        query(&uri, history).await,
+        ["1|older|5|10", "1|a|10|20", "1|b|20|30", "1|c|30|null", "2|x|5|null"]
+    );
 
     let delete = WriteMode::Scd2Delete { keys: vec!["id".into()], sequence_by: "seq".into() };
     let stats = sink.commit(vec![keys_seq(&[(1, 40), (2, 1)])], &delete, &cp(3)).await.unwrap();
     assert_eq!(stats.updated, 1, "the tombstone older than id 2's version must not close it");
-    assert_eq!(query(&uri, history).await, ["1|a|10|20", "1|b|20|30", "1|c|30|40", "2|x|5|null"]);
+    assert_eq!(
+        query(&uri, history).await,
+        ["1|older|5|10", "1|a|10|20", "1|b|20|30", "1|c|30|40", "2|x|5|null"]
+    );
+}
+
+/// A change that arrives after a newer one is spliced into the history where its sequence puts
+/// it, in the current version's interval, a closed one's, or a deleted key's last one.
+#[tokio::test]
+async fn scd2_upsert_splices_late_changes_into_the_history() {
+    let (_dir, uri) = tmp();
+    let s = id_name_seq();
+    let mode = WriteMode::Scd2Upsert { keys: vec!["id".into()], sequence_by: "seq".into() };
+    let delete = WriteMode::Scd2Delete { keys: vec!["id".into()], sequence_by: "seq".into() };
+    let history = "SELECT id, name, \"__START_AT\", \"__END_AT\" FROM t ORDER BY id, \"__START_AT\"";
+    let mut sink = DeltaSink::open(&uri, s.clone(), &mode).await.unwrap();
+    sink.commit(vec![rows(&s, &[(1, "a", 10), (1, "c", 30), (2, "p", 10)])], &mode, &cp(1)).await.unwrap();
+    sink.commit(vec![keys_seq(&[(2, 50)])], &delete, &cp(2)).await.unwrap();
+    assert_eq!(query(&uri, history).await, ["1|a|10|30", "1|c|30|null", "2|p|10|50"]);
+
+    // Late: two changes inside id 1's closed version, one after its current start, and one
+    // inside id 2's version that a delete closed (it must end at the delete, not reopen).
+    let late = rows(&s, &[(1, "b2", 25), (1, "b1", 20), (1, "d", 40), (2, "q", 20)]);
+    let stats = sink.commit(vec![late], &mode, &cp(3)).await.unwrap();
+    assert_eq!((stats.inserted, stats.updated), (4, 3));
+    assert_eq!(
+        query(&uri, history).await,
+        ["1|a|10|20", "1|b1|20|25", "1|b2|25|30", "1|c|30|40", "1|d|40|null", "2|p|10|20", "2|q|20|50"]
+    );
+
+    // Replaying the same changes changes nothing; exactly one version per key stays open.
+    let again = rows(&s, &[(1, "b2", 25), (1, "b1", 20), (1, "d", 40), (2, "q", 20)]);
+    let stats = sink.commit(vec![again], &mode, &cp(4)).await.unwrap();
+    assert_eq!((stats.inserted, stats.updated), (0, 0));
+    let open = "SELECT id FROM t WHERE \"__END_AT\" IS NULL ORDER BY id";
+    assert_eq!(query(&uri, open).await, ["1"]);
+    let bad = "SELECT id FROM t WHERE \"__END_AT\" <= \"__START_AT\"";
+    assert!(query(&uri, bad).await.is_empty());
+}
+
+#[tokio::test]
+async fn cluster_by_z_orders_the_files_and_keeps_rows_and_offsets() {
+    let (_dir, uri) = tmp();
+    let s = id_name_seq();
+    let mut sink = DeltaSink::open(&uri, s.clone(), &WriteMode::Append).await.unwrap();
+    for v in 1..=3 {
+        let batch = rows(&s, &[(v, "x", 100 - v), (v + 10, "y", v)]);
+        sink.commit(vec![batch], &WriteMode::Append, &cp(v)).await.unwrap();
+    }
+    let before = read(&uri, "ORDER BY id").await;
+    let files = sink.cluster(&["seq".to_string()]).await.unwrap();
+    assert!(files >= 1, "the z-order wrote {files} files");
+    assert_eq!(read(&uri, "ORDER BY id").await, before);
+    assert_eq!(sink.last_checkpoint("test/app").await.unwrap(), Some(cp(3)));
+    let table = deltalake::open_table(deltalake::ensure_table_uri(&uri).unwrap()).await.unwrap();
+    let last = futures_util::TryStreamExt::try_next(&mut table.history(Some(1))).await.unwrap().unwrap();
+    assert_eq!(last.operation.as_deref(), Some("OPTIMIZE"));
+    assert_eq!(last.info.get("weir.cluster_by"), Some(&serde_json::json!("seq")), "the commit names its columns");
+    let err = sink.cluster(&["nope".to_string()]).await.err().unwrap();
+    assert!(err.to_string().contains("nope"), "{err}");
 }
 
 #[tokio::test]
@@ -421,6 +484,64 @@ async fn rows_txn_and_offset_share_one_log_entry_and_failures_commit_nothing() {
     assert_eq!(sink.last_checkpoint("test/app").await.unwrap(), Some(cp(1)));
     assert_eq!(table_version(&uri).await, stats.version);
     assert_eq!(read(&uri, "").await, ["id=1 name=a seq=1"]);
+}
+
+/// A column's metadata survives a widening rewrite, and incoming values replace stored ones.
+#[tokio::test]
+async fn column_metadata_survives_widening_and_follows_the_source() {
+    let (_dir, uri) = tmp();
+    let tagged = |ty: DataType, name: &str| {
+        Field::new("owner", ty, true).with_metadata(
+            [
+                ("column_id".to_string(), "fldOwner".to_string()),
+                ("airtable_field_name".to_string(), name.into()),
+            ]
+            .into(),
+        )
+    };
+    let meta = |got: &SchemaRef, key: &str| {
+        got.field_with_name("owner").unwrap().metadata().get(key).cloned().unwrap_or_default()
+    };
+    let v1 = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        tagged(DataType::Int32, "Owner"),
+    ]));
+    let mut sink = DeltaSink::open(&uri, v1.clone(), &WriteMode::Append).await.unwrap();
+    let batch = RecordBatch::try_new(
+        v1.clone(),
+        vec![Arc::new(Int64Array::from(vec![1])) as ArrayRef, Arc::new(Int32Array::from(vec![7]))],
+    )
+    .unwrap();
+    sink.commit(vec![batch], &WriteMode::Append, &cp(1)).await.unwrap();
+
+    // Widened (a rewrite) while the source renamed the field.
+    let v2 = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        tagged(DataType::Int64, "Owner #"),
+    ]));
+    DeltaSink::open(&uri, v2, &WriteMode::Append).await.unwrap();
+    let got = weir_delta::table_schema(&uri).await.unwrap().unwrap();
+    assert_eq!(got.field_with_name("owner").unwrap().data_type(), &DataType::Int64);
+    assert_eq!(meta(&got, "column_id"), "fldOwner");
+    assert_eq!(meta(&got, "airtable_field_name"), "Owner #");
+
+    // Renamed again without a type change: a metadata-only commit.
+    let v3 = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        tagged(DataType::Int64, "Owner"),
+    ]));
+    let version = table_version(&uri).await;
+    DeltaSink::open(&uri, v3.clone(), &WriteMode::Append).await.unwrap();
+    let got = weir_delta::table_schema(&uri).await.unwrap().unwrap();
+    assert_eq!(
+        (meta(&got, "column_id").as_str(), meta(&got, "airtable_field_name").as_str()),
+        ("fldOwner", "Owner")
+    );
+    assert_eq!(table_version(&uri).await, version + 1);
+    // Opening with the same metadata commits nothing.
+    DeltaSink::open(&uri, v3, &WriteMode::Append).await.unwrap();
+    assert_eq!(table_version(&uri).await, version + 1);
+    assert_eq!(query(&uri, "SELECT id, owner FROM t").await, ["1|7"]);
 }
 
 #[tokio::test]

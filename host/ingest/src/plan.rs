@@ -37,6 +37,8 @@ pub struct Prepared {
     pub app_id: String,
     /// The table's partitions (contract 0.2), read concurrently; empty when it has none.
     pub partitions: Vec<String>,
+    /// The destination columns a run that changed rows z-orders the table by (`cluster_by`).
+    pub cluster_by: Vec<String>,
 }
 
 impl Prepared {
@@ -107,6 +109,17 @@ pub fn prepare(
                 )));
             }
         }
+        for column in &cluster_by {
+            let nested =
+                sink_schema.field_with_name(column).map(|f| f.data_type().is_nested()).unwrap_or(false);
+            if nested || column.contains('.') {
+                return Err(fail(format!(
+                    "cluster_by column {column:?} is {}; weir z-orders tables on top-level scalar \
+                     columns only: name others in cluster_by",
+                    if nested { "a struct, list or map" } else { "a name with a dot" }
+                )));
+            }
+        }
         let ingestion = if plan.scd_type == ScdType::AppendOnly {
             IngestionType::Append
         } else {
@@ -155,6 +168,7 @@ pub fn prepare(
             uri,
             app_id,
             partitions,
+            cluster_by,
         });
     }
     Ok(out)

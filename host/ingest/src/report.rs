@@ -33,6 +33,9 @@ pub struct TableReport {
     pub pages: u64,
     /// Partitions read concurrently (0: the table is not partitioned).
     pub partitions: u64,
+    /// Data files written by z-ordering the table on its `cluster_by` columns after the run's
+    /// commits (0: no `cluster_by`, or the run changed no row).
+    pub clustered_files: u64,
     #[serde(serialize_with = "seconds")]
     pub duration: Duration,
     /// The offset the last commit reached (JSON text), empty when nothing was committed.
@@ -65,6 +68,7 @@ impl TableReport {
             commits: 0,
             pages: 0,
             partitions: 0,
+            clustered_files: 0,
             duration: Duration::ZERO,
             offset: String::new(),
             counters: BTreeMap::new(),
