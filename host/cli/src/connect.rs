@@ -1,10 +1,11 @@
 //! From `--connections FILE --connection NAME` to a live session.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use weir_runtime::terminal::escape;
-use weir_runtime::{ConnectionsFile, Runtime, RuntimeConfig, Session};
+use weir_runtime::{ConnectionsFile, Runtime, RuntimeConfig, Session, Tape};
 
 /// Where the connection comes from, as the user said it.
 #[derive(Debug, Clone, clap::Args)]
@@ -15,9 +16,33 @@ pub struct ConnectionArgs {
     /// The connections file.
     #[arg(long, default_value = "connections.toml", env = "WEIR_CONNECTIONS")]
     pub connections: PathBuf,
+    #[command(flatten)]
+    pub tape: TapeArgs,
     /// Set from the global --allow-unsigned.
     #[arg(skip)]
     pub allow_unsigned: bool,
+}
+
+/// Record and replay: `--record CASSETTE` or `--replay CASSETTE`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TapeArgs {
+    /// Record every HTTP exchange into this cassette (a plain JSON file; secrets redacted).
+    #[arg(long, value_name = "CASSETTE", conflicts_with = "replay")]
+    pub record: Option<PathBuf>,
+    /// Serve every HTTP exchange from this cassette: offline, deterministic, no token needed.
+    #[arg(long, value_name = "CASSETTE")]
+    pub replay: Option<PathBuf>,
+}
+
+impl TapeArgs {
+    /// The cassette the flags name, opened.
+    pub fn open(&self) -> Result<Option<Arc<Tape>>> {
+        Ok(match (&self.record, &self.replay) {
+            (Some(path), _) => Some(Arc::new(Tape::record(path)?)),
+            (None, Some(path)) => Some(Arc::new(Tape::replay(path)?)),
+            (None, None) => None,
+        })
+    }
 }
 
 impl ConnectionArgs {
@@ -43,6 +68,12 @@ pub fn runtime() -> Result<Runtime> {
 
 /// Loads the file, picks the connection, loads its connector and opens a session.
 pub fn connect(args: &ConnectionArgs) -> Result<Connected> {
+    connect_to(args, None)
+}
+
+/// As [`connect`], with `connector` (a bundled or installed name, or a .wasm path) in place of
+/// the connection's own.
+pub fn connect_to(args: &ConnectionArgs, connector: Option<&str>) -> Result<Connected> {
     let file = ConnectionsFile::load(&args.connections)?;
     let name = match &args.connection {
         Some(n) => n.clone(),
@@ -54,10 +85,16 @@ pub fn connect(args: &ConnectionArgs) -> Result<Connected> {
             file.connections.keys().cloned().collect::<Vec<_>>().join(", ")
         ),
     };
-    let spec = file.get(&name)?;
+    let mut spec = file.get(&name)?.clone();
+    spec.tape = args.tape.open()?;
+    let spec = &spec;
     let base = args.connections.parent().unwrap_or(Path::new("."));
     let allow_unsigned = spec.allow_unsigned || args.allow_unsigned;
-    let component = weir_vet::component::load(&weir_vet::weir_home(), &spec.connector, base, allow_unsigned)?;
+    let component = match connector {
+        // Relative to where the command runs, as the user typed it.
+        Some(c) => weir_vet::component::load(&weir_vet::weir_home(), c, Path::new("."), allow_unsigned)?,
+        None => weir_vet::component::load(&weir_vet::weir_home(), &spec.connector, base, allow_unsigned)?,
+    };
     if let Some(warning) = component.origin.unsigned_warning() {
         eprintln!("warning: {}", escape(&warning));
     }

@@ -77,6 +77,7 @@ pub fn demo(dir: &Path, rows: Option<usize>, warehouse: Option<&str>, json: bool
         commit_rows: 50_000,
         only: None,
         allow_unsigned: false,
+        tape: None,
     };
     let bars = Bars::new(!json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let reports = weir_ingest::run_spec(

@@ -102,7 +102,7 @@ pub fn follow(
 ) -> Result<(), IngestError> {
     let (spec, tables) = PipelineSpec::load(spec_path)?;
     let file = weir_runtime::ConnectionsFile::load(connections)?;
-    let connection = file.get(connection_override.unwrap_or(&spec.connection_name))?;
+    let connection = &options.taped(file.get(connection_override.unwrap_or(&spec.connection_name))?);
     let source = Source {
         home: weir_vet::weir_home(),
         connection,

@@ -12,6 +12,7 @@
 //!     commit_rows: 50_000,
 //!     only: None,
 //!     allow_unsigned: false,
+//!     tape: None,
 //! };
 //! let reports = weir_ingest::run_spec(
 //!     "pipeline.yaml".as_ref(),
@@ -147,7 +148,7 @@ pub fn run_spec(
 ) -> Result<Vec<TableReport>, IngestError> {
     let (spec, plan) = PipelineSpec::load(spec_path)?;
     let file = weir_runtime::ConnectionsFile::load(connections)?;
-    let connection = file.get(connection_override.unwrap_or(&spec.connection_name))?;
+    let connection = &options.taped(file.get(connection_override.unwrap_or(&spec.connection_name))?);
     let base = connections.parent().unwrap_or(Path::new("."));
     let allow_unsigned = connection.allow_unsigned || options.allow_unsigned;
     let component =

@@ -40,6 +40,17 @@ pub struct RunOptions {
     pub only: Option<Vec<String>>,
     /// Run a connector given by path even when no trusted key signed it (`--allow-unsigned`).
     pub allow_unsigned: bool,
+    /// Record every HTTP exchange into, or replay them from, this cassette.
+    pub tape: Option<std::sync::Arc<weir_runtime::Tape>>,
+}
+
+impl RunOptions {
+    /// The connection with this run's cassette, if any.
+    pub fn taped(&self, connection: &ConnectionSpec) -> ConnectionSpec {
+        let mut connection = connection.clone();
+        connection.tape = self.tape.clone();
+        connection
+    }
 }
 
 /// What the workers share.
@@ -129,6 +140,30 @@ fn ingest(ctx: &Ctx, table: &Prepared, report: &Mutex<TableReport>) -> Result<()
         let deletes = Flow { app_id: format!("{}#deletes", table.app_id), stream: Stream::Deletes, mode };
         run_flow(ctx, table, &sink, deletes, report)?;
     }
+    cluster(ctx, table, &sink, report)
+}
+
+/// Z-orders the table by its `cluster_by` columns once a run has changed rows: after the last
+/// commit, so that the rewrite covers everything the run wrote. A run killed before it leaves
+/// the table correct and unclustered until the next run that changes rows.
+fn cluster(
+    ctx: &Ctx,
+    table: &Prepared,
+    sink: &tokio::sync::Mutex<DeltaSink>,
+    report: &Mutex<TableReport>,
+) -> Result<(), IngestError> {
+    let changed = {
+        let r = report.lock().unwrap_or_else(PoisonError::into_inner);
+        r.inserted + r.updated + r.deleted > 0
+    };
+    if table.cluster_by.is_empty() || !changed {
+        return Ok(());
+    }
+    let files = ctx
+        .tokio
+        .block_on(async { sink.lock().await.cluster(&table.cluster_by).await })
+        .map_err(|error| IngestError::Sink { table: table.describe(), error })?;
+    report.lock().unwrap_or_else(PoisonError::into_inner).clustered_files = files;
     Ok(())
 }
 

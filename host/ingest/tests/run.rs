@@ -46,6 +46,7 @@ fn options(dir: &Path) -> RunOptions {
         commit_rows: 200,
         only: None,
         allow_unsigned: false,
+        tape: None,
     }
 }
 

@@ -19,7 +19,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::http::tape::{Tape, TapeMode};
 use crate::manifest::{Limits, Manifest, RateLimit, Retry};
 
 /// Keys of a connection that configure the host rather than the connector.
@@ -65,7 +67,12 @@ pub struct ConnectionSpec {
     limits: Option<toml::Table>,
     retry: Option<toml::Table>,
     rate_limits: Option<toml::Table>,
+    /// A cassette to record to or replay from; set by the front end, never by the file.
+    pub tape: Option<Arc<Tape>>,
 }
+
+/// What a secret that is not at hand reads as while a cassette replays.
+pub const REPLAY_SECRET: &str = "weir-replay-placeholder";
 
 /// The share of the manifest's rate-limit budgets a connection gets when it is not given one.
 pub const FULL_RATE_SHARE: f64 = 1.0;
@@ -145,6 +152,7 @@ impl ConnectionSpec {
             limits: None,
             retry: None,
             rate_limits: None,
+            tape: None,
         };
         for (key, value) in values {
             if key.eq_ignore_ascii_case("allow_loopback") {
@@ -182,6 +190,7 @@ impl ConnectionSpec {
             limits: None,
             retry: None,
             rate_limits: None,
+            tape: None,
         };
         for (key, value) in table {
             match (key.as_str(), value) {
@@ -237,8 +246,18 @@ impl ConnectionSpec {
                 )));
             }
         }
+        // A replay sends nothing, so a secret that is not at hand stands in as a placeholder:
+        // cassettes replay with no token.
+        let replaying = self.tape.as_ref().is_some_and(|t| t.mode() == TapeMode::Replay);
         for p in &manifest.parameters {
             let value = match self.values.get(&p.name) {
+                Some(Source::Env(var)) if p.secret && replaying && std::env::var_os(var).is_none() => {
+                    REPLAY_SECRET.to_string()
+                }
+                Some(Source::File(path)) if p.secret && replaying && !path.is_file() => {
+                    REPLAY_SECRET.to_string()
+                }
+                None if p.secret && replaying && p.default.is_none() => REPLAY_SECRET.to_string(),
                 Some(Source::Literal(s)) => s.clone(),
                 Some(Source::Env(var)) => std::env::var(var).map_err(|_| {
                     invalid(format!("`{}` comes from environment variable {var}, which is not set", p.name))
@@ -306,6 +325,7 @@ impl ConnectionSpec {
             retry,
             rate_limits,
             rate_share: FULL_RATE_SHARE,
+            tape: self.tape.clone(),
         })
     }
 }
@@ -380,6 +400,8 @@ pub struct Connection {
     /// partitions) gives each 1/N, so that together they keep to the source's limit. Budgets are
     /// shared within a process by key and rate, so sessions with the same share pace together.
     pub rate_share: f64,
+    /// A cassette every exchange is recorded to or replayed from (`--record`, `--replay`).
+    pub tape: Option<Arc<Tape>>,
 }
 
 #[cfg(test)]

@@ -52,6 +52,7 @@ use std::time::{Duration, Instant};
 
 pub use connection::{Connection, ConnectionSpec, ConnectionsFile};
 pub use contract::{Capability, ConnectorError, ContractVersion, IngestionType, TableMetadata};
+pub use http::tape::{Tape, TapeError, TapeMode};
 pub use manifest::Manifest;
 pub use read::{Pages, ReadBounds, Stream, same_offset};
 pub use session::{ReadPage, Session, TableAddress};

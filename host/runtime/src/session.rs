@@ -239,6 +239,9 @@ impl Session {
         // stdio connected to nothing, and every socket address refused.
         let mut wasi = WasiCtx::builder();
         wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        if let Some(tape) = &self.connection.tape {
+            wasi.wall_clock(crate::http::tape::StillClock(tape.clock()));
+        }
         let limits = &self.connection.limits;
         let state = State {
             wasi: wasi.build(),

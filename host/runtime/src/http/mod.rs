@@ -7,6 +7,7 @@
 //! redirect hop and every resolved address.
 
 pub mod allowlist;
+pub mod tape;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,6 +78,8 @@ pub struct HttpGate {
     body_cap: u64,
     allow_loopback: bool,
     redactor: Arc<Redactor>,
+    /// Record or replay every exchange (see [`tape`]).
+    tape: Option<Arc<tape::Tape>>,
     pub stats: Arc<GateStats>,
 }
 
@@ -138,6 +141,7 @@ impl HttpGate {
             body_cap: connection.limits.http_body_mib * 1024 * 1024,
             allow_loopback: connection.allow_loopback,
             redactor,
+            tape: connection.tape.clone(),
             stats: Arc::default(),
         })
     }
@@ -347,6 +351,36 @@ impl HttpGate {
     }
 
     async fn attempt(
+        &self,
+        method: &reqwest::Method,
+        url: &url::Url,
+        origin: &Origin,
+        headers: &reqwest::header::HeaderMap,
+        body: Option<&[u8]>,
+    ) -> Result<Response, Failure> {
+        let Some(tape) = &self.tape else { return self.exchange(method, url, origin, headers, body).await };
+        if tape.mode() == tape::TapeMode::Replay {
+            let response = tape.replay_exchange(&self.redactor, method.as_str(), url.as_str(), body);
+            return match response {
+                Ok(r) if r.body.len() as u64 > self.body_cap => {
+                    Err(Failure::Final(HttpError::BodyTooLarge(self.body_cap)))
+                }
+                Ok(r) => Ok(r),
+                Err(e) => Err(Failure::Final(e)),
+            };
+        }
+        let response = self.exchange(method, url, origin, headers, body).await?;
+        let guest_headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        tape.record_exchange(&self.redactor, method.as_str(), url.as_str(), &guest_headers, body, &response)
+            .map_err(Failure::Final)?;
+        Ok(response)
+    }
+
+    /// One request on the network, with the credentials injected.
+    async fn exchange(
         &self,
         method: &reqwest::Method,
         url: &url::Url,
