@@ -26,14 +26,7 @@ pub struct TableArgs {
 impl TableArgs {
     /// Table options given as `--option key=value`, with `--namespace` as the `namespace` option.
     pub fn table_options(&self) -> Result<Vec<(String, String)>> {
-        let mut options = self
-            .options
-            .iter()
-            .map(|p| match p.split_once('=') {
-                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-                _ => bail!("table option {p:?} must look like key=value"),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut options = key_values(&self.options)?;
         if !self.namespace.is_empty() {
             options.push((
                 weir_runtime::contract::NAMESPACE_OPTION.into(),
@@ -42,6 +35,17 @@ impl TableArgs {
         }
         Ok(options)
     }
+}
+
+/// Table options given as `key=value`.
+pub fn key_values(pairs: &[String]) -> Result<Vec<(String, String)>> {
+    pairs
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("table option {p:?} must look like key=value"),
+        })
+        .collect()
 }
 
 /// Every table the connection reaches: for a connector with namespaces, the tables of every
@@ -213,6 +217,51 @@ pub fn check(args: &ConnectionArgs, json: bool) -> Result<()> {
             bail!("{e}\nCheck the connection's base URL and network, then run `weir check -v` for details.")
         }
     }
+}
+
+/// `weir test`: the conformance suite, one line per check and table.
+pub fn test(
+    args: &ConnectionArgs,
+    connector: Option<&str>,
+    options: &weir_conformance::Options,
+    json: bool,
+) -> Result<()> {
+    use weir_conformance::Status;
+    let mut c = connect::connect_to(args, connector)?;
+    let report = weir_conformance::run(&mut c.session, options);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let width = report
+            .checks
+            .iter()
+            .map(|r| r.table.as_deref().unwrap_or("-").chars().count())
+            .max()
+            .unwrap_or(1);
+        for r in &report.checks {
+            let status = match r.status {
+                Status::Pass => "PASS",
+                Status::Fail => "FAIL",
+                Status::Skip => "skip",
+            };
+            let table = escape(r.table.as_deref().unwrap_or("-")).into_owned();
+            println!("{status}  {:<22}  {table:<width$}  {}", r.check, escape(&r.detail));
+        }
+        let count = |s: Status| report.checks.iter().filter(|r| r.status == s).count();
+        println!(
+            "{} check(s): {} passed, {} failed, {} skipped ({} HTTP request(s))",
+            report.checks.len(),
+            count(Status::Pass),
+            count(Status::Fail),
+            count(Status::Skip),
+            report.http.requests
+        );
+    }
+    let failed = report.failures().count();
+    if failed > 0 {
+        bail!("{failed} conformance check(s) failed");
+    }
+    Ok(())
 }
 
 /// How a component's origin reads in `weir inspect`.
