@@ -34,11 +34,7 @@ pub mod stores;
 pub fn repackage(component: &[u8], manifest: &str, edit: impl FnOnce(&str) -> String) -> Vec<u8> {
     let path = delta_reader::workspace().join(manifest);
     let original = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let trailer = weir_runtime::manifest::embed(&[], &original);
-    let raw = component
-        .strip_suffix(trailer.as_slice())
-        .unwrap_or_else(|| panic!("the component does not end with {manifest}; rebuild weir-artifacts"));
-    weir_runtime::manifest::embed(raw, &edit(&original))
+    weir_runtime::manifest::package(component, &edit(&original)).unwrap_or_else(|e| panic!("{manifest}: {e}"))
 }
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -49,8 +49,9 @@ fn main() {
         let manifest = std::fs::read_to_string(&manifest_path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", manifest_path.display()));
         let packaged = out_dir.join(format!("{name}.wasm"));
-        std::fs::write(&packaged, section::embed(&bytes, &manifest))
-            .expect("cannot write the packaged component");
+        // The same packaging step as `weir package` (and `weir build`) runs for any connector.
+        let bytes = section::package(&bytes, &manifest).unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
+        std::fs::write(&packaged, bytes).expect("cannot write the packaged component");
         let upper = name.to_uppercase();
         code.push_str(&format!(
             "/// The packaged `{name}` component.\npub const {upper}: &[u8] = include_bytes!({packaged:?});\n\

@@ -46,10 +46,6 @@ use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim, SimConfig};
 use weir_delta::{Checkpoint, DeltaSink, WriteMode};
 use weir_runtime::{ConnectionsFile, Pages, Runtime, RuntimeConfig, Stream};
 
-#[path = "../../runtime/src/manifest_section.rs"]
-#[allow(dead_code)]
-mod section;
-
 const TABLE: &str = "SKU Candidates";
 /// The file name the unpaced component gets beside each connections file.
 const UNPACED: &str = "airtable-unpaced.wasm";
@@ -150,14 +146,10 @@ fn start_sim(rows: usize) -> Result<Sim> {
 fn unpaced_airtable() -> Result<Vec<u8>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/airtable/manifest.toml");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let packaged = weir_artifacts::AIRTABLE;
-    let trailer = section::embed(&[], &text);
-    let Some(raw) = packaged.strip_suffix(trailer.as_slice()) else {
-        bail!("the bundled component does not end with {}; rebuild weir-artifacts", path.display());
-    };
     let mut manifest: toml::Table = toml::from_str(&text)?;
     manifest.remove("rate_limits").context("the Airtable manifest declares rate limits")?;
-    Ok(section::embed(raw, &toml::to_string(&manifest)?))
+    weir_runtime::manifest::package(weir_artifacts::AIRTABLE, &toml::to_string(&manifest)?)
+        .map_err(anyhow::Error::msg)
 }
 
 fn connections_toml(sim: &Sim) -> String {

@@ -1,5 +1,6 @@
 //! `weir`: run sandboxed Lakeflow connectors into Delta tables.
 
+mod author;
 mod connect;
 mod demo;
 mod explore;
@@ -31,6 +32,23 @@ struct Cli {
     allow_unsigned: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand)]
+enum NewCommand {
+    /// A Rust connector crate on the guest SDK that builds, packages and passes `weir test`
+    /// offline as it stands (against its fixture cassette).
+    Connector {
+        name: String,
+        /// The folder to create the crate in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The path of weir-connector-sdk (default: the one this weir was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -78,6 +96,8 @@ enum Command {
         /// Seconds between two passes of --follow.
         #[arg(long, default_value_t = 30.0, requires = "follow")]
         interval: f64,
+        #[command(flatten)]
+        tape: connect::TapeArgs,
         #[arg(long)]
         json: bool,
     },
@@ -114,6 +134,51 @@ enum Command {
         table: TableArgs,
         #[arg(long, default_value_t = 10)]
         limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Scaffold a connector: `weir new connector NAME`.
+    New {
+        #[command(subcommand)]
+        what: NewCommand,
+    },
+    /// Build a connector crate for wasm32-wasip2 and package it with its manifest.toml
+    /// (default output: target/weir/NAME.wasm in the crate).
+    Build {
+        /// The crate's folder.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Package any wasm32-wasip2 component with a manifest.toml, checked as a run checks it.
+    Package {
+        component: PathBuf,
+        #[arg(long, short)]
+        manifest: PathBuf,
+        #[arg(long, short)]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the conformance suite on a connector through the sandbox: one line per check and
+    /// table, and a nonzero exit when any check fails.
+    Test {
+        /// A bundled or installed connector name, or a .wasm path (default: the connection's).
+        connector: Option<String>,
+        #[command(flatten)]
+        conn: ConnectionArgs,
+        /// Only these tables, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        tables: Option<Vec<String>>,
+        /// A read that has not ended after this many calls fails `read_terminates`.
+        #[arg(long, default_value_t = 1000)]
+        max_calls: u64,
+        /// A table option every call gets, key=value (repeatable), e.g. a small page size.
+        #[arg(long = "option", short = 'o')]
+        options: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -250,6 +315,7 @@ fn dispatch(command: Command, allow_unsigned: bool) -> Result<()> {
             commit_rows,
             follow,
             interval,
+            tape,
             json,
         } => {
             let options = weir_ingest::RunOptions {
@@ -258,6 +324,7 @@ fn dispatch(command: Command, allow_unsigned: bool) -> Result<()> {
                 commit_rows: commit_rows.max(1),
                 only: tables,
                 allow_unsigned,
+                tape: tape.open()?,
             };
             let bars = progress::Bars::new(!json && std::io::stderr().is_terminal()).printing_passes(json);
             if follow {
@@ -294,6 +361,18 @@ fn dispatch(command: Command, allow_unsigned: bool) -> Result<()> {
             explore::preview(&conn.allowing(allow_unsigned), &table, limit, json)
         }
         Command::Check { conn, json } => explore::check(&conn.allowing(allow_unsigned), json),
+        Command::New { what: NewCommand::Connector { name, dir, sdk, json } } => {
+            author::new_connector(&name, &dir, sdk.as_deref(), json)
+        }
+        Command::Build { dir, out, json } => author::build(&dir, out.as_deref(), json),
+        Command::Package { component, manifest, out, json } => {
+            author::package(&component, &manifest, &out, json)
+        }
+        Command::Test { connector, conn, tables, max_calls, options, json } => {
+            let table_options = explore::key_values(&options)?;
+            let options = weir_conformance::Options { tables, max_calls: max_calls.max(1), table_options };
+            explore::test(&conn.allowing(allow_unsigned), connector.as_deref(), &options, json)
+        }
         Command::Inspect { connector, json } => explore::inspect(&connector, json),
         Command::Sim { source: SimSource::Airtable { port, rows, table, seed, no_rate_limit } } => {
             demo::serve_sim(port, rows.map(|n| (table, n)), seed, !no_rate_limit)

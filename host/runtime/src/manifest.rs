@@ -288,7 +288,7 @@ impl Manifest {
     }
 }
 
-pub use section::{embed, leb128};
+pub use section::{SIGNATURE_SECTION, embed, leb128, package};
 
 /// A finite number within `min..=max`, or an error naming the setting and the range.
 fn in_range(what: &str, value: f64, min: f64, max: f64) -> Result<(), ManifestError> {
@@ -351,6 +351,34 @@ impl Retry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The smallest valid component: magic, component version and layer.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    #[test]
+    fn packaging_again_replaces_the_manifest_and_keeps_other_sections() {
+        let mut with_name = EMPTY_COMPONENT.to_vec();
+        with_name.extend_from_slice(b"\0\x05\x04nameX"); // a custom section "name" holding "X"
+        let once = package(&with_name, MINIMAL).unwrap();
+        assert_eq!(Manifest::from_component(&once).unwrap().name, "x");
+        let other = MINIMAL.replace("name = \"x\"", "name = \"y\"");
+        let twice = package(&once, &other).unwrap();
+        assert_eq!(Manifest::from_component(&twice).unwrap().name, "y", "one manifest section, the new one");
+        assert_eq!(twice, package(&with_name, &other).unwrap());
+        assert!(twice.windows(5).any(|w| w == b"nameX"), "other sections stay");
+    }
+
+    #[test]
+    fn signed_components_core_modules_and_garbage_are_not_packaged() {
+        let mut signed = EMPTY_COMPONENT.to_vec();
+        signed.extend_from_slice(b"\0\x0a\x09signature");
+        assert!(package(&signed, MINIMAL).unwrap_err().contains("weir sign"));
+        assert!(package(b"\0asm\x01\0\0\0", MINIMAL).unwrap_err().contains("core module"));
+        assert!(package(b"PK\x03\x04", MINIMAL).unwrap_err().contains("not WebAssembly"));
+        let mut cut = EMPTY_COMPONENT.to_vec();
+        cut.extend_from_slice(b"\0\x7f\x04name");
+        assert!(package(&cut, MINIMAL).unwrap_err().contains("past the end"));
+    }
 
     const MINIMAL: &str = r#"
 name = "x"

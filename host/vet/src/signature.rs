@@ -31,7 +31,7 @@ use weir_runtime::manifest::leb128;
 use crate::keys::{KeyId, PublicKey, SecretKey};
 
 /// The name of the custom section holding the signatures.
-pub const SECTION: &str = "signature";
+pub const SECTION: &str = weir_runtime::manifest::SIGNATURE_SECTION;
 /// The name of the custom sections that split a binary into separately hashed parts.
 pub const DELIMITER: &str = "signature_delimiter";
 

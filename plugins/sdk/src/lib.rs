@@ -8,10 +8,135 @@
 //! - natively, for unit tests and for benchmarks that compare with and without the
 //!   sandbox, with any [`Host`] the caller provides.
 //!
-//! ```ignore
-//! struct MyConnector;
-//! impl weir_connector_sdk::Connector for MyConnector { /* … */ }
-//! weir_connector_sdk::export_connector!(MyConnector);
+//! `weir new connector NAME` writes a crate that builds, packages and passes `weir test` as
+//! it stands; the example below shows every contract function, each as small as it can be (a
+//! source with one namespace, `shop`, holding table `orders`, split into two partitions), and
+//! runs as a doc test against a [`Host`] that answers from memory.
+//!
+//! ```
+//! use weir_connector_sdk::{
+//!     Connector, ConnectorError, Host, HttpError, IngestionType, Level, Options, Page, Request,
+//!     Response, Rows, TableMetadata,
+//! };
+//!
+//! struct Shop;
+//!
+//! fn known(table: &str) -> Result<(), ConnectorError> {
+//!     if table == "orders" { Ok(()) } else { Err(ConnectorError::UnknownTable(table.into())) }
+//! }
+//!
+//! impl Connector for Shop {
+//!     // Upstream `list_tables`: the root's tables.
+//!     fn list_tables(_: &dyn Host, _: &Options) -> Result<Vec<String>, ConnectorError> {
+//!         Ok(vec!["orders".into()])
+//!     }
+//!
+//!     // Upstream `get_table_schema`: Spark's JSON schema.
+//!     fn table_schema(_: &dyn Host, _: &Options, table: &str, _: &Options) -> Result<String, ConnectorError> {
+//!         known(table)?;
+//!         Ok(r#"{"type":"struct","fields":[
+//!             {"name":"id","type":"long","nullable":false,"metadata":{}},
+//!             {"name":"updated_at","type":"timestamp","nullable":true,"metadata":{}}]}"#.into())
+//!     }
+//!
+//!     // Upstream `read_table_metadata`: keys, cursor, ingestion type.
+//!     fn table_metadata(_: &dyn Host, _: &Options, table: &str, _: &Options) -> Result<TableMetadata, ConnectorError> {
+//!         known(table)?;
+//!         Ok(TableMetadata {
+//!             primary_keys: vec!["id".into()],
+//!             cursor_field: Some("updated_at".into()),
+//!             ingestion_type: IngestionType::CdcWithDeletes,
+//!         })
+//!     }
+//!
+//!     // Upstream `read_table`: one page from an offset; the read ends when the end offset
+//!     // equals the start offset.
+//!     fn read_table(host: &dyn Host, options: &Options, table: &str, _: &Options, start: Option<&str>)
+//!         -> Result<Page, ConnectorError> {
+//!         known(table)?;
+//!         if start == Some(r#"{"page":2}"#) {
+//!             return Ok(Page::end(start));
+//!         }
+//!         let base = options.get("base_url").map(String::as_str).unwrap_or("https://shop.example");
+//!         let response = host.send(Request::get(format!("{base}/orders")))?;
+//!         Ok(Page {
+//!             rows: Rows::JsonLines(String::from_utf8_lossy(&response.body).into_owned()),
+//!             end_offset: r#"{"page":2}"#.into(),
+//!             checkpointable: true,
+//!             counters: vec![("pages".into(), 1)],
+//!         })
+//!     }
+//!
+//!     // Tombstones of a cdc_with_deletes table: the keys, and the cursor set to when.
+//!     fn read_deletes(_: &dyn Host, _: &Options, table: &str, _: &Options, start: Option<&str>)
+//!         -> Result<Page, ConnectorError> {
+//!         known(table)?;
+//!         if start.is_some() {
+//!             return Ok(Page::end(start));
+//!         }
+//!         let gone = r#"{"id": 7, "updated_at": "2026-01-05T00:00:00Z"}"#;
+//!         Ok(Page { rows: Rows::JsonLines(gone.into()), end_offset: r#"{"deletes":1}"#.into(), checkpointable: true, counters: vec![] })
+//!     }
+//!
+//!     // Capability `namespaces`: one level below `prefix`, each as its full path.
+//!     fn list_namespaces(_: &dyn Host, _: &Options, prefix: &[String]) -> Result<Vec<Vec<String>>, ConnectorError> {
+//!         Ok(if prefix.is_empty() { vec![vec!["shop".into()]] } else { vec![] })
+//!     }
+//!
+//!     // Capability `namespaces`: the tables of one namespace (the root's when empty).
+//!     fn list_tables_in_namespace(_: &dyn Host, _: &Options, namespace: &[String]) -> Result<Vec<String>, ConnectorError> {
+//!         Ok(if namespace == ["shop"] { vec!["orders".into()] } else { vec![] })
+//!     }
+//!
+//!     // Capability `partitions`: stable JSON objects the host reads concurrently.
+//!     fn list_partitions(_: &dyn Host, _: &Options, table: &str, _: &Options) -> Result<Vec<String>, ConnectorError> {
+//!         known(table)?;
+//!         Ok(vec![r#"{"shard":0}"#.into(), r#"{"shard":1}"#.into()])
+//!     }
+//!
+//!     // Capability `partitions`: one page of one partition, paged like read_table.
+//!     fn read_partition(_: &dyn Host, _: &Options, table: &str, _: &Options, partition: &str, start: Option<&str>)
+//!         -> Result<Page, ConnectorError> {
+//!         known(table)?;
+//!         if start.is_some() {
+//!             return Ok(Page::end(start));
+//!         }
+//!         let id = if partition.contains('0') { 10 } else { 11 };
+//!         Ok(Page { rows: Rows::JsonLines(format!("{{\"id\":{id}}}\n")), end_offset: r#"{"done":true}"#.into(), checkpointable: true, counters: vec![] })
+//!     }
+//!
+//!     // Capability `partitioned-stream`: how far the source has got now.
+//!     fn latest_offset(_: &dyn Host, _: &Options, table: &str, _: &Options, _: Option<&str>) -> Result<String, ConnectorError> {
+//!         known(table)?;
+//!         Ok(r#"{"seq":42}"#.into())
+//!     }
+//!
+//!     // Capability `partitioned-stream`: the partitions between two offsets, none when equal.
+//!     fn stream_partitions(_: &dyn Host, _: &Options, table: &str, _: &Options, start: Option<&str>, end: &str)
+//!         -> Result<Vec<String>, ConnectorError> {
+//!         known(table)?;
+//!         Ok(if start == Some(end) { vec![] } else { vec![format!(r#"{{"upto":{end}}}"#)] })
+//!     }
+//! }
+//!
+//! // In a component: `#[cfg(target_arch = "wasm32")] weir_connector_sdk::export_connector!(Shop);`
+//!
+//! /// A host that answers every request from memory, as a unit test's would.
+//! struct Canned;
+//! impl Host for Canned {
+//!     fn send(&self, request: Request) -> Result<Response, HttpError> {
+//!         assert_eq!(request.url, "https://shop.example/orders");
+//!         Ok(Response { status: 200, headers: vec![], body: b"{\"id\":1,\"updated_at\":null}\n".to_vec() })
+//!     }
+//!     fn log(&self, _: Level, _: &str) {}
+//! }
+//!
+//! let options = Options::new();
+//! let first = Shop::read_table(&Canned, &options, "orders", &options, None).unwrap();
+//! let last = Shop::read_table(&Canned, &options, "orders", &options, Some(&first.end_offset)).unwrap();
+//! assert_eq!(last.end_offset, first.end_offset, "the read ends");
+//! assert!(matches!(Shop::table_schema(&Canned, &options, "nope", &options), Err(ConnectorError::UnknownTable(_))));
+//! assert_eq!(Shop::list_partitions(&Canned, &options, "orders", &options).unwrap().len(), 2);
 //! ```
 //!
 //! A connector picks the contract it exports with one cargo feature: `v0_2` (namespaces,
