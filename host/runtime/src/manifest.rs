@@ -358,7 +358,7 @@ mod tests {
     #[test]
     fn packaging_again_replaces_the_manifest_and_keeps_other_sections() {
         let mut with_name = EMPTY_COMPONENT.to_vec();
-        with_name.extend_from_slice(b"\0\x05\x04nameX"); // a custom section "name" holding "X"
+        with_name.extend_from_slice(b"\0\x06\x04nameX"); // a custom section "name" holding "X"
         let once = package(&with_name, MINIMAL).unwrap();
         assert_eq!(Manifest::from_component(&once).unwrap().name, "x");
         let other = MINIMAL.replace("name = \"x\"", "name = \"y\"");
