@@ -298,7 +298,11 @@ async fn cluster_by_z_orders_the_files_and_keeps_rows_and_offsets() {
     let table = deltalake::open_table(deltalake::ensure_table_uri(&uri).unwrap()).await.unwrap();
     let last = futures_util::TryStreamExt::try_next(&mut table.history(Some(1))).await.unwrap().unwrap();
     assert_eq!(last.operation.as_deref(), Some("OPTIMIZE"));
-    assert_eq!(last.info.get("weir.cluster_by"), Some(&serde_json::json!("seq")), "the commit names its columns");
+    assert_eq!(
+        last.info.get("weir.cluster_by"),
+        Some(&serde_json::json!("seq")),
+        "the commit names its columns"
+    );
     let err = sink.cluster(&["nope".to_string()]).await.err().unwrap();
     assert!(err.to_string().contains("nope"), "{err}");
 }
