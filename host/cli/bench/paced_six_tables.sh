@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Issue 12, item 4: all six tables of the Product Launch base at once against the simulator with
+# Airtable's limit on (5 requests/s per base, 30 s penalty after a 429), SKU Candidates grown to
+# 10,000 rows, RUNS times. Prints, per run, the 429s weir received (its log's "429 from" lines,
+# which cover the planning calls too) and the base's request rate (the tables' requests over the
+# run's wall time; the six tables share the one base budget).
+# Usage: host/cli/bench/paced_six_tables.sh [WEIR_BINARY] [RUNS]
+set -euo pipefail
+weir=${1:-target/release/weir}
+runs=${2:-10}
+port=${PORT:-8799}
+dir=$(mktemp -d)
+trap 'kill $sim 2>/dev/null; rm -rf "$dir"' EXIT
+"$weir" sim airtable --port "$port" --rows 10000 --table "SKU Candidates" >"$dir/sim.log" 2>&1 &
+sim=$!
+for _ in $(seq 100); do grep -q "listening\|http://" "$dir/sim.log" 2>/dev/null && break; sleep 0.2; done
+printf 'patWeirSim.0123456789abcdef0123456789abcdef' >"$dir/token"
+cat >"$dir/connections.toml" <<TOML
+[connections.airtable]
+connector = "airtable"
+base_id = "appProductLaunch"
+base_url = "http://127.0.0.1:$port"
+bearer_token = { file = "token" }
+allow_loopback = true
+TOML
+{
+    echo "connection_name: airtable"
+    echo "objects:"
+    for t in "SKU Candidates" "Launch Milestones" "Compliance Records" "Packaging Tasks" "Marketing Assets" "Vendors"; do
+        printf '  - table:\n      source_table: %s\n' "$t"
+    done
+} >"$dir/pipeline.yaml"
+printf 'run  wall_s  requests  req_per_s  share_of_5  429s\n'
+for i in $(seq "$runs"); do
+    start=$(date +%s.%N)
+    "$weir" run "$dir/pipeline.yaml" --connections "$dir/connections.toml" --warehouse "$dir/w$i" --parallel 6 --json >"$dir/r$i.json" 2>"$dir/e$i.log"
+    end=$(date +%s.%N)
+    python3 - "$dir/r$i.json" "$start" "$end" "$i" "$dir/e$i.log" <<'PY'
+import json, sys
+reports = json.load(open(sys.argv[1]))
+wall = float(sys.argv[3]) - float(sys.argv[2])
+requests = sum(r["http"]["requests"] for r in reports)
+limited = open(sys.argv[5]).read().count("429 from")
+assert all(r["error"] is None for r in reports), [r["error"] for r in reports]
+print(f"{sys.argv[4]:>3}  {wall:6.1f}  {requests:8d}  {requests / wall:9.2f}  {requests / wall / 5:10.0%}  {limited:4d}")
+PY
+done
