@@ -185,11 +185,7 @@ fn weir_test_passes_airtable_live_and_replayed_and_names_the_rule_a_connector_br
         "weir test passed a connector whose offsets never stop: {}",
         text(&broken)
     );
-    let stdout = String::from_utf8_lossy(&broken.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("FAIL  read_terminates"))
-        .unwrap_or_else(|| panic!("{}", text(&broken)));
+    let line = failing_line(&broken, "read_terminates");
     assert!(line.contains("50 calls without ending (limits.read_calls)"), "{line}");
     assert!(
         String::from_utf8_lossy(&broken.stderr).contains("conformance check(s) failed"),
@@ -270,10 +266,17 @@ fn a_scaffolded_connector_builds_packages_and_passes_weir_test_until_it_breaks_a
         "weir test passed a connector whose offset never stops: {}",
         text(&failed)
     );
-    let stdout = String::from_utf8_lossy(&failed.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("FAIL  read_terminates"))
-        .unwrap_or_else(|| panic!("{}", text(&failed)));
+    let line = failing_line(&failed, "read_terminates");
     assert!(line.contains("(limits.read_calls)"), "the line names the rule: {line}");
+}
+
+/// The `FAIL` line `weir test` printed for `check`.
+fn failing_line(out: &Output, check: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("FAIL  {check}");
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("{}", text(out)))
 }
