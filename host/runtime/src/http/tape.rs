@@ -75,7 +75,11 @@ pub struct Tape {
 
 enum State {
     Recording(File),
-    Replaying { exchanges: HashMap<Key, Vec<Exchange>>, served: HashMap<Key, usize>, total: usize },
+    /// Per request, its recorded exchanges and how many of them have been served.
+    Replaying {
+        exchanges: HashMap<Key, (Vec<Exchange>, usize)>,
+        total: usize,
+    },
 }
 
 impl std::fmt::Debug for Tape {
@@ -229,7 +233,7 @@ impl Tape {
                 header.cassette, header.version
             )));
         }
-        let mut exchanges: HashMap<Key, Vec<Exchange>> = HashMap::new();
+        let mut exchanges: HashMap<Key, (Vec<Exchange>, usize)> = HashMap::new();
         let mut total = 0;
         for (i, record) in stream.enumerate() {
             let record = record.map_err(|e| invalid(format!("line {}: {e}", e.line())))?;
@@ -238,14 +242,14 @@ impl Tape {
             for body in [&exchange.request.body, &exchange.response.body] {
                 body.bytes().map_err(|e| invalid(format!("exchange {}: {e}", i + 1)))?;
             }
-            exchanges.entry(Key::of(&exchange.request)).or_default().push(exchange);
+            exchanges.entry(Key::of(&exchange.request)).or_default().0.push(exchange);
             total += 1;
         }
         Ok(Tape {
             path: path.to_path_buf(),
             mode: TapeMode::Replay,
             clock_ms: header.clock_ms,
-            state: Mutex::new(State::Replaying { exchanges, served: HashMap::new(), total }),
+            state: Mutex::new(State::Replaying { exchanges, total }),
         })
     }
 
@@ -314,10 +318,10 @@ impl Tape {
         };
         let key = Key::of(&request);
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let State::Replaying { exchanges, served, total } = &mut *state else {
+        let State::Replaying { exchanges, total } = &mut *state else {
             return Err(HttpError::Connection("the cassette is recording, not replaying".into()));
         };
-        let Some(recorded) = exchanges.get(&key) else {
+        let Some((recorded, served)) = exchanges.get_mut(&key) else {
             let body =
                 if key.body.is_empty() { String::new() } else { format!(" with body {}", clip(&key.body)) };
             return Err(HttpError::Connection(format!(
@@ -328,9 +332,8 @@ impl Tape {
                 key.url,
             )));
         };
-        let n = served.entry(key).or_default();
-        let exchange = &recorded[(*n).min(recorded.len() - 1)];
-        *n += 1;
+        let exchange = &recorded[(*served).min(recorded.len() - 1)];
+        *served += 1;
         let body = exchange.response.body.bytes().map_err(HttpError::Connection)?;
         Ok(HttpResponse {
             status: exchange.response.status,
