@@ -1,26 +1,28 @@
 //! Rate limits: request budgets shared by every session of the process.
 //!
-//! A budget spaces requests evenly: one every `1 / per_second` seconds, stretched by
-//! [`MARGIN`], with no burst (the generic cell rate algorithm with a tolerance of zero). A source
-//! such as Airtable counts requests per rolling second and answers a sixth one in any second with
-//! a 429 and a 30-second penalty; a burst-then-wait scheme (a token bucket, or a sliding window
-//! that lets five go at once) puts requests so close together that network jitter alone can
-//! squeeze six into one of the source's seconds. Evenly spaced, five requests span
-//! `5 × 1.04 / 5 = 1.04 s`, so arrivals may drift 40 ms and still never exceed the window,
-//! while the run sustains 96 % of the allowed rate.
+//! A budget spaces requests evenly, one every `1 / per_second` seconds, with no burst (the
+//! generic cell rate algorithm with a tolerance of zero), and it never lets more requests start
+//! in any window than the source admits in one, wherever in their flight the source counts them.
+//! A source such as Airtable counts requests per rolling second and answers a sixth one in any
+//! second with a 429 and a 30-second penalty. Even spacing alone is not enough: the source counts
+//! arrivals, and a request that lingers on its way (a busy machine, a slow network) can land in
+//! the same second as five later ones. So the budget also holds a request back until one window
+//! after the request `burst` places before it has *finished*: the source saw that one before it
+//! answered, so the two can never be counted in one window, whatever the jitter. With a fast
+//! source the second rule costs nothing; with latency `L` it caps the rate at `burst / (1 s + L)`.
 //!
 //! After a 429 the whole budget pauses for the penalty.
 //!
 //! A manifest's rate limit can also be keyed by the request: see [`Rule`] and [`PathPattern`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How much wider than the nominal interval requests are spaced.
-pub const MARGIN: f64 = 1.04;
+/// The window a source counts requests in: rates are per second.
+pub const WINDOW: Duration = Duration::from_secs(1);
 
 /// Every budget of the process, by rendered key and rate.
 #[derive(Default)]
@@ -39,11 +41,17 @@ impl RateLimiters {
     }
 }
 
-/// Requests spaced at least `interval` apart.
+/// Requests spaced at least `interval` apart, at most `burst` of them per [`WINDOW`] of
+/// completions (see the module docs).
 #[derive(Debug)]
 pub struct Budget {
     interval: Duration,
+    /// Requests the source admits in one window.
+    burst: usize,
     state: Mutex<State>,
+    /// One acquirer at a time reserves its slot, so that slots follow the order of reservation.
+    turn: tokio::sync::Mutex<()>,
+    finished: tokio::sync::Notify,
 }
 
 #[derive(Debug)]
@@ -51,6 +59,24 @@ struct State {
     /// The earliest time the next request may go.
     next: Option<Instant>,
     paused_until: Option<Instant>,
+    /// The last `burst` grants in order: their id, and when their request finished (None while
+    /// it is on its way).
+    recent: VecDeque<(u64, Option<Instant>)>,
+    granted: u64,
+}
+
+/// Leave to send one request; dropping it records that the request has finished (answered,
+/// failed or abandoned).
+#[must_use = "the grant marks the request's end when dropped"]
+pub struct Grant<'a> {
+    budget: &'a Budget,
+    id: u64,
+}
+
+impl Drop for Grant<'_> {
+    fn drop(&mut self) {
+        self.budget.finish(self.id);
+    }
 }
 
 impl Budget {
@@ -58,10 +84,16 @@ impl Budget {
     /// Values out of range are clamped to what a [`Duration`] holds; manifests are validated
     /// before they get here.
     pub fn new(per_second: f64) -> Budget {
-        let seconds = if per_second.is_finite() && per_second > 0.0 { MARGIN / per_second } else { 1.0 };
+        let valid = per_second.is_finite() && per_second > 0.0;
+        let seconds = if valid { 1.0 / per_second } else { 1.0 };
+        let burst =
+            if valid { (per_second * WINDOW.as_secs_f64()).floor().clamp(1.0, 1e6) as usize } else { 1 };
         Budget {
             interval: Duration::from_secs_f64(seconds.clamp(0.0, 86_400.0)),
-            state: Mutex::new(State { next: None, paused_until: None }),
+            burst,
+            state: Mutex::new(State { next: None, paused_until: None, recent: VecDeque::new(), granted: 0 }),
+            turn: tokio::sync::Mutex::new(()),
+            finished: tokio::sync::Notify::new(),
         }
     }
 
@@ -70,19 +102,50 @@ impl Budget {
         self.interval
     }
 
-    /// Waits until a request may go, and counts it.
-    pub async fn acquire(&self) {
-        let slot = {
-            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            let mut slot = s.next.map_or(now, |n| n.max(now));
-            if let Some(until) = s.paused_until {
-                slot = slot.max(until);
+    /// Waits until a request may go, and reserves its place. Keep the grant until the request
+    /// has finished.
+    pub async fn acquire(&self) -> Grant<'_> {
+        let turn = self.turn.lock().await;
+        let (slot, id) = loop {
+            // Created before looking, so that a finish in between still wakes it.
+            let finished = self.finished.notified();
+            {
+                let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let full = s.recent.len() >= self.burst;
+                if !(full && matches!(s.recent.front(), Some((_, None)))) {
+                    let now = Instant::now();
+                    let mut slot = s.next.map_or(now, |n| n.max(now));
+                    if let Some(until) = s.paused_until {
+                        slot = slot.max(until);
+                    }
+                    if full && let Some((_, Some(done))) = s.recent.pop_front() {
+                        slot = slot.max(done + WINDOW);
+                    }
+                    let id = s.granted;
+                    s.granted += 1;
+                    s.recent.push_back((id, None));
+                    s.next = Some(slot + self.interval);
+                    break (slot, id);
+                }
             }
-            s.next = Some(slot + self.interval);
-            slot
+            // The request `burst` places back is still on its way: wait for it to finish.
+            finished.await;
         };
+        drop(turn);
+        // Made before the wait, so that an abandoned wait still finishes its place.
+        let grant = Grant { budget: self, id };
         tokio::time::sleep_until(slot).await;
+        grant
+    }
+
+    fn finish(&self, id: u64) {
+        {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(entry) = s.recent.iter_mut().find(|(i, _)| *i == id) {
+                entry.1 = Some(Instant::now());
+            }
+        }
+        self.finished.notify_waiters();
     }
 
     /// Pauses the budget: the source refuses requests for `penalty`.
@@ -97,8 +160,11 @@ impl Budget {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         format!(
-            "one request every {:?}; next slot in {:?}; paused for {:?}",
+            "one request every {:?}, at most {} per {:?} of finishes ({} on their way); next slot in {:?}; paused for {:?}",
             self.interval,
+            self.burst,
+            WINDOW,
+            s.recent.iter().filter(|(_, done)| done.is_none()).count(),
             s.next.map_or(Duration::ZERO, |n| n.saturating_duration_since(now)),
             s.paused_until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now)),
         )
@@ -234,24 +300,43 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn requests_are_spaced_evenly_and_never_more_than_the_rate_in_any_window() {
+    async fn requests_are_spaced_evenly_at_the_full_rate() {
         let budget = Budget::new(5.0);
         let start = Instant::now();
         let mut times = Vec::new();
         for _ in 0..23 {
-            budget.acquire().await;
+            let _grant = budget.acquire().await;
             times.push(start.elapsed());
         }
         for pair in times.windows(2) {
-            assert!(pair[1] - pair[0] >= Duration::from_millis(208), "{pair:?}");
+            assert!(pair[1] - pair[0] >= Duration::from_millis(200), "{pair:?}");
         }
-        // Shifted by up to 40 ms of arrival jitter, any 1 s still holds at most 5.
-        for (i, t) in times.iter().enumerate() {
-            let in_window = times[i..].iter().filter(|u| **u - *t < Duration::from_millis(1040)).count();
-            assert!(in_window <= 5, "{in_window} grants within 1.04 s of {t:?}");
+        // Requests that finish at once lose nothing to the window rule: 22 intervals of 200 ms.
+        assert!(times[22] <= Duration::from_millis(22 * 200 + 1), "{:?}", times[22]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_on_its_way_holds_back_the_one_a_burst_later_until_a_window_after_it_ends() {
+        let budget = Budget::new(5.0);
+        let start = Instant::now();
+        let first = budget.acquire().await;
+        for i in 1..5 {
+            let _quick = budget.acquire().await;
+            assert_eq!(start.elapsed(), Duration::from_millis(200 * i));
         }
-        // And the rate is sustained: 22 intervals of 208 ms.
-        assert!(times[22] <= Duration::from_millis(22 * 208 + 1), "{:?}", times[22]);
+        // The first request's answer comes at 900 ms; however late the source counted it, the
+        // sixth request must not reach it within the same second.
+        let finish_first = async {
+            tokio::time::sleep_until(start + Duration::from_millis(900)).await;
+            drop(first);
+        };
+        let sixth = async {
+            let _grant = budget.acquire().await;
+            start.elapsed()
+        };
+        let ((), sixth) = tokio::join!(finish_first, sixth);
+        assert_eq!(sixth, Duration::from_millis(1900));
+        assert!(budget.describe().contains("at most 5 per 1s"), "{}", budget.describe());
     }
 
     #[tokio::test(start_paused = true)]
@@ -259,7 +344,7 @@ mod tests {
         let budget = Budget::new(50.0);
         budget.pause(Duration::from_secs(30));
         let start = Instant::now();
-        budget.acquire().await;
+        let _grant = budget.acquire().await;
         assert!(start.elapsed() >= Duration::from_secs(30));
     }
 

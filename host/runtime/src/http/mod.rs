@@ -280,12 +280,15 @@ impl HttpGate {
             self.rules.iter().filter_map(|r| r.budget(&self.limiters, url.path())).collect();
         let mut attempt = 1;
         loop {
+            // Held until the attempt has finished: the budgets count finished requests too.
+            let mut grants = Vec::with_capacity(budgets.len());
             for b in &budgets {
-                b.acquire().await;
+                grants.push(b.acquire().await);
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
             let outcome = self.attempt(method, url, origin, headers, body).await;
+            drop(grants);
             let last = attempt >= self.retry.max_attempts;
             match outcome {
                 Ok(response) if response.status == 429 => {
