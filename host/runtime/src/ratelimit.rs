@@ -11,7 +11,9 @@
 //! answered, so the two can never be counted in one window, whatever the jitter. With a fast
 //! source the second rule costs nothing; with latency `L` it caps the rate at `burst / (1 s + L)`.
 //!
-//! After a 429 the whole budget pauses for the penalty.
+//! After a 429 the whole budget pauses for the penalty. A source that reports its quota
+//! (`X-RateLimit-Remaining` and `-Reset`, read by the http gate) rations the budget: what is left
+//! is spread evenly until the reset, and nothing goes before the reset when nothing is left.
 //!
 //! A manifest's rate limit can also be keyed by the request: see [`Rule`] and [`PathPattern`].
 
@@ -59,6 +61,8 @@ struct State {
     /// The earliest time the next request may go.
     next: Option<Instant>,
     paused_until: Option<Instant>,
+    /// The spacing the source's reported quota allows, and until when (see [`Budget::ration`]).
+    rationed: Option<(Instant, Duration)>,
     /// The last `burst` grants in order: their id, and when their request finished (None while
     /// it is on its way).
     recent: VecDeque<(u64, Option<Instant>)>,
@@ -91,7 +95,13 @@ impl Budget {
         Budget {
             interval: Duration::from_secs_f64(seconds.clamp(0.0, 86_400.0)),
             burst,
-            state: Mutex::new(State { next: None, paused_until: None, recent: VecDeque::new(), granted: 0 }),
+            state: Mutex::new(State {
+                next: None,
+                paused_until: None,
+                rationed: None,
+                recent: VecDeque::new(),
+                granted: 0,
+            }),
             turn: tokio::sync::Mutex::new(()),
             finished: tokio::sync::Notify::new(),
         }
@@ -121,10 +131,14 @@ impl Budget {
                     if full && let Some((_, Some(done))) = s.recent.pop_front() {
                         slot = slot.max(done + WINDOW);
                     }
+                    let interval = match s.rationed {
+                        Some((until, spacing)) if slot < until => spacing.max(self.interval),
+                        _ => self.interval,
+                    };
                     let id = s.granted;
                     s.granted += 1;
                     s.recent.push_back((id, None));
-                    s.next = Some(slot + self.interval);
+                    s.next = Some(slot + interval);
                     break (slot, id);
                 }
             }
@@ -155,13 +169,30 @@ impl Budget {
         s.paused_until = Some(s.paused_until.map_or(until, |u| u.max(until)));
     }
 
+    /// The source reports `remaining` requests until its window resets in `reset_in`: spaces
+    /// requests so that they last until then (never closer than the budget's own rate), and
+    /// pauses until the reset when none are left.
+    pub fn ration(&self, remaining: u64, reset_in: Duration) {
+        if remaining == 0 {
+            return self.pause(reset_in);
+        }
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.rationed = Some((Instant::now() + reset_in, reset_in / remaining.min(u32::MAX as u64) as u32));
+    }
+
     /// How the budget stands, for the log line of a 429 that happened anyway.
     pub fn describe(&self) -> String {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         format!(
-            "one request every {:?}, at most {} per {:?} of finishes ({} on their way); next slot in {:?}; paused for {:?}",
+            "one request every {:?}{}, at most {} per {:?} of finishes ({} on their way); next slot in {:?}; paused for {:?}",
             self.interval,
+            match s.rationed {
+                Some((until, spacing)) if until > now && spacing > self.interval => {
+                    format!(" (every {spacing:?} for {:?}: the source's quota)", until - now)
+                }
+                _ => String::new(),
+            },
             self.burst,
             WINDOW,
             s.recent.iter().filter(|(_, done)| done.is_none()).count(),
@@ -346,6 +377,37 @@ mod tests {
         let start = Instant::now();
         let _grant = budget.acquire().await;
         assert!(start.elapsed() >= Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reported_quota_spreads_what_is_left_until_the_reset() {
+        let budget = Budget::new(10.0);
+        let start = Instant::now();
+        // 4 requests left for the next 8 s: one every 2 s instead of every 100 ms.
+        budget.ration(4, Duration::from_secs(8));
+        let mut times = Vec::new();
+        for _ in 0..4 {
+            let _grant = budget.acquire().await;
+            times.push(start.elapsed());
+        }
+        assert_eq!(times, [0, 2, 4, 6].map(Duration::from_secs));
+        assert!(budget.describe().contains("the source's quota"), "{}", budget.describe());
+        // After the reset, the budget's own rate again.
+        let _ = budget.acquire().await;
+        let eight = start.elapsed();
+        let _ = budget.acquire().await;
+        assert_eq!(start.elapsed() - eight, Duration::from_millis(100));
+        // Nothing left: nothing goes before the reset.
+        budget.ration(0, Duration::from_secs(30));
+        let before = Instant::now();
+        let _ = budget.acquire().await;
+        assert!(before.elapsed() >= Duration::from_secs(30));
+        // A generous quota changes nothing.
+        budget.ration(4000, Duration::from_secs(60));
+        let _ = budget.acquire().await;
+        let before = Instant::now();
+        let _ = budget.acquire().await;
+        assert_eq!(before.elapsed(), Duration::from_millis(100));
     }
 
     #[test]

@@ -7,12 +7,13 @@
 //! redirect hop and every resolved address.
 
 pub mod allowlist;
+mod pushback;
 pub mod tape;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng;
 
@@ -24,6 +25,7 @@ use crate::ratelimit::{RateLimiters, Rule};
 use crate::secrets::{Injection, Redactor};
 use crate::template;
 use allowlist::{Origin, ip_allowed};
+use pushback::Wait;
 
 /// Redirect hops followed before giving up.
 const MAX_REDIRECTS: usize = 5;
@@ -290,19 +292,27 @@ impl HttpGate {
             let outcome = self.attempt(method, url, origin, headers, body).await;
             drop(grants);
             let last = attempt >= self.retry.max_attempts;
+            let pushback =
+                outcome.as_ref().ok().map(|r| pushback::read(r.status, &r.headers, SystemTime::now()));
+            if let Some(quota) = pushback.and_then(|p| p.quota) {
+                for b in &budgets {
+                    b.ration(quota.remaining, quota.reset_in.min(MAX_RETRY_AFTER));
+                }
+            }
             match outcome {
-                Ok(response) if response.status == 429 => {
+                Ok(response) if pushback.is_some_and(|p| p.refused) => {
                     self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    let penalty = match retry_after(&response.headers) {
-                        RetryAfter::Absent => Duration::from_secs_f64(self.retry.penalty_seconds),
-                        RetryAfter::Seconds(d) => d,
-                        RetryAfter::TooLong(requested) => {
+                    let penalty = match pushback.map_or(Wait::Unsaid, |p| p.wait) {
+                        Wait::Unsaid => Duration::from_secs_f64(self.retry.penalty_seconds),
+                        Wait::For(d) => d,
+                        Wait::TooLong(requested) => {
                             return Err(LimitHit::RetryAfter { requested, limit: MAX_RETRY_AFTER });
                         }
                     };
                     tracing::warn!(
                         target: "weir::http",
-                        "429 from {origin}; pausing requests for {penalty:?} (budgets: {})",
+                        "{} from {origin}: rate limited; pausing requests for {penalty:?} (budgets: {})",
+                        response.status,
                         if budgets.is_empty() {
                             "none".to_string()
                         } else {
@@ -463,28 +473,6 @@ fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'stati
     false
 }
 
-/// What a 429's `Retry-After` asks for.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum RetryAfter {
-    /// No usable value (absent, a date, or text): the manifest's penalty applies.
-    Absent,
-    Seconds(Duration),
-    /// More than [`MAX_RETRY_AFTER`], in seconds as sent.
-    TooLong(f64),
-}
-
-/// Reads `Retry-After` as seconds (fractions allowed), never trusting the number.
-fn retry_after(headers: &[(String, String)]) -> RetryAfter {
-    let Some((_, v)) = headers.iter().find(|(k, _)| k == "retry-after") else { return RetryAfter::Absent };
-    match v.trim().parse::<f64>() {
-        Ok(s) if s.is_finite() && s >= 0.0 && s <= MAX_RETRY_AFTER.as_secs_f64() => {
-            RetryAfter::Seconds(Duration::from_secs_f64(s))
-        }
-        Ok(s) if s > MAX_RETRY_AFTER.as_secs_f64() => RetryAfter::TooLong(s),
-        _ => RetryAfter::Absent,
-    }
-}
-
 /// The hex SHA-256 of some bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -517,27 +505,5 @@ impl reqwest::dns::Resolve for Resolver {
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn header(v: &str) -> Vec<(String, String)> {
-        vec![("retry-after".to_string(), v.to_string())]
-    }
-
-    #[test]
-    fn retry_after_is_clamped_never_trusted() {
-        assert_eq!(retry_after(&[]), RetryAfter::Absent);
-        assert_eq!(retry_after(&header("2.5")), RetryAfter::Seconds(Duration::from_millis(2500)));
-        assert_eq!(retry_after(&header("Wed, 21 Oct 2015 07:28:00 GMT")), RetryAfter::Absent);
-        for huge in ["1e20", "1e19", "1e10", "3601", "inf"] {
-            assert!(matches!(retry_after(&header(huge)), RetryAfter::TooLong(_)), "{huge}");
-        }
-        for bad in ["-1", "NaN", "-inf"] {
-            assert_eq!(retry_after(&header(bad)), RetryAfter::Absent, "{bad}");
-        }
     }
 }
