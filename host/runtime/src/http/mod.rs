@@ -294,7 +294,7 @@ impl HttpGate {
             let last = attempt >= self.retry.max_attempts;
             let pushback =
                 outcome.as_ref().ok().map(|r| pushback::read(r.status, &r.headers, SystemTime::now()));
-            if let Some(quota) = pushback.and_then(|p| p.quota) {
+            if let Some(quota) = pushback.and_then(|p| p.quota).filter(|q| q.scarce()) {
                 for b in &budgets {
                     b.ration(quota.remaining, quota.reset_in.min(MAX_RETRY_AFTER));
                 }

@@ -11,9 +11,12 @@
 //!   when the number is too small to be a date). Dates are read against the response's own
 //!   `Date` header when it has one, so that a skewed local clock, or a recorded cassette
 //!   replayed years later, waits what the source meant.
-//! - **Quota.** `X-RateLimit-Remaining` with `X-RateLimit-Reset` on any response: the gate
-//!   spreads what is left until the reset (see [`crate::ratelimit::Budget::ration`]), and pauses
-//!   the budget until the reset when nothing is left, instead of spending a request on a refusal.
+//! - **Quota.** `X-RateLimit-Remaining` with `X-RateLimit-Reset` on any response. While more
+//!   than a tenth of `X-RateLimit-Limit` is left, the budget's own rate applies (a short job
+//!   should not crawl because the hour is young); below that (or with no limit given) the gate
+//!   spreads what is left until the reset (see [`crate::ratelimit::Budget::ration`]), and it
+//!   pauses the budget until the reset when nothing is left, instead of spending a request on a
+//!   refusal.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +37,15 @@ pub(super) enum Wait {
 pub(super) struct Quota {
     pub remaining: u64,
     pub reset_in: Duration,
+    /// The window's whole quota, when the source says it.
+    pub limit: Option<u64>,
+}
+
+impl Quota {
+    /// Whether so little is left that requests must be spread until the reset.
+    pub fn scarce(&self) -> bool {
+        self.remaining == 0 || self.limit.is_none_or(|limit| self.remaining.saturating_mul(10) < limit)
+    }
 }
 
 /// What one response says.
@@ -63,7 +75,8 @@ pub(super) fn read(status: u16, headers: &[(String, String)], now: SystemTime) -
             _ => Wait::Unsaid,
         },
     };
-    let quota = remaining.zip(reset_in).map(|(remaining, reset_in)| Quota { remaining, reset_in });
+    let limit = header(headers, "x-ratelimit-limit").and_then(|v| v.parse::<u64>().ok());
+    let quota = remaining.zip(reset_in).map(|(remaining, reset_in)| Quota { remaining, reset_in, limit });
     Pushback { refused, wait, quota }
 }
 
@@ -139,7 +152,11 @@ mod tests {
         let r = read(403, &h, long_ago);
         assert!(r.refused);
         assert_eq!(r.wait, Wait::For(Duration::from_secs(42)));
-        assert_eq!(r.quota, Some(Quota { remaining: 0, reset_in: Duration::from_secs(42) }));
+        assert_eq!(
+            r.quota,
+            Some(Quota { remaining: 0, reset_in: Duration::from_secs(42), limit: Some(5000) })
+        );
+        assert!(r.quota.is_some_and(|q| q.scarce()));
         // A reset already past waits nothing; a small number is seconds from now.
         let past = read(
             403,
@@ -180,7 +197,12 @@ mod tests {
         let h = headers(&[("date", DATE), ("x-ratelimit-remaining", "120"), ("x-ratelimit-reset", &reset)]);
         let r = read(200, &h, UNIX_EPOCH);
         assert!(!r.refused);
-        assert_eq!(r.quota, Some(Quota { remaining: 120, reset_in: Duration::from_secs(600) }));
+        assert_eq!(r.quota, Some(Quota { remaining: 120, reset_in: Duration::from_secs(600), limit: None }));
+        // Scarce below a tenth of the limit, or always when the limit is not said.
+        assert!(r.quota.is_some_and(|q| q.scarce()));
+        let plenty = Quota { remaining: 4990, reset_in: Duration::from_secs(600), limit: Some(5000) };
+        assert!(!plenty.scarce());
+        assert!(Quota { remaining: 499, ..plenty }.scarce());
         assert_eq!(read(200, &headers(&[("x-ratelimit-remaining", "120")]), UNIX_EPOCH).quota, None);
     }
 }
