@@ -573,7 +573,9 @@ async fn create(uri: &str, table: &DeltaTable, target: &SchemaRef) -> Result<Del
     table
         .create()
         .with_columns(kernel.fields().cloned())
-        .with_commit_properties(no_log_cleanup(CommitProperties::default()))
+        // A create that lost the race for version 0 must fail (the caller then uses the winner's
+        // table), not be retried as version 1: that would put a second create into the log.
+        .with_commit_properties(no_log_cleanup(CommitProperties::default().with_max_retries(0)))
         .await
         .map_err(|source| match source {
             // Create is the first write to the location, so a local path that cannot hold a table surfaces here.
