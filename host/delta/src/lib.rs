@@ -142,17 +142,43 @@ pub enum WriteMode {
         /// The column that orders versions of a row.
         sequence_by: String,
     },
+    /// Resynchronisation (SCD1), when a source's deletes lost continuity: the batches hold every
+    /// key the source has now (other columns are ignored), and every row whose key is not among
+    /// them is deleted (a MERGE with delete when not matched by source).
+    Resync {
+        /// The primary key columns.
+        keys: Vec<String>,
+    },
+    /// Resynchronisation (SCD2): the open version of every key not among the batches' keys is
+    /// closed, with `__END_AT` the time of the commit.
+    Scd2Resync {
+        /// The primary key columns.
+        keys: Vec<String>,
+    },
 }
 
 impl WriteMode {
-    fn keys(&self) -> &[String] {
+    /// The primary key columns (none for append and replace).
+    pub fn key_columns(&self) -> &[String] {
         match self {
             WriteMode::Append | WriteMode::Replace => &[],
             WriteMode::Upsert { keys, .. }
             | WriteMode::Delete { keys, .. }
             | WriteMode::Scd2Snapshot { keys }
             | WriteMode::Scd2Upsert { keys, .. }
-            | WriteMode::Scd2Delete { keys, .. } => keys,
+            | WriteMode::Scd2Delete { keys, .. }
+            | WriteMode::Resync { keys }
+            | WriteMode::Scd2Resync { keys } => keys,
+        }
+    }
+
+    /// The resynchronisation that goes with a tombstone mode: what removes every key a whole
+    /// read of the source no longer holds.
+    pub fn resync(&self) -> Option<WriteMode> {
+        match self {
+            WriteMode::Delete { keys, .. } => Some(WriteMode::Resync { keys: keys.clone() }),
+            WriteMode::Scd2Delete { keys, .. } => Some(WriteMode::Scd2Resync { keys: keys.clone() }),
+            _ => None,
         }
     }
 
@@ -165,6 +191,8 @@ impl WriteMode {
             WriteMode::Scd2Snapshot { .. } => "scd2 snapshot",
             WriteMode::Scd2Upsert { .. } => "scd2 upsert",
             WriteMode::Scd2Delete { .. } => "scd2 delete",
+            WriteMode::Resync { .. } => "resync",
+            WriteMode::Scd2Resync { .. } => "scd2 resync",
         }
     }
 }
@@ -379,7 +407,7 @@ impl DeltaSink {
     /// `__START_AT`/`__END_AT` columns.
     pub async fn open(uri: &str, schema: SchemaRef, mode: &WriteMode) -> Result<DeltaSink, SinkError> {
         let keyed = !matches!(mode, WriteMode::Append | WriteMode::Replace);
-        if keyed && mode.keys().is_empty() {
+        if keyed && mode.key_columns().is_empty() {
             return Err(SinkError::InvalidMode {
                 uri: uri.to_string(),
                 mode: mode.name(),
@@ -489,6 +517,13 @@ impl DeltaSink {
         Ok(stats)
     }
 
+    /// Rows in the table now, from the file statistics of its log.
+    pub async fn row_count(&self) -> Result<u64, SinkError> {
+        let mut table = self.fresh_table();
+        table.update_state().await.map_err(|source| SinkError::delta(&self.uri, "load the table", source))?;
+        modes::row_count(&self.uri, &table)
+    }
+
     /// Z-orders the table's data files on `columns` (delta-rs's `OPTIMIZE … ZORDER BY`), so that
     /// readers filtering on them skip files: one commit that rewrites every data file and
     /// changes no row, offset or `txn`. Returns the number of files it wrote.
@@ -547,6 +582,19 @@ pub async fn table_schema(uri: &str) -> Result<Option<SchemaRef>, SinkError> {
         return Ok(None);
     }
     schema::table_schema(uri, &table).map(Some)
+}
+
+/// The last checkpoint `app_id` committed to the table at `uri`, without opening it for writes;
+/// `None` when there is no table or the app never committed to it.
+pub async fn last_checkpoint(uri: &str, app_id: &str) -> Result<Option<Checkpoint>, SinkError> {
+    if !uri.contains("://") && !std::path::Path::new(uri).exists() {
+        return Ok(None);
+    }
+    let table = locate(uri).await?;
+    if table.version().is_none() {
+        return Ok(None);
+    }
+    DeltaSink { uri: uri.to_string(), table, source_columns: Vec::new() }.last_checkpoint(app_id).await
 }
 
 /// The table at `uri`, loaded when it exists; an empty location gives a table with no version.

@@ -12,7 +12,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use deltalake::DeltaTable;
 use deltalake::datafusion::common::{Column, ScalarValue};
 use deltalake::datafusion::datasource::MemTable;
-use deltalake::datafusion::logical_expr::{Expr, Operator, binary_expr};
+use deltalake::datafusion::logical_expr::{Cast, Expr, Operator, binary_expr};
 use deltalake::datafusion::prelude::{DataFrame, SessionContext, lit};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::operations::merge::{MergeBuilder, MergeMetrics};
@@ -104,6 +104,30 @@ pub(crate) async fn apply(
                             target(START_AT).is_null().or(target(START_AT).lt_eq(source_col(sequence_by))),
                         )
                         .update(unqualified(END_AT), source_col(sequence_by))
+                })
+                .map_err(|source| SinkError::delta(uri, "plan the merge", source))?;
+            run_merge(uri, merge, props).await
+        }
+        WriteMode::Resync { keys } => {
+            let (session, source) = tombstones(ctx, batches, &schema, keys, None).await?;
+            let merge = merge_on_keys(table, source, keys, &session)
+                .when_not_matched_by_source_delete(|delete| delete)
+                .map_err(|source| SinkError::delta(uri, "plan the merge", source))?;
+            run_merge(uri, merge, props).await
+        }
+        WriteMode::Scd2Resync { keys } => {
+            let (session, source) = tombstones(ctx, batches, &schema, keys, None).await?;
+            // Closed at the time of the resync, in the history's own type (a timestamp sequence
+            // gets the time itself; a numeric one, its microseconds since the epoch).
+            let end_type = schema
+                .field_with_name(END_AT)
+                .map_err(|_| SinkError::MissingColumn { uri: uri.to_string(), column: END_AT.into() })?
+                .data_type()
+                .clone();
+            let closed = Expr::Cast(Cast::new(Box::new(now_utc()), end_type));
+            let merge = merge_on_keys_open(table, source, keys, &session, None)
+                .when_not_matched_by_source_update(|update| {
+                    update.predicate(target(END_AT).is_null()).update(unqualified(END_AT), closed)
                 })
                 .map_err(|source| SinkError::delta(uri, "plan the merge", source))?;
             run_merge(uri, merge, props).await
@@ -479,7 +503,7 @@ async fn added_rows(uri: &str, table: &DeltaTable) -> Result<u64, SinkError> {
 }
 
 /// Rows in the table, from the file statistics the log keeps.
-fn row_count(uri: &str, table: &DeltaTable) -> Result<u64, SinkError> {
+pub(crate) fn row_count(uri: &str, table: &DeltaTable) -> Result<u64, SinkError> {
     let Ok(state) = table.snapshot() else {
         return Err(SinkError::delta(uri, "load the table", deltalake::DeltaTableError::NotInitialized));
     };

@@ -22,7 +22,7 @@ use crate::{END_AT, START_AT, SinkError, WriteMode};
 
 /// The table schema a sink needs: the caller's columns, plus the SCD2 history columns.
 pub(crate) fn target_schema(uri: &str, schema: &Schema, mode: &WriteMode) -> Result<SchemaRef, SinkError> {
-    for key in mode.keys() {
+    for key in mode.key_columns() {
         column_type(uri, schema, key)?;
     }
     let history_type = match mode {

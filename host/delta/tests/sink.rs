@@ -563,3 +563,41 @@ async fn table_schema_is_none_before_the_table_and_keeps_field_metadata_after() 
     let email = got.field_with_name("email").unwrap();
     assert_eq!(email.metadata().get("column_id").map(String::as_str), Some("fldEmail"));
 }
+
+/// After deletes lost continuity, a resync holds every key the source still has: SCD1 deletes
+/// every other row, SCD2 closes every other open version and leaves closed history alone, and
+/// both commit the offset with it.
+#[tokio::test]
+async fn a_resync_removes_or_closes_every_key_the_source_no_longer_has() {
+    let (_dir, uri) = tmp();
+    let s = id_name_seq();
+    let mode = WriteMode::Upsert { keys: vec!["id".into()], sequence_by: Some("seq".into()) };
+    let mut sink = DeltaSink::open(&uri, s.clone(), &mode).await.unwrap();
+    sink.commit(vec![rows(&s, &[(1, "a", 10), (2, "b", 10), (3, "c", 10)])], &mode, &cp(1)).await.unwrap();
+    let resync =
+        WriteMode::Delete { keys: vec!["id".into()], sequence_by: Some("seq".into()) }.resync().unwrap();
+    // The whole read: ids 1 and 3 (with whatever columns the read has; only keys matter).
+    let stats = sink.commit(vec![rows(&s, &[(3, "c", 11), (1, "a", 10)])], &resync, &cp(2)).await.unwrap();
+    assert_eq!((stats.inserted, stats.updated, stats.deleted), (0, 0, 1));
+    assert_eq!(query(&uri, "SELECT id, name FROM t ORDER BY id").await, ["1|a", "3|c"]);
+    assert_eq!(sink.last_checkpoint("test/app").await.unwrap().map(|c| c.offset), Some(cp(2).offset));
+    // An empty source removes everything.
+    let stats = sink.commit(vec![], &resync, &cp(3)).await.unwrap();
+    assert_eq!(stats.deleted, 2);
+
+    let (_dir, uri) = tmp();
+    let mode = WriteMode::Scd2Upsert { keys: vec!["id".into()], sequence_by: "seq".into() };
+    let mut sink = DeltaSink::open(&uri, s.clone(), &mode).await.unwrap();
+    let history = rows(&s, &[(1, "a", 10), (1, "a2", 20), (2, "b", 10), (3, "c", 10)]);
+    sink.commit(vec![history], &mode, &cp(1)).await.unwrap();
+    let resync =
+        WriteMode::Scd2Delete { keys: vec!["id".into()], sequence_by: "seq".into() }.resync().unwrap();
+    let stats = sink.commit(vec![keys_seq(&[(2, 0)])], &resync, &cp(2)).await.unwrap();
+    assert_eq!((stats.inserted, stats.updated, stats.deleted), (0, 2, 0), "ids 1 and 3 closed");
+    let open = "SELECT id, name FROM t WHERE \"__END_AT\" IS NULL ORDER BY id";
+    assert_eq!(query(&uri, open).await, ["2|b"]);
+    // Closed at the resync's time: the numeric sequence gets microseconds since the epoch.
+    let closed =
+        "SELECT id, name, \"__END_AT\" > 1700000000000000 FROM t WHERE id <> 2 ORDER BY id, \"__START_AT\"";
+    assert_eq!(query(&uri, closed).await, ["1|a|false", "1|a2|true", "3|c|true"]);
+}
