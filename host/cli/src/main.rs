@@ -101,6 +101,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Give back what the connector holds at the source for a spec's tables: the Airtable
+    /// connector's deletes webhooks. A later run of a table finds them gone and resynchronises.
+    Release {
+        /// The pipeline spec.
+        spec: PathBuf,
+        #[arg(long, default_value = "connections.toml", env = "WEIR_CONNECTIONS")]
+        connections: PathBuf,
+        /// Use this connection instead of the spec's connection_name.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Where the spec's tables are (their committed deletes offsets name what to release).
+        #[arg(long, default_value = "warehouse")]
+        warehouse: String,
+        /// Only these tables (source or destination names), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        tables: Option<Vec<String>>,
+        #[command(flatten)]
+        tape: connect::TapeArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the source's tables.
     Tables {
         #[command(flatten)]
@@ -349,6 +370,20 @@ fn dispatch(command: Command, allow_unsigned: bool) -> Result<()> {
             }
             let reports = weir_ingest::run_spec(&spec, &connections, connection.as_deref(), &options, &bars)?;
             report(&reports, json)
+        }
+        Command::Release { spec, connections, connection, warehouse, tables, tape, json } => {
+            let options = weir_ingest::RunOptions {
+                warehouse: weir_ingest::warehouse_uri(&warehouse)?,
+                parallel: 1,
+                commit_rows: 1,
+                only: tables,
+                allow_unsigned,
+                tape: tape.open()?,
+            };
+            let bars = progress::Bars::new(false);
+            let released =
+                weir_ingest::release_spec(&spec, &connections, connection.as_deref(), &options, &bars)?;
+            summary::released(&released, json)
         }
         Command::Tables { conn, json } => explore::tables(&conn.allowing(allow_unsigned), json),
         Command::Schema { conn, table, json } => {

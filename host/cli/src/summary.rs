@@ -64,3 +64,30 @@ pub fn print_summary(reports: &[TableReport]) {
         }
     }
 }
+
+/// What `weir release` did, one line per table with deletes; fails when any table failed.
+pub fn released(released: &[weir_ingest::Released], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(released)?);
+    } else if released.is_empty() {
+        println!("no table of the spec reads deletes: nothing to release");
+    }
+    for r in released.iter().filter(|_| !json) {
+        let what = escape(&r.destination);
+        match (&r.error, &r.offset) {
+            (Some(e), _) => println!("{what}: FAILED: {}", escape(e)),
+            (None, Some(offset)) => println!("{what}: released what deletes offset {} names", escape(offset)),
+            (None, None) => println!("{what}: its deletes never committed an offset: nothing to release"),
+        }
+    }
+    let failed: Vec<&str> =
+        released.iter().filter(|r| r.error.is_some()).map(|r| r.destination.as_str()).collect();
+    anyhow::ensure!(
+        failed.is_empty(),
+        "{} of {} table(s) failed: {}",
+        failed.len(),
+        released.len(),
+        failed.join(", ")
+    );
+    Ok(())
+}

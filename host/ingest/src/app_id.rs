@@ -1,9 +1,14 @@
-//! Application ids of a partitioned table's commits, one per partition.
+//! Application ids of a table's deletes, and of a partitioned table's commits, one per partition.
 //!
 //! On its own, depending on serde_json, sha2 and hex only, so that the fuzz crate (`fuzz/`)
 //! builds this very code without weir-ingest's Delta and DataFusion dependencies.
 
 use std::collections::BTreeMap;
+
+/// The application id of a table's deletes (`cdc_with_deletes`): they keep an offset of their own.
+pub fn deletes_app_id(app_id: &str) -> String {
+    format!("{app_id}#deletes")
+}
 
 /// The application id of one partition's commits: the table's, and a digest of the
 /// partition's descriptor in canonical form (keys sorted), so a rerun finds the same one.

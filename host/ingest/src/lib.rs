@@ -42,6 +42,7 @@ mod app_id;
 pub mod follow;
 pub mod plan;
 pub mod progress;
+mod release;
 pub mod report;
 mod run;
 pub mod spec;
@@ -53,6 +54,7 @@ use std::sync::atomic::AtomicBool;
 pub use app_id::partition_app_id;
 pub use follow::{FollowOptions, follow};
 pub use plan::Prepared;
+pub use release::{Released, release};
 pub use report::TableReport;
 pub use run::{RunOptions, rename_batch};
 pub use spec::{PipelineSpec, Planned, ScdType, SpecError};
@@ -138,17 +140,25 @@ fn select(tables: Vec<Planned>, only: Option<&[String]>) -> Result<Vec<Planned>,
     Ok(tables.into_iter().filter(|t| only.iter().any(|n| named(t, n))).collect())
 }
 
-/// Runs a spec file end to end: load, connect, run, report.
-pub fn run_spec(
+/// A spec file with its connection, and its connector loaded in a runtime.
+struct Loaded {
+    tables: Vec<Planned>,
+    connection: ConnectionSpec,
+    runtime: Runtime,
+    current: Current,
+    tokio: tokio::runtime::Runtime,
+}
+
+fn load(
     spec_path: &Path,
     connections: &Path,
     connection_override: Option<&str>,
     options: &RunOptions,
     progress: &dyn progress::Progress,
-) -> Result<Vec<TableReport>, IngestError> {
-    let (spec, plan) = PipelineSpec::load(spec_path)?;
+) -> Result<Loaded, IngestError> {
+    let (spec, tables) = PipelineSpec::load(spec_path)?;
     let file = weir_runtime::ConnectionsFile::load(connections)?;
-    let connection = &options.taped(file.get(connection_override.unwrap_or(&spec.connection_name))?);
+    let connection = options.taped(file.get(connection_override.unwrap_or(&spec.connection_name))?);
     let base = connections.parent().unwrap_or(Path::new("."));
     let allow_unsigned = connection.allow_unsigned || options.allow_unsigned;
     let component =
@@ -165,5 +175,31 @@ pub fn run_spec(
         .enable_all()
         .build()
         .map_err(IngestError::Start)?;
-    run(&runtime, &current, connection, plan, options, progress, tokio.handle(), &AtomicBool::new(false))
+    Ok(Loaded { tables, connection, runtime, current, tokio })
+}
+
+/// Runs a spec file end to end: load, connect, run, report.
+pub fn run_spec(
+    spec_path: &Path,
+    connections: &Path,
+    connection_override: Option<&str>,
+    options: &RunOptions,
+    progress: &dyn progress::Progress,
+) -> Result<Vec<TableReport>, IngestError> {
+    let l = load(spec_path, connections, connection_override, options, progress)?;
+    let stop = AtomicBool::new(false);
+    run(&l.runtime, &l.current, &l.connection, l.tables, options, progress, l.tokio.handle(), &stop)
+}
+
+/// [`release`] for a spec file: asks the connector to give up what it holds at the source for
+/// the spec's tables (Airtable: the webhooks their deletes are read through).
+pub fn release_spec(
+    spec_path: &Path,
+    connections: &Path,
+    connection_override: Option<&str>,
+    options: &RunOptions,
+    progress: &dyn progress::Progress,
+) -> Result<Vec<Released>, IngestError> {
+    let l = load(spec_path, connections, connection_override, options, progress)?;
+    release(&l.runtime, &l.current, &l.connection, l.tables, options, l.tokio.handle())
 }

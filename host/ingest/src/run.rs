@@ -21,7 +21,7 @@ use weir_runtime::{
 };
 
 use crate::IngestError;
-use crate::app_id::partition_app_id;
+use crate::app_id::{deletes_app_id, partition_app_id};
 use crate::plan::Prepared;
 use crate::progress::{Activity, Progress};
 use crate::report::TableReport;
@@ -128,6 +128,26 @@ fn ingest(ctx: &Ctx, table: &Prepared, report: &Mutex<TableReport>) -> Result<()
     // Fair (first come, first served): partitions read faster than they commit, and an unfair
     // lock would let one partition commit again and again while the others wait.
     let sink = tokio::sync::Mutex::new(sink);
+    let deletes = table.delete_mode.as_ref().map(|mode| Flow {
+        app_id: deletes_app_id(&table.app_id),
+        stream: Stream::Deletes,
+        mode,
+    });
+    // Deletes that have never run go first, so that the connector starts watching them (Airtable:
+    // creates its webhook) before the table is read and nothing deleted in between is missed; a
+    // table that already holds rows is resynchronised then (see `resync`).
+    let deletes_first = match &deletes {
+        Some(flow) => ctx
+            .tokio
+            .block_on(async { sink.lock().await.last_checkpoint(&flow.app_id).await })
+            .map_err(|error| IngestError::Sink { table: table.describe(), error })?
+            .is_none(),
+        None => false,
+    };
+    let mut deletes = deletes;
+    if deletes_first && let Some(flow) = deletes.take() {
+        run_flow(ctx, table, &sink, flow, report)?;
+    }
     if table.partitions.is_empty() {
         let main = Flow { app_id: table.app_id.clone(), stream: Stream::Table, mode: &table.mode };
         if run_flow(ctx, table, &sink, main, report)? == FlowEnd::Interrupted {
@@ -136,9 +156,8 @@ fn ingest(ctx: &Ctx, table: &Prepared, report: &Mutex<TableReport>) -> Result<()
     } else if partitioned(ctx, table, &sink, report)? == FlowEnd::Interrupted {
         return Ok(());
     }
-    if let Some(mode) = &table.delete_mode {
-        let deletes = Flow { app_id: format!("{}#deletes", table.app_id), stream: Stream::Deletes, mode };
-        run_flow(ctx, table, &sink, deletes, report)?;
+    if let Some(flow) = deletes {
+        run_flow(ctx, table, &sink, flow, report)?;
     }
     cluster(ctx, table, &sink, report)
 }
@@ -178,6 +197,24 @@ fn cannot_resume(e: &IngestError) -> Option<&str> {
     }
 }
 
+/// Whether an error is the connector saying its deletes lost continuity: why, and the offset
+/// deletes resume from once the table is resynchronised.
+fn continuity_lost(e: &IngestError) -> Option<(String, String)> {
+    match e {
+        IngestError::Call { error, .. } => match &error.kind {
+            ErrorKind::Connector(ConnectorError::ContinuityLost { reason, resume_offset }) => {
+                Some((reason.clone(), resume_offset.clone()))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Resynchronisations one deletes flow may need in a run before it gives up: a connector whose
+/// deletes lose continuity again right after one is broken, not unlucky.
+const MAX_RESYNCS: usize = 3;
+
 /// One flow in a session of its own on the active connector version. A version that cannot
 /// resume the committed offset (another version wrote it) says so, and the flow restarts from
 /// the beginning rather than corrupting the table: cdc and snapshot reads merge or replace
@@ -204,8 +241,96 @@ fn run_flow(
             result = read_flow(ctx, table, &mut session, &active, sink, &flow, true, report);
         }
     }
+    for _ in 0..MAX_RESYNCS {
+        let Some((reason, resume)) = result.as_ref().err().and_then(continuity_lost) else { break };
+        if let Err(e) = resync(ctx, table, &mut session, &active, sink, &flow, &reason, resume, report) {
+            result = Err(e);
+            break;
+        }
+        result = read_flow(ctx, table, &mut session, &active, sink, &flow, false, report);
+    }
     add_counts(&mut lock(report).http, session.http_counts());
     result
+}
+
+/// The connector's deletes lost continuity (an expired webhook, payloads past retention, or
+/// deletes that never ran): reads the whole table and, in one commit that also moves the deletes
+/// to `resume_offset`, deletes (SCD 1) or closes (SCD 2) every row whose key it no longer holds.
+/// A table that holds no rows has nothing to remove: only the offset is committed.
+#[allow(clippy::too_many_arguments)]
+fn resync(
+    ctx: &Ctx,
+    table: &Prepared,
+    session: &mut Session,
+    active: &Active,
+    sink: &tokio::sync::Mutex<DeltaSink>,
+    flow: &Flow,
+    reason: &str,
+    resume_offset: String,
+    report: &Mutex<TableReport>,
+) -> Result<(), IngestError> {
+    let what = table.describe();
+    let sink_error = |error| IngestError::Sink { table: what.clone(), error };
+    let Some(mode) = flow.mode.resync() else {
+        return Err(IngestError::Plan {
+            table: what.clone(),
+            message: format!("deletes lost continuity ({reason}), and this write mode cannot resynchronise"),
+        });
+    };
+    let (rows, last) = ctx
+        .tokio
+        .block_on(async {
+            let sink = sink.lock().await;
+            Ok((sink.row_count().await?, sink.last_checkpoint(&flow.app_id).await?))
+        })
+        .map_err(sink_error)?;
+    let mut keys = Vec::new();
+    if rows > 0 {
+        ctx.progress.notice(&format!(
+            "{what}: deletes lost continuity ({reason}); reading the whole table to remove the {rows} row(s)' keys it no longer has"
+        ));
+        let (source, options) = (&table.plan.source_table, &table.plan.table_options);
+        let mut pages = Pages::new(session, source, options, Stream::Table, None, table.schema.clone());
+        let key_columns: Vec<bool> =
+            table.sink_schema.fields().iter().map(|f| mode.key_columns().contains(f.name())).collect();
+        let mut read = 0u64;
+        while let Some(page) = pages.next_page() {
+            let page =
+                page.map_err(|source| IngestError::Call { table: what.clone(), error: Box::new(source) })?;
+            read += page.rows as u64;
+            // Only the keys matter: the other columns become nulls rather than stay in memory.
+            keys.extend(
+                page.batches.into_iter().filter(|b| b.num_rows() > 0).map(|b| keys_only(b, &key_columns)),
+            );
+            ctx.progress.update(&lock(report), Activity::ReadingDeletes);
+        }
+        lock(report)
+            .count([("resync.rows_read".to_string(), read)])
+            .map_err(|message| IngestError::Plan { table: what.clone(), message })?;
+    } else {
+        ctx.progress
+            .notice(&format!("{what}: deletes start now ({reason}); the table holds no rows to check"));
+    }
+    let checkpoint = Checkpoint {
+        app_id: flow.app_id.clone(),
+        version: last.map_or(0, |c| c.version) + 1,
+        offset: resume_offset,
+        connector: Some(active.stamp.clone()),
+    };
+    commit(ctx, table, sink, &mode, &checkpoint, keys, report)
+}
+
+/// The batch with every column but the keys replaced by nulls of its type.
+fn keys_only(batch: RecordBatch, key_columns: &[bool]) -> RecordBatch {
+    let rows = batch.num_rows();
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(key_columns)
+        .map(|(c, key)| if *key { c.clone() } else { arrow_array::new_null_array(c.data_type(), rows) })
+        .collect();
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    RecordBatch::try_new_with_options(batch.schema(), columns, &options).unwrap_or(batch)
 }
 
 fn add_counts(total: &mut GateCounts, more: GateCounts) {
