@@ -85,7 +85,7 @@ fn api_error(body: &[u8]) -> ApiError {
 }
 
 /// Maps a non-2xx response to an error; `what` says which call it was.
-fn error_for(response: &Response, what: &str) -> ConnectorError {
+pub(crate) fn error_for(response: &Response, what: &str) -> ConnectorError {
     let e = api_error(&response.body);
     let text = match (e.kind.is_empty(), e.message.is_empty()) {
         (false, false) => format!("{}: {}", e.kind, e.message),
@@ -99,7 +99,7 @@ fn error_for(response: &Response, what: &str) -> ConnectorError {
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8], what: &str) -> Result<T, ConnectorError> {
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(body: &[u8], what: &str) -> Result<T, ConnectorError> {
     serde_json::from_slice(body).map_err(|e| {
         ConnectorError::Internal(format!("unexpected response to {what} ({e}): {}", excerpt(body)))
     })

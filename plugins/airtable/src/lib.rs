@@ -29,13 +29,15 @@
 //! - a cdc read reaches a checkpointable offset every `checkpoint_records` records
 //!   (default [`DEFAULT_CHECKPOINT_RECORDS`]), so the host can commit a large table in
 //!   steps; a snapshot is one listing, checkpointable only at its end;
-//! - deletes are only visible through Airtable webhooks, which this version does not
-//!   use: no table is `cdc_with_deletes`, and [`Connector::read_deletes`] ends at once.
+//! - deletes are only visible through Airtable webhooks: table option `deletes = "webhook"`
+//!   makes a cdc table `cdc_with_deletes`, read through a webhook of its own (see `deletes`);
+//!   any other table's [`Connector::read_deletes`] ends at once.
 
 // The row fixtures are single large `json!` literals.
 #![cfg_attr(test, recursion_limit = "512")]
 
 mod api;
+mod deletes;
 mod options;
 mod read;
 mod rows;
@@ -182,8 +184,8 @@ impl Connector for Airtable {
         Self::read_table_at(host, options, table, table_options, start_offset, time::now_ms)
     }
 
-    /// Airtable shows deletes only through webhooks, which this version does not use:
-    /// the table is still checked, then the read ends at once.
+    /// Deletes of a `deletes = "webhook"` table, through its webhook (see the `deletes`
+    /// module); any other table's deletes end at once.
     fn read_deletes(
         host: &dyn Host,
         options: &Options,
@@ -191,8 +193,9 @@ impl Connector for Airtable {
         table_options: &Options,
         start_offset: Option<&str>,
     ) -> Result<Page, ConnectorError> {
-        plan(host, options, table, table_options, false)?;
-        Ok(Page::end(start_offset))
+        let release = table_options.get(deletes::RELEASE_OPTION).is_some_and(|v| v == "true");
+        let (client, plan, _) = plan(host, options, table, table_options, start_offset.is_some())?;
+        deletes::read(&client, &plan, start_offset, release, time::now_ms())
     }
 }
 

@@ -6,7 +6,7 @@ use weir_connector_sdk::{ConnectorError, Options};
 pub const DEFAULT_BASE_URL: &str = "https://api.airtable.com";
 
 /// The table options this connector understands.
-pub const TABLE_OPTIONS: [&str; 9] = [
+pub const TABLE_OPTIONS: [&str; 10] = [
     "view",
     "fields",
     "filter_by_formula",
@@ -16,6 +16,7 @@ pub const TABLE_OPTIONS: [&str; 9] = [
     "column_names",
     "cursor_field",
     "namespace",
+    "deletes",
 ];
 
 /// How many records a cdc read returns at most before it reaches a checkpointable offset,
@@ -93,6 +94,8 @@ pub(crate) struct TableOptions {
     pub column_names: Naming,
     /// A column, field name or field id to use as the cdc cursor.
     pub cursor_field: Option<String>,
+    /// `deletes = "webhook"`: read deletes through a webhook (`cdc_with_deletes`).
+    pub deletes: bool,
 }
 
 fn non_empty(options: &Options, key: &str) -> Option<String> {
@@ -145,6 +148,16 @@ impl TableOptions {
                 )));
             }
         };
+        let deletes = match non_empty(options, "deletes").as_deref() {
+            None | Some("none") => false,
+            Some("webhook") => true,
+            Some(other) => {
+                return Err(ConnectorError::InvalidOptions(format!(
+                    "deletes must be \"webhook\" (read deletes through an Airtable webhook; the token needs \
+                     webhook:manage) or \"none\", got {other:?}"
+                )));
+            }
+        };
         // Field names may end in spaces ("owner "), so pieces are kept verbatim here and
         // trimmed only as a fallback when they are matched against the table's fields.
         let fields = options
@@ -160,6 +173,7 @@ impl TableOptions {
             checkpoint_records,
             column_names,
             cursor_field: non_empty(options, "cursor_field"),
+            deletes,
         })
     }
 }
@@ -215,6 +229,7 @@ mod tests {
             ("checkpoint_records", "-5"),
             ("checkpoint_records", "many"),
             ("column_names", "camel"),
+            ("deletes", "trigger"),
         ] {
             let err = TableOptions::parse(&opts(&[(k, v)])).unwrap_err();
             assert!(matches!(&err, ConnectorError::InvalidOptions(m) if m.contains(k)), "{err}");

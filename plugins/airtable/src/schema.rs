@@ -287,6 +287,8 @@ pub(crate) struct Plan {
     pub cursor: Option<Cursor>,
     /// Field ids for `fields[]`, when the options restrict the fields.
     pub requested_fields: Option<Vec<String>>,
+    /// Deletes are read through a webhook (`cdc_with_deletes`).
+    pub deletes: bool,
 }
 
 impl Plan {
@@ -362,12 +364,21 @@ impl Plan {
                 (columns, Some(ids))
             }
         };
+        if options.deletes && cursor.is_none() {
+            return Err(ConnectorError::InvalidOptions(format!(
+                "deletes = \"webhook\" needs a cdc table, and table {:?} has no lastModifiedTime field that \
+                 watches every field; set cursor_field, or drop deletes (a snapshot table loses deleted rows \
+                 on every read anyway)",
+                table.name
+            )));
+        }
         Ok(Plan {
             table_id: table.id.clone(),
             table_name: table.name.clone(),
             columns,
             cursor,
             requested_fields,
+            deletes: options.deletes,
         })
     }
 
@@ -396,7 +407,11 @@ impl Plan {
         TableMetadata {
             primary_keys: vec![ID.to_string()],
             cursor_field: self.cursor.as_ref().map(|c| c.column.clone()),
-            ingestion_type: if self.cursor.is_some() { IngestionType::Cdc } else { IngestionType::Snapshot },
+            ingestion_type: match (&self.cursor, self.deletes) {
+                (Some(_), true) => IngestionType::CdcWithDeletes,
+                (Some(_), false) => IngestionType::Cdc,
+                (None, _) => IngestionType::Snapshot,
+            },
         }
     }
 }
