@@ -348,6 +348,15 @@ impl Sim {
         Ok(state.base.tables.iter().map(|t| (t.id.clone(), t.name.clone())).collect())
     }
 
+    /// Ids of the live records of `table` (name or id) of `base`, in the table's order.
+    pub fn record_ids(&self, base: &str, table: &str) -> Result<Vec<String>, SimError> {
+        self.with_base(base, |s| {
+            let ti =
+                s.base.table_index(table).ok_or_else(|| server::invalid(format!("no table {table:?}")))?;
+            Ok(s.base.tables[ti].live().map(|r| r.id.clone()).collect())
+        })
+    }
+
     /// Runs `f` on a base's state under its lock, converting API errors.
     fn with_base<T>(
         &self,

@@ -22,6 +22,11 @@ const TABLES: &[(&str, &str)] = &[
 /// Rows shown per table after the run.
 const PREVIEW_ROWS: usize = 3;
 
+/// The table the demo reads deletes of (through a webhook), and how many of its records it
+/// deletes in the simulator between its two runs.
+const DELETES_TABLE: &str = "Compliance Records";
+const DELETED: usize = 2;
+
 fn sim_config(grow: Option<(String, usize)>, seed: u64, rate_limit: bool) -> SimConfig {
     SimConfig { grow: grow.into_iter().collect(), seed, rate_limit, ..SimConfig::default() }
 }
@@ -47,6 +52,9 @@ pub fn demo_spec() -> String {
         spec.push_str(&format!(
             "  - table:\n      source_table: {source}\n      destination_table: {destination}\n"
         ));
+        if *source == DELETES_TABLE {
+            spec.push_str("      table_configuration:\n        deletes: webhook   # cdc_with_deletes\n");
+        }
     }
     spec
 }
@@ -80,13 +88,34 @@ pub fn demo(dir: &Path, rows: Option<usize>, warehouse: Option<&str>, json: bool
         tape: None,
     };
     let bars = Bars::new(!json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let reports = weir_ingest::run_spec(
-        &dir.join("pipeline.yaml"),
-        &dir.join("connections.toml"),
-        None,
-        &options,
-        &bars,
-    )?;
+    let run = || {
+        weir_ingest::run_spec(
+            &dir.join("pipeline.yaml"),
+            &dir.join("connections.toml"),
+            None,
+            &options,
+            &bars,
+        )
+    };
+    let mut reports = run()?;
+    // Deletes: someone deletes records in Airtable, and the next run removes their rows.
+    if reports.iter().all(|r| r.error.is_none()) {
+        let ids = sim.record_ids(DEFAULT_BASE_ID, DELETES_TABLE)?;
+        let gone: Vec<&str> = ids.iter().take(DELETED).map(String::as_str).collect();
+        sim.delete_records(DEFAULT_BASE_ID, DELETES_TABLE, &gone)?;
+        if !json {
+            crate::summary::print_summary(&reports);
+            println!(
+                "\nDeleted {} record(s) of {DELETES_TABLE} in the simulator, as someone would in Airtable; \
+                 running again (its deletes come through a webhook):\n",
+                gone.len()
+            );
+        }
+        // The second run's budgets start empty, and the simulator still counts the first run's
+        // last second of requests against Airtable's 5 per second: one window apart, no 429.
+        std::thread::sleep(weir_runtime::ratelimit::WINDOW);
+        reports = run()?;
+    }
     let failed = reports.iter().filter(|r| r.error.is_some()).count();
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);

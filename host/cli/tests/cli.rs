@@ -380,6 +380,19 @@ fn the_demo_runs_on_a_fresh_folder_and_prints_no_library_noise() {
     for table in ["bronze_sku_candidates", "bronze_vendors", "bronze_marketing_assets"] {
         assert!(stdout.contains(table), "{stdout}");
     }
+    // The table with deletes: two records deleted between the demo's two runs, two rows removed.
+    assert!(stdout.contains("Deleted 2 record(s) of Compliance Records"), "{stdout}");
+    let second: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("bronze_compliance_records "))
+        .last()
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_else(|| panic!("no summary line for bronze_compliance_records: {stdout}"));
+    assert_eq!(
+        (second[1], second[5]),
+        ("cdc_with_deletes", "2"),
+        "table, ingestion, read, inserted, updated, deleted: {second:?}"
+    );
     // A healthy run says nothing at error or warn level: delta-rs's "No files in log segment"
     // for a new table and DataFusion's merge metrics read as failures to a new user.
     let noisy: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).collect();
