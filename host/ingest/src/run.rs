@@ -287,7 +287,7 @@ fn resync(
     let mut keys = Vec::new();
     if rows > 0 {
         ctx.progress.notice(&format!(
-            "{what}: deletes lost continuity ({reason}); reading the whole table to remove the {rows} row(s)' keys it no longer has"
+            "{what}: deletes lost continuity ({reason}); reading the whole table to remove what the source no longer has"
         ));
         let (source, options) = (&table.plan.source_table, &table.plan.table_options);
         let mut pages = Pages::new(session, source, options, Stream::Table, None, table.schema.clone());
@@ -308,8 +308,7 @@ fn resync(
             .count([("resync.rows_read".to_string(), read)])
             .map_err(|message| IngestError::Plan { table: what.clone(), message })?;
     } else {
-        ctx.progress
-            .notice(&format!("{what}: deletes start now ({reason}); the table holds no rows to check"));
+        ctx.progress.notice(&format!("{what}: {reason}; the table holds no rows, so none can be stale"));
     }
     let checkpoint = Checkpoint {
         app_id: flow.app_id.clone(),
