@@ -4,6 +4,7 @@
 //! `tests/` crate; these pin down exactly what the connector asks and what it emits.
 
 mod checkpoints;
+mod deletes;
 mod errors;
 mod fake;
 mod read;
