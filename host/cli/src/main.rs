@@ -51,6 +51,45 @@ enum NewCommand {
     },
 }
 
+/// A pipeline spec, its connection and where its tables are.
+#[derive(Debug, Clone, clap::Args)]
+struct PipelineArgs {
+    /// The pipeline spec (upstream format, YAML or JSON).
+    spec: PathBuf,
+    #[arg(long, default_value = "connections.toml", env = "WEIR_CONNECTIONS")]
+    connections: PathBuf,
+    /// Use this connection instead of the spec's connection_name.
+    #[arg(long)]
+    connection: Option<String>,
+    /// A local folder, or s3://bucket/prefix, abfss://container@account.dfs.core.windows.net/prefix
+    /// (gs:// with the `gcs` cargo feature); credentials come from the environment.
+    #[arg(long, default_value = "warehouse")]
+    warehouse: String,
+    /// Only these tables (source or destination names), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    tables: Option<Vec<String>>,
+    #[command(flatten)]
+    tape: connect::TapeArgs,
+}
+
+impl PipelineArgs {
+    fn options(
+        &self,
+        parallel: usize,
+        commit_rows: usize,
+        allow_unsigned: bool,
+    ) -> Result<weir_ingest::RunOptions> {
+        Ok(weir_ingest::RunOptions {
+            warehouse: weir_ingest::warehouse_uri(&self.warehouse)?,
+            parallel,
+            commit_rows,
+            only: self.tables.clone(),
+            allow_unsigned,
+            tape: self.tape.open()?,
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Start the Airtable simulator, then ingest its six tables into bronze_* Delta tables.
@@ -69,20 +108,8 @@ enum Command {
     },
     /// Ingest a pipeline spec (upstream format, YAML or JSON) into Delta tables.
     Run {
-        /// The pipeline spec.
-        spec: PathBuf,
-        #[arg(long, default_value = "connections.toml", env = "WEIR_CONNECTIONS")]
-        connections: PathBuf,
-        /// Use this connection instead of the spec's connection_name.
-        #[arg(long)]
-        connection: Option<String>,
-        /// A local folder, or s3://bucket/prefix, abfss://container@account.dfs.core.windows.net/prefix
-        /// (gs:// with the `gcs` cargo feature); credentials come from the environment.
-        #[arg(long, default_value = "warehouse")]
-        warehouse: String,
-        /// Only these tables (source or destination names), comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        tables: Option<Vec<String>>,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
         /// Tables ingested at once.
         #[arg(long, default_value_t = 4)]
         parallel: usize,
@@ -96,29 +123,14 @@ enum Command {
         /// Seconds between two passes of --follow.
         #[arg(long, default_value_t = 30.0, requires = "follow")]
         interval: f64,
-        #[command(flatten)]
-        tape: connect::TapeArgs,
         #[arg(long)]
         json: bool,
     },
     /// Give back what the connector holds at the source for a spec's tables: the Airtable
     /// connector's deletes webhooks. A later run of a table finds them gone and resynchronises.
     Release {
-        /// The pipeline spec.
-        spec: PathBuf,
-        #[arg(long, default_value = "connections.toml", env = "WEIR_CONNECTIONS")]
-        connections: PathBuf,
-        /// Use this connection instead of the spec's connection_name.
-        #[arg(long)]
-        connection: Option<String>,
-        /// Where the spec's tables are (their committed deletes offsets name what to release).
-        #[arg(long, default_value = "warehouse")]
-        warehouse: String,
-        /// Only these tables (source or destination names), comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        tables: Option<Vec<String>>,
         #[command(flatten)]
-        tape: connect::TapeArgs,
+        pipeline: PipelineArgs,
         #[arg(long)]
         json: bool,
     },
@@ -326,27 +338,9 @@ fn dispatch(command: Command, allow_unsigned: bool) -> Result<()> {
     use std::io::IsTerminal;
     match command {
         Command::Demo { dir, rows, warehouse, json } => demo::demo(&dir, rows, warehouse.as_deref(), json),
-        Command::Run {
-            spec,
-            connections,
-            connection,
-            warehouse,
-            tables,
-            parallel,
-            commit_rows,
-            follow,
-            interval,
-            tape,
-            json,
-        } => {
-            let options = weir_ingest::RunOptions {
-                warehouse: weir_ingest::warehouse_uri(&warehouse)?,
-                parallel,
-                commit_rows: commit_rows.max(1),
-                only: tables,
-                allow_unsigned,
-                tape: tape.open()?,
-            };
+        Command::Run { pipeline, parallel, commit_rows, follow, interval, json } => {
+            let options = pipeline.options(parallel, commit_rows.max(1), allow_unsigned)?;
+            let PipelineArgs { spec, connections, connection, .. } = pipeline;
             let bars = progress::Bars::new(!json && std::io::stderr().is_terminal()).printing_passes(json);
             if follow {
                 anyhow::ensure!(
@@ -371,16 +365,10 @@ fn dispatch(command: Command, allow_unsigned: bool) -> Result<()> {
             let reports = weir_ingest::run_spec(&spec, &connections, connection.as_deref(), &options, &bars)?;
             report(&reports, json)
         }
-        Command::Release { spec, connections, connection, warehouse, tables, tape, json } => {
-            let options = weir_ingest::RunOptions {
-                warehouse: weir_ingest::warehouse_uri(&warehouse)?,
-                parallel: 1,
-                commit_rows: 1,
-                only: tables,
-                allow_unsigned,
-                tape: tape.open()?,
-            };
+        Command::Release { pipeline, json } => {
+            let options = pipeline.options(1, 1, allow_unsigned)?;
             let bars = progress::Bars::new(false);
+            let PipelineArgs { spec, connections, connection, .. } = pipeline;
             let released =
                 weir_ingest::release_spec(&spec, &connections, connection.as_deref(), &options, &bars)?;
             summary::released(&released, json)
