@@ -97,14 +97,15 @@ pub fn demo(dir: &Path, rows: Option<usize>, warehouse: Option<&str>, json: bool
             &bars,
         )
     };
-    let mut reports = run()?;
+    let first = run()?;
+    let mut runs = vec![first];
     // Deletes: someone deletes records in Airtable, and the next run removes their rows.
-    if reports.iter().all(|r| r.error.is_none()) {
+    if runs[0].iter().all(|r| r.error.is_none()) {
         let ids = sim.record_ids(DEFAULT_BASE_ID, DELETES_TABLE)?;
         let gone: Vec<&str> = ids.iter().take(DELETED).map(String::as_str).collect();
         sim.delete_records(DEFAULT_BASE_ID, DELETES_TABLE, &gone)?;
         if !json {
-            crate::summary::print_summary(&reports);
+            crate::summary::print_summary(&runs[0]);
             println!(
                 "\nDeleted {} record(s) of {DELETES_TABLE} in the simulator, as someone would in Airtable; \
                  running again (its deletes come through a webhook):\n",
@@ -114,13 +115,14 @@ pub fn demo(dir: &Path, rows: Option<usize>, warehouse: Option<&str>, json: bool
         // The second run's budgets start empty, and the simulator still counts the first run's
         // last second of requests against Airtable's 5 per second: one window apart, no 429.
         std::thread::sleep(weir_runtime::ratelimit::WINDOW);
-        reports = run()?;
+        runs.push(run()?);
     }
-    let failed = reports.iter().filter(|r| r.error.is_some()).count();
+    let failed = runs.iter().flatten().filter(|r| r.error.is_some()).count();
+    let reports = runs.last().map(Vec::as_slice).unwrap_or_default();
     if json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "runs": runs }))?);
     } else {
-        crate::summary::print_summary(&reports);
+        crate::summary::print_summary(reports);
         anyhow::ensure!(failed == 0, "{failed} table(s) failed");
         preview_tables(&warehouse)?;
         println!(
