@@ -76,6 +76,7 @@
 //! [`SinkError::OffsetLost`] rather than restart from the beginning. The sink's own commits
 //! never clean up logs.
 
+mod fresh;
 mod modes;
 mod schema;
 mod store;
@@ -398,6 +399,8 @@ pub struct DeltaSink {
     table: DeltaTable,
     /// The columns the caller declared at open, which SCD2 snapshot compares to detect change.
     source_columns: Vec<String>,
+    /// A cdc table's keys while it holds only rows this sink appended (see `fresh`).
+    fresh: Option<fresh::FreshKeys>,
 }
 
 impl DeltaSink {
@@ -432,10 +435,17 @@ impl DeltaSink {
                 }
             },
         };
+        let fresh = match mode {
+            WriteMode::Upsert { .. } if modes::row_count(uri, &table)? == 0 => {
+                Some(fresh::FreshKeys::new(version_of(&table)))
+            }
+            _ => None,
+        };
         Ok(DeltaSink {
             uri: uri.to_string(),
             table,
             source_columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+            fresh,
         })
     }
 
@@ -504,6 +514,24 @@ impl DeltaSink {
                 .with_application_transaction(Transaction::new(&checkpoint.app_id, checkpoint.version))
                 .with_metadata(metadata),
         );
+        // A first load appends the commits whose keys are all new (see `fresh`).
+        if self.fresh.as_ref().is_some_and(|f| f.version != current) {
+            self.fresh = None;
+        }
+        let mut new_keys = None;
+        let (batches, mode) = match (mode, &self.fresh) {
+            (WriteMode::Upsert { keys, .. }, Some(fresh)) => {
+                let schema = schema::table_schema(&self.uri, &self.table)?;
+                let batches = schema::conform(&self.uri, batches, &schema)?;
+                let hashes = fresh
+                    .hashes(&batches, keys)
+                    .map_err(|source| SinkError::Arrow { uri: self.uri.clone(), source })?;
+                let append = fresh.all_new(&hashes);
+                new_keys = Some(hashes);
+                (batches, if append { &WriteMode::Append } else { mode })
+            }
+            _ => (batches, mode),
+        };
         let ctx = modes::Ctx { uri: &self.uri, source_columns: &self.source_columns };
         let (table, mut stats) = modes::apply(&ctx, self.fresh_table(), batches, mode, props.clone()).await?;
         let table = if version_of(&table) == current {
@@ -513,6 +541,10 @@ impl DeltaSink {
             table
         };
         stats.version = version_of(&table);
+        if let Some(fresh) = &mut self.fresh {
+            fresh.version = stats.version;
+            fresh.add(new_keys.unwrap_or_default());
+        }
         self.table = table;
         Ok(stats)
     }
@@ -594,7 +626,9 @@ pub async fn last_checkpoint(uri: &str, app_id: &str) -> Result<Option<Checkpoin
     if table.version().is_none() {
         return Ok(None);
     }
-    DeltaSink { uri: uri.to_string(), table, source_columns: Vec::new() }.last_checkpoint(app_id).await
+    DeltaSink { uri: uri.to_string(), table, source_columns: Vec::new(), fresh: None }
+        .last_checkpoint(app_id)
+        .await
 }
 
 /// The table at `uri`, loaded when it exists; an empty location gives a table with no version.
