@@ -601,3 +601,47 @@ async fn a_resync_removes_or_closes_every_key_the_source_no_longer_has() {
         "SELECT id, name, \"__END_AT\" > 1700000000000000 FROM t WHERE id <> 2 ORDER BY id, \"__START_AT\"";
     assert_eq!(query(&uri, closed).await, ["1|a|false", "1|a2|true", "3|c|true"]);
 }
+
+/// The operation of each commit after the create, oldest first.
+async fn operations(uri: &str) -> Vec<String> {
+    use futures_util::TryStreamExt;
+    let table = deltalake::open_table(deltalake::ensure_table_uri(uri).unwrap()).await.unwrap();
+    let mut infos: Vec<_> = table.history(None).try_collect().await.unwrap();
+    infos.sort_by_key(|i| i.timestamp);
+    infos.iter().skip(1).map(|i| i.operation.clone().unwrap_or_default()).collect()
+}
+
+/// A first load appends while every key is new, and MERGEs a commit that repeats one (a
+/// record changed during the read), keeping upsert's rules; a sink opened on a table that holds
+/// rows MERGEs from its first commit.
+#[tokio::test]
+async fn a_first_load_appends_new_keys_and_merges_a_repeated_one() {
+    let (_dir, uri) = tmp();
+    let s = id_name_seq();
+    let mode = WriteMode::Upsert { keys: vec!["id".into()], sequence_by: Some("seq".into()) };
+    let mut sink = DeltaSink::open(&uri, s.clone(), &mode).await.unwrap();
+    sink.commit(vec![rows(&s, &[(1, "a", 10), (2, "b", 10)])], &mode, &cp(1)).await.unwrap();
+    let stats = sink.commit(vec![rows(&s, &[(3, "c", 10)])], &mode, &cp(2)).await.unwrap();
+    assert_eq!((stats.inserted, stats.updated), (1, 0));
+    // Ids 1 and 2 are known: a MERGE, where an older version never overwrites a newer one.
+    let batch = rows(&s, &[(1, "a2", 20), (4, "d", 5), (2, "older", 5)]);
+    let stats = sink.commit(vec![batch], &mode, &cp(3)).await.unwrap();
+    assert_eq!((stats.inserted, stats.updated), (1, 1));
+    assert_eq!(
+        query(&uri, "SELECT id, name, seq FROM t ORDER BY id").await,
+        ["1|a2|20", "2|b|10", "3|c|10", "4|d|5"]
+    );
+    assert_eq!(operations(&uri).await, ["WRITE", "WRITE", "MERGE"]);
+
+    // Within one commit a key twice is a MERGE too (the newest wins).
+    let (_dir2, uri2) = tmp();
+    let mut sink = DeltaSink::open(&uri2, s.clone(), &mode).await.unwrap();
+    sink.commit(vec![rows(&s, &[(1, "x", 1), (1, "y", 2)])], &mode, &cp(1)).await.unwrap();
+    assert_eq!(query(&uri2, "SELECT id, name FROM t").await, ["1|y"]);
+    assert_eq!(operations(&uri2).await, ["MERGE"]);
+
+    // A sink opened on a table that holds rows merges, even for new keys.
+    let mut later = DeltaSink::open(&uri, s.clone(), &mode).await.unwrap();
+    later.commit(vec![rows(&s, &[(9, "z", 1)])], &mode, &cp(5)).await.unwrap();
+    assert_eq!(operations(&uri).await.last().map(String::as_str), Some("MERGE"));
+}
