@@ -88,14 +88,9 @@ pub fn demo(dir: &Path, rows: Option<usize>, warehouse: Option<&str>, json: bool
         tape: None,
     };
     let bars = Bars::new(!json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let run = || {
-        weir_ingest::run_spec(
-            &dir.join("pipeline.yaml"),
-            &dir.join("connections.toml"),
-            None,
-            &options,
-            &bars,
-        )
+    let run = || -> Result<Vec<weir_ingest::TableReport>> {
+        let (spec, connections) = (dir.join("pipeline.yaml"), dir.join("connections.toml"));
+        Ok(weir_ingest::run_spec(&spec, &connections, None, &options, &bars)?)
     };
     let first = run()?;
     let mut runs = vec![first];

@@ -384,8 +384,7 @@ fn the_demo_runs_on_a_fresh_folder_and_prints_no_library_noise() {
     assert!(stdout.contains("Deleted 2 record(s) of Compliance Records"), "{stdout}");
     let second: Vec<&str> = stdout
         .lines()
-        .filter(|l| l.starts_with("bronze_compliance_records "))
-        .last()
+        .rfind(|l| l.starts_with("bronze_compliance_records "))
         .map(|l| l.split_whitespace().collect())
         .unwrap_or_else(|| panic!("no summary line for bronze_compliance_records: {stdout}"));
     assert_eq!(
