@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{read_delta, text, write_sim_connections};
+use common::{read_delta, report_line, text, write_sim_connections};
 use serde_json::Value;
 use weir_airtable_sim::{DEFAULT_TOKEN, Sim, SimConfig};
 
@@ -185,7 +185,7 @@ fn weir_test_passes_airtable_live_and_replayed_and_names_the_rule_a_connector_br
         "weir test passed a connector whose offsets never stop: {}",
         text(&broken)
     );
-    let line = failing_line(&broken, "read_terminates");
+    let line = report_line(&broken, "FAIL", "read_terminates", None);
     assert!(line.contains("50 calls without ending (limits.read_calls)"), "{line}");
     assert!(
         String::from_utf8_lossy(&broken.stderr).contains("conformance check(s) failed"),
@@ -266,17 +266,6 @@ fn a_scaffolded_connector_builds_packages_and_passes_weir_test_until_it_breaks_a
         "weir test passed a connector whose offset never stops: {}",
         text(&failed)
     );
-    let line = failing_line(&failed, "read_terminates");
+    let line = report_line(&failed, "FAIL", "read_terminates", None);
     assert!(line.contains("(limits.read_calls)"), "the line names the rule: {line}");
-}
-
-/// The `FAIL` line `weir test` printed for `check`.
-fn failing_line(out: &Output, check: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let prefix = format!("FAIL  {check}");
-    stdout
-        .lines()
-        .find(|l| l.starts_with(&prefix))
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("{}", text(out)))
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use common::{read_delta, text};
+use common::{read_delta, report_line, text};
 use serde_json::{Value, json};
 
 fn crate_dir() -> PathBuf {
@@ -118,7 +118,7 @@ fn weir_test_passes_the_cassettes_and_names_the_request_a_broken_one_lacks() {
         ("columns_populated", "octocat.Spoon-Knife / issues"),
         ("columns_populated", "octocat.Spoon-Knife / pull_requests"),
     ] {
-        line(&passed, "PASS", check, table);
+        report_line(&passed, "PASS", check, Some(table));
     }
     assert!(stdout.contains(" 0 failed"), "{stdout}");
 
@@ -133,21 +133,8 @@ fn weir_test_passes_the_cassettes_and_names_the_request_a_broken_one_lacks() {
     std::fs::write(dir.join("broken.cassette"), kept.join("\n\n") + "\n").expect("write");
     let failed = weir(dir, &["test", "--replay", "broken.cassette", "-o", "page_size=2"]);
     assert!(!failed.status.success(), "weir test passed a cassette with a page missing: {}", text(&failed));
-    let line = line(&failed, "FAIL", "read_terminates", "octocat.Hello-World / issues");
+    let line = report_line(&failed, "FAIL", "read_terminates", Some("octocat.Hello-World / issues"));
     assert!(line.contains(&format!("no exchange for GET {tie}")), "the line names the request: {line}");
-}
-
-/// The line `weir test` printed for a check on a table, with its status.
-fn line(out: &Output, status: &str, check: &str, table: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let words = |l: &str| {
-        l.split("  ").map(str::trim).filter(|w| !w.is_empty()).map(String::from).collect::<Vec<_>>()
-    };
-    stdout
-        .lines()
-        .find(|l| words(l).get(..3) == Some(&[status.to_string(), check.to_string(), table.to_string()]))
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("no {status} line for {check} on {table}: {}", text(out)))
 }
 
 #[test]

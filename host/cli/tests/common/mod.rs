@@ -70,3 +70,19 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// The line `weir test` printed for `check` with `status` (`PASS`, `FAIL`, `skip`), on `table`
+/// when one is named; its columns are separated by two spaces or more.
+pub fn report_line(out: &Output, status: &str, check: &str, table: Option<&str>) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let words = |l: &str| {
+        l.split("  ").map(str::trim).filter(|w| !w.is_empty()).map(String::from).collect::<Vec<_>>()
+    };
+    let wanted: Vec<String> =
+        [Some(status), Some(check), table].into_iter().flatten().map(String::from).collect();
+    stdout
+        .lines()
+        .find(|l| words(l).get(..wanted.len()) == Some(&wanted[..]))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no {status} line for {check} on {table:?}: {}", text(out)))
+}
