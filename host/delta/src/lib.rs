@@ -605,30 +605,29 @@ pub async fn check_store(uri: &str) -> Result<Store, SinkError> {
 /// The current schema of the table at `uri` (with its field metadata), or `None` when no
 /// table exists there yet.
 pub async fn table_schema(uri: &str) -> Result<Option<SchemaRef>, SinkError> {
-    // Locating a local path creates its folders; a look must not leave empty ones behind.
-    if !uri.contains("://") && !std::path::Path::new(uri).exists() {
-        return Ok(None);
+    match existing(uri).await? {
+        Some(table) => schema::table_schema(uri, &table).map(Some),
+        None => Ok(None),
     }
-    let table = locate(uri).await?;
-    if table.version().is_none() {
-        return Ok(None);
-    }
-    schema::table_schema(uri, &table).map(Some)
 }
 
 /// The last checkpoint `app_id` committed to the table at `uri`, without opening it for writes;
 /// `None` when there is no table or the app never committed to it.
 pub async fn last_checkpoint(uri: &str, app_id: &str) -> Result<Option<Checkpoint>, SinkError> {
+    let Some(table) = existing(uri).await? else { return Ok(None) };
+    DeltaSink { uri: uri.to_string(), table, source_columns: Vec::new(), fresh: None }
+        .last_checkpoint(app_id)
+        .await
+}
+
+/// The table at `uri` when one exists there, for a look that writes nothing.
+async fn existing(uri: &str) -> Result<Option<DeltaTable>, SinkError> {
+    // Locating a local path creates its folders; a look must not leave empty ones behind.
     if !uri.contains("://") && !std::path::Path::new(uri).exists() {
         return Ok(None);
     }
     let table = locate(uri).await?;
-    if table.version().is_none() {
-        return Ok(None);
-    }
-    DeltaSink { uri: uri.to_string(), table, source_columns: Vec::new(), fresh: None }
-        .last_checkpoint(app_id)
-        .await
+    Ok(table.version().is_some().then_some(table))
 }
 
 /// The table at `uri`, loaded when it exists; an empty location gives a table with no version.
