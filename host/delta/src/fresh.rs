@@ -1,42 +1,64 @@
 //! A first load needs no MERGE: while a cdc table holds only rows this sink appended, and the
 //! sink knows their keys, a commit whose keys are all new (to the table and within the commit)
 //! is appended, which is an order of magnitude cheaper than a MERGE that joins it with the whole
-//! table. A commit that repeats a key (a record changed during the read) MERGEs as usual.
+//! table. A row that repeats a key with exactly the content the table (or an earlier row of the
+//! commit) already holds for it changes nothing under SCD 1, and is dropped instead: a cdc read
+//! re-reads the records tied at each checkpoint's cursor, so without this nearly every commit of
+//! a large first load would MERGE for one unchanged row. A commit that repeats a key with other
+//! content MERGEs as usual.
 //!
-//! The keys are kept as 64-bit hashes of their Arrow row encoding: a collision can only make a
-//! new key look known, which costs a MERGE and never a duplicate. Knowing stops, for good, as
-//! soon as anyone else commits to the table (its version is not the one this sink left).
+//! Keys are kept as 64-bit hashes of their Arrow row encoding: a collision can only make a new
+//! key look known, which costs a MERGE and never a duplicate. A row's content is kept as a
+//! 128-bit hash of its whole row encoding, so a changed row is taken for an unchanged one only
+//! with odds of 2^-128. Knowing stops, for good, as soon as anyone else commits to the table
+//! (its version is not the one this sink left).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, RandomState};
 
-use arrow_array::RecordBatch;
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
+use deltalake::arrow::compute::filter_record_batch;
 use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::row::{RowConverter, SortField};
 
-/// The keys of every row of a table that only this sink has written since it was empty.
+/// One row's key and content, hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hashed {
+    key: u64,
+    /// None when the row encoding cannot hold one of the columns' types.
+    content: Option<u128>,
+}
+
+/// The keys, and the contents, of every row of a table that only this sink has written since
+/// it was empty.
 #[derive(Debug)]
 pub(crate) struct FreshKeys {
     /// The table version this sink's last commit left; any other means another writer.
     pub version: i64,
-    keys: HashSet<u64>,
-    hasher: RandomState,
+    /// Key hash → the content of the table's row for it, when known.
+    rows: HashMap<u64, Option<u128>>,
+    hashers: [RandomState; 3],
 }
 
 impl FreshKeys {
     pub fn new(version: i64) -> FreshKeys {
-        FreshKeys { version, keys: HashSet::new(), hasher: RandomState::new() }
+        FreshKeys { version, rows: HashMap::new(), hashers: [(); 3].map(|()| RandomState::new()) }
     }
 
-    /// The hashes of the batches' keys, in row order; the batches share one schema.
-    pub fn hashes(&self, batches: &[RecordBatch], keys: &[String]) -> Result<Vec<u64>, ArrowError> {
+    /// The hashes of the batches' rows, in row order; the batches share one schema.
+    pub fn hashes(&self, batches: &[RecordBatch], keys: &[String]) -> Result<Vec<Hashed>, ArrowError> {
         let mut out = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
         let Some(first) = batches.first() else { return Ok(out) };
-        let fields = keys
+        let schema = first.schema();
+        let key_fields = keys
             .iter()
-            .map(|k| Ok(SortField::new(first.schema().field_with_name(k)?.data_type().clone())))
+            .map(|k| Ok(SortField::new(schema.field_with_name(k)?.data_type().clone())))
             .collect::<Result<Vec<_>, ArrowError>>()?;
-        let converter = RowConverter::new(fields)?;
+        let key_converter = RowConverter::new(key_fields)?;
+        let all_fields = schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect();
+        let row_converter = RowConverter::new(all_fields).ok();
+        let [key_hasher, low, high] = &self.hashers;
         for batch in batches {
             let columns = keys
                 .iter()
@@ -46,23 +68,72 @@ impl FreshKeys {
                         .cloned()
                         .ok_or_else(|| ArrowError::SchemaError(format!("no column {k}")))
                 })
-                .collect::<Result<Vec<_>, _>>()?;
-            let rows = converter.convert_columns(&columns)?;
-            out.extend(rows.iter().map(|row| self.hasher.hash_one(row.as_ref())));
+                .collect::<Result<Vec<ArrayRef>, _>>()?;
+            let key_rows = key_converter.convert_columns(&columns)?;
+            let rows = row_converter.as_ref().map(|c| c.convert_columns(batch.columns())).transpose()?;
+            for (i, key) in key_rows.iter().enumerate() {
+                let content = rows.as_ref().map(|rows| {
+                    let bytes = rows.row(i);
+                    (u128::from(high.hash_one(bytes.as_ref())) << 64)
+                        | u128::from(low.hash_one(bytes.as_ref()))
+                });
+                out.push(Hashed { key: key_hasher.hash_one(key.as_ref()), content });
+            }
         }
         Ok(out)
     }
 
-    /// Whether every hash is new to the table and appears once.
-    pub fn all_new(&self, hashes: &[u64]) -> bool {
-        let mut seen = HashSet::with_capacity(hashes.len());
-        hashes.iter().all(|h| !self.keys.contains(h) && seen.insert(*h))
+    /// Which rows an append must keep, when the commit can be appended: every row's key is new
+    /// to the table and to the commit, or repeats a row of exactly the same content (dropped).
+    /// None when some key repeats with other or unknown content: the commit must MERGE.
+    pub fn appendable(&self, hashed: &[Hashed]) -> Option<Vec<bool>> {
+        let mut in_commit: HashMap<u64, Option<u128>> = HashMap::with_capacity(hashed.len());
+        let mut keep = Vec::with_capacity(hashed.len());
+        for row in hashed {
+            let known = self.rows.get(&row.key).or_else(|| in_commit.get(&row.key));
+            match known {
+                None => {
+                    in_commit.insert(row.key, row.content);
+                    keep.push(true);
+                }
+                Some(Some(content)) if row.content == Some(*content) => keep.push(false),
+                Some(_) => return None,
+            }
+        }
+        Some(keep)
     }
 
-    /// Records keys that are now in the table.
-    pub fn add(&mut self, hashes: Vec<u64>) {
-        self.keys.extend(hashes);
+    /// Records what a commit put in the table. After a MERGE (`merged`), a key the commit
+    /// repeated (of the table, or twice in the commit) holds whichever row won: unknown content.
+    pub fn add(&mut self, hashed: &[Hashed], merged: bool) {
+        for row in hashed {
+            match self.rows.entry(row.key) {
+                Entry::Vacant(slot) => {
+                    slot.insert(row.content);
+                }
+                Entry::Occupied(mut slot) if merged => {
+                    slot.insert(None);
+                }
+                Entry::Occupied(_) => {}
+            }
+        }
     }
+}
+
+/// The batches with only the rows `keep` marks, in order; `keep` spans every batch's rows.
+pub(crate) fn keep_rows(batches: Vec<RecordBatch>, keep: &[bool]) -> Result<Vec<RecordBatch>, ArrowError> {
+    let mut at = 0;
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let mask = &keep[at..at + batch.num_rows()];
+        at += batch.num_rows();
+        if mask.iter().all(|k| *k) {
+            out.push(batch);
+        } else {
+            out.push(filter_record_batch(&batch, &BooleanArray::from(mask.to_vec()))?);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -75,31 +146,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_new_once_and_repeats_are_caught() {
+    fn new_keys_append_identical_repeats_drop_and_changed_repeats_merge() {
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Utf8, false),
             Field::new("n", DataType::Int64, true),
         ]));
-        let batch = |ids: &[&str]| {
+        let batch = |rows: &[(&str, i64)]| {
             RecordBatch::try_new(
                 schema.clone(),
                 vec![
-                    Arc::new(StringArray::from(ids.to_vec())),
-                    Arc::new(Int64Array::from_iter_values(0..ids.len() as i64)),
+                    Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
                 ],
             )
             .unwrap()
         };
         let keys = ["id".to_string()];
         let mut fresh = FreshKeys::new(0);
-        let first = fresh.hashes(&[batch(&["a", "b"]), batch(&["c"])], &keys).unwrap();
-        assert!(fresh.all_new(&first));
-        fresh.add(first);
-        let again = fresh.hashes(&[batch(&["d", "b"])], &keys).unwrap();
-        assert!(!fresh.all_new(&again), "b is in the table");
-        let twice = fresh.hashes(&[batch(&["e", "e"])], &keys).unwrap();
-        assert!(!fresh.all_new(&twice), "e twice in one commit");
-        assert!(fresh.all_new(&fresh.hashes(&[batch(&["f"])], &keys).unwrap()));
-        assert!(fresh.hashes(&[batch(&["g"])], &["missing".to_string()]).is_err());
+        let first = fresh.hashes(&[batch(&[("a", 1), ("b", 2)]), batch(&[("c", 3)])], &keys).unwrap();
+        assert_eq!(fresh.appendable(&first), Some(vec![true; 3]));
+        fresh.add(&first, false);
+
+        // b again, unchanged (a re-read at a checkpoint's cursor), and twice in one commit.
+        let batches = vec![batch(&[("d", 4), ("b", 2)]), batch(&[("e", 5), ("e", 5)])];
+        let again = fresh.hashes(&batches, &keys).unwrap();
+        let keep = fresh.appendable(&again).expect("unchanged repeats need no MERGE");
+        assert_eq!(keep, [true, false, true, false]);
+        let kept = keep_rows(batches, &keep).unwrap();
+        let ids: Vec<_> = kept
+            .iter()
+            .flat_map(|b| b.column(0).as_any().downcast_ref::<StringArray>().unwrap().iter().flatten())
+            .map(str::to_string)
+            .collect();
+        assert_eq!(ids, ["d", "e"]);
+        fresh.add(&again, false);
+
+        // b changed: a MERGE, after which b's content is unknown, even unchanged.
+        let changed = fresh.hashes(&[batch(&[("f", 6), ("b", 20)])], &keys).unwrap();
+        assert_eq!(fresh.appendable(&changed), None);
+        let twice = fresh.hashes(&[batch(&[("g", 7), ("g", 8)])], &keys).unwrap();
+        assert_eq!(fresh.appendable(&twice), None, "g twice with two contents");
+        fresh.add(&changed, true);
+        assert_eq!(fresh.appendable(&fresh.hashes(&[batch(&[("b", 20)])], &keys).unwrap()), None);
+        assert_eq!(fresh.appendable(&fresh.hashes(&[batch(&[("f", 6)])], &keys).unwrap()), Some(vec![false]));
+        assert_eq!(fresh.appendable(&fresh.hashes(&[batch(&[("h", 9)])], &keys).unwrap()), Some(vec![true]));
+        assert!(fresh.hashes(&[batch(&[("i", 1)])], &["missing".to_string()]).is_err());
     }
 }

@@ -518,17 +518,19 @@ impl DeltaSink {
         if self.fresh.as_ref().is_some_and(|f| f.version != current) {
             self.fresh = None;
         }
-        let mut new_keys = None;
+        let mut hashed = None;
         let (batches, mode) = match (mode, &self.fresh) {
             (WriteMode::Upsert { keys, .. }, Some(fresh)) => {
                 let schema = schema::table_schema(&self.uri, &self.table)?;
+                let arrow = |source| SinkError::Arrow { uri: self.uri.clone(), source };
                 let batches = schema::conform(&self.uri, batches, &schema)?;
-                let hashes = fresh
-                    .hashes(&batches, keys)
-                    .map_err(|source| SinkError::Arrow { uri: self.uri.clone(), source })?;
-                let append = fresh.all_new(&hashes);
-                new_keys = Some(hashes);
-                (batches, if append { &WriteMode::Append } else { mode })
+                let rows = fresh.hashes(&batches, keys).map_err(arrow)?;
+                let plan = fresh.appendable(&rows);
+                hashed = Some(rows);
+                match plan {
+                    Some(keep) => (fresh::keep_rows(batches, &keep).map_err(arrow)?, &WriteMode::Append),
+                    None => (batches, mode),
+                }
             }
             _ => (batches, mode),
         };
@@ -543,7 +545,7 @@ impl DeltaSink {
         stats.version = version_of(&table);
         if let Some(fresh) = &mut self.fresh {
             fresh.version = stats.version;
-            fresh.add(new_keys.unwrap_or_default());
+            fresh.add(&hashed.unwrap_or_default(), *mode != WriteMode::Append);
         }
         self.table = table;
         Ok(stats)

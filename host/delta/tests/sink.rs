@@ -611,11 +611,11 @@ async fn operations(uri: &str) -> Vec<String> {
     infos.iter().skip(1).map(|i| i.operation.clone().unwrap_or_default()).collect()
 }
 
-/// A first load appends while every key is new, and MERGEs a commit that repeats one (a
-/// record changed during the read), keeping upsert's rules; a sink opened on a table that holds
-/// rows MERGEs from its first commit.
+/// A first load appends while every key is new or repeats an unchanged row, and MERGEs a commit
+/// that repeats one with other content (a record changed during the read), keeping upsert's
+/// rules; a sink opened on a table that holds rows MERGEs from its first commit.
 #[tokio::test]
-async fn a_first_load_appends_new_keys_and_merges_a_repeated_one() {
+async fn a_first_load_appends_new_keys_and_merges_a_changed_repeat() {
     let (_dir, uri) = tmp();
     let s = id_name_seq();
     let mode = WriteMode::Upsert { keys: vec!["id".into()], sequence_by: Some("seq".into()) };
@@ -632,6 +632,17 @@ async fn a_first_load_appends_new_keys_and_merges_a_repeated_one() {
         ["1|a2|20", "2|b|10", "3|c|10", "4|d|5"]
     );
     assert_eq!(operations(&uri).await, ["WRITE", "WRITE", "MERGE"]);
+    // An unchanged repeat of a row appended before (a re-read at a checkpoint's cursor) is
+    // dropped and the rest appended; id 1 was MERGEd, so even unchanged it MERGEs again.
+    let stats =
+        sink.commit(vec![rows(&s, &[(3, "c", 10), (5, "e", 1), (5, "e", 1)])], &mode, &cp(4)).await.unwrap();
+    assert_eq!((stats.inserted, stats.updated), (1, 0));
+    sink.commit(vec![rows(&s, &[(1, "a2", 20), (6, "f", 1)])], &mode, &cp(5)).await.unwrap();
+    assert_eq!(
+        query(&uri, "SELECT id, name, seq FROM t ORDER BY id").await,
+        ["1|a2|20", "2|b|10", "3|c|10", "4|d|5", "5|e|1", "6|f|1"]
+    );
+    assert_eq!(operations(&uri).await, ["WRITE", "WRITE", "MERGE", "WRITE", "MERGE"]);
 
     // Within one commit a key twice is a MERGE too (the newest wins).
     let (_dir2, uri2) = tmp();
@@ -642,6 +653,6 @@ async fn a_first_load_appends_new_keys_and_merges_a_repeated_one() {
 
     // A sink opened on a table that holds rows merges, even for new keys.
     let mut later = DeltaSink::open(&uri, s.clone(), &mode).await.unwrap();
-    later.commit(vec![rows(&s, &[(9, "z", 1)])], &mode, &cp(5)).await.unwrap();
+    later.commit(vec![rows(&s, &[(9, "z", 1)])], &mode, &cp(6)).await.unwrap();
     assert_eq!(operations(&uri).await.last().map(String::as_str), Some("MERGE"));
 }
