@@ -26,9 +26,15 @@ use deltalake::arrow::row::{RowConverter, SortField};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Hashed {
     key: u64,
-    /// None when the row encoding cannot hold one of the columns' types.
-    content: Option<u128>,
+    content: Content,
 }
+
+/// A row's content as a 128-bit hash; `UNKNOWN` when the row encoding cannot hold one of the
+/// columns' types, or a MERGE decided which row the table kept. (Two words rather than an
+/// `Option<u128>`, which is twice the size: a first load holds one per row it wrote.)
+type Content = [u64; 2];
+
+const UNKNOWN: Content = [0, 0];
 
 /// The keys, and the contents, of every row of a table that only this sink has written since
 /// it was empty.
@@ -36,8 +42,8 @@ pub(crate) struct Hashed {
 pub(crate) struct FreshKeys {
     /// The table version this sink's last commit left; any other means another writer.
     pub version: i64,
-    /// Key hash → the content of the table's row for it, when known.
-    rows: HashMap<u64, Option<u128>>,
+    /// Key hash → the content of the table's row for it.
+    rows: HashMap<u64, Content>,
     hashers: [RandomState; 3],
 }
 
@@ -72,10 +78,9 @@ impl FreshKeys {
             let key_rows = key_converter.convert_columns(&columns)?;
             let rows = row_converter.as_ref().map(|c| c.convert_columns(batch.columns())).transpose()?;
             for (i, key) in key_rows.iter().enumerate() {
-                let content = rows.as_ref().map(|rows| {
+                let content = rows.as_ref().map_or(UNKNOWN, |rows| {
                     let bytes = rows.row(i);
-                    (u128::from(high.hash_one(bytes.as_ref())) << 64)
-                        | u128::from(low.hash_one(bytes.as_ref()))
+                    [low.hash_one(bytes.as_ref()), high.hash_one(bytes.as_ref())]
                 });
                 out.push(Hashed { key: key_hasher.hash_one(key.as_ref()), content });
             }
@@ -87,7 +92,7 @@ impl FreshKeys {
     /// to the table and to the commit, or repeats a row of exactly the same content (dropped).
     /// None when some key repeats with other or unknown content: the commit must MERGE.
     pub fn appendable(&self, hashed: &[Hashed]) -> Option<Vec<bool>> {
-        let mut in_commit: HashMap<u64, Option<u128>> = HashMap::with_capacity(hashed.len());
+        let mut in_commit: HashMap<u64, Content> = HashMap::with_capacity(hashed.len());
         let mut keep = Vec::with_capacity(hashed.len());
         for row in hashed {
             let known = self.rows.get(&row.key).or_else(|| in_commit.get(&row.key));
@@ -96,7 +101,7 @@ impl FreshKeys {
                     in_commit.insert(row.key, row.content);
                     keep.push(true);
                 }
-                Some(Some(content)) if row.content == Some(*content) => keep.push(false),
+                Some(content) if *content != UNKNOWN && row.content == *content => keep.push(false),
                 Some(_) => return None,
             }
         }
@@ -112,7 +117,7 @@ impl FreshKeys {
                     slot.insert(row.content);
                 }
                 Entry::Occupied(mut slot) if merged => {
-                    slot.insert(None);
+                    slot.insert(UNKNOWN);
                 }
                 Entry::Occupied(_) => {}
             }

@@ -218,11 +218,14 @@ impl Read<'_> {
 
     fn rows(&self, records: &[Record]) -> (Rows, Vec<(String, u64)>) {
         let mut shaper = Shaper::default();
-        let mut lines = String::new();
+        let mut lines = Vec::new();
         for record in records {
-            lines.push_str(&Value::Object(shaper.row(record, &self.plan.columns)).to_string());
-            lines.push('\n');
+            shaper.write_row(record, &self.plan.columns, &mut lines);
+            lines.push(b'\n');
         }
+        // Every byte written came from a str or from serde_json.
+        let lines =
+            String::from_utf8(lines).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         (Rows::JsonLines(lines), shaper.counters())
     }
 
@@ -296,7 +299,7 @@ impl Read<'_> {
         let query = self.query(Some(cdc_filter(cursor, bound, upto, user)), Some(cursor));
         let records = self.fetch(query, &mut progress)?;
         let value = |record: &Record| {
-            let value = record.fields.get(&cursor.field_id).and_then(Value::as_str).and_then(time::parse_ms);
+            let value = record.text(&cursor.field_id).as_deref().and_then(time::parse_ms);
             value.map(|v| v.min(upto))
         };
         for record in &records {

@@ -1,8 +1,16 @@
 //! Airtable records → JSON Lines rows already shaped for the table's schema.
+//!
+//! A record's cells are kept as their raw JSON text, not parsed into trees: most cells (text,
+//! numbers, checkboxes) are written to the row exactly as Airtable sent them, and times are
+//! reformatted from the text. Only a cell whose value must change shape (lists, objects, a
+//! number in a text column) is parsed and shaped as a `serde_json::Value`. The host parses the
+//! rows into the same values either way: JSON text the connector passes through holds exactly
+//! the value serde would have written for it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 
 use crate::schema::{CREATED_TIME, Column, ID, Kind};
@@ -14,8 +22,16 @@ pub(crate) struct Record {
     pub id: String,
     #[serde(rename = "createdTime", default)]
     pub created_time: Option<String>,
+    /// Field id → the cell's JSON text.
     #[serde(default)]
-    pub fields: Map<String, Value>,
+    pub fields: HashMap<String, Box<RawValue>>,
+}
+
+impl Record {
+    /// A cell's value when it is a JSON string.
+    pub(crate) fn text(&self, field_id: &str) -> Option<String> {
+        serde_json::from_str(self.fields.get(field_id)?.get()).ok()
+    }
 }
 
 /// Error values Airtable writes into computed cells instead of a result.
@@ -28,37 +44,126 @@ pub(crate) struct Shaper {
     nulled: BTreeMap<String, u64>,
 }
 
+/// What becomes of one cell.
+enum Shaped {
+    /// Written as this JSON text.
+    Raw,
+    /// Written as this value.
+    Value(Value),
+    /// A time, reformatted: written as this string.
+    Text(String),
+    /// Left out: null.
+    Null,
+}
+
 impl Shaper {
-    /// One row: `id`, `created_time`, then the present cells keyed by column name.
-    pub(crate) fn row(&mut self, record: &Record, columns: &[Column]) -> Map<String, Value> {
-        let mut row = Map::new();
-        row.insert(ID.into(), Value::String(record.id.clone()));
+    /// Appends one row as a JSON object: `id`, `created_time`, then the present cells keyed by
+    /// column name.
+    pub(crate) fn write_row(&mut self, record: &Record, columns: &[Column], out: &mut Vec<u8>) {
+        out.push(b'{');
+        write_string(out, ID);
+        out.push(b':');
+        write_string(out, &record.id);
         if let Some(t) = &record.created_time {
-            row.insert(CREATED_TIME.into(), Value::String(t.clone()));
+            member(out, CREATED_TIME);
+            write_string(out, t);
         }
         for column in columns {
-            let value = match record.fields.get(&column.field_id) {
-                None | Some(Value::Null) if column.absent_is_false => Value::Bool(false),
-                None | Some(Value::Null) => continue,
-                Some(v) => {
-                    let mut nulled = 0;
-                    let shaped = shape(v, &column.kind, column.computed, &mut nulled);
-                    if nulled > 0 {
-                        *self.nulled.entry(column.name.clone()).or_default() += nulled;
-                    }
-                    shaped
+            let raw = record.fields.get(&column.field_id).map(|r| r.get()).filter(|r| *r != "null");
+            let Some(raw) = raw else {
+                if column.absent_is_false {
+                    member(out, &column.name);
+                    out.extend_from_slice(b"false");
                 }
+                continue;
             };
-            if !value.is_null() {
-                row.insert(column.name.clone(), value);
+            let mut nulled = 0;
+            let shaped = cell(raw, column, &mut nulled);
+            if nulled > 0 {
+                *self.nulled.entry(column.name.clone()).or_default() += nulled;
+            }
+            match shaped {
+                Shaped::Null => {}
+                Shaped::Raw => {
+                    member(out, &column.name);
+                    out.extend_from_slice(raw.as_bytes());
+                }
+                Shaped::Text(text) => {
+                    member(out, &column.name);
+                    write_string(out, &text);
+                }
+                Shaped::Value(value) => {
+                    member(out, &column.name);
+                    // Writing a Value to a Vec cannot fail.
+                    let _ = serde_json::to_writer(&mut *out, &value);
+                }
             }
         }
-        row
+        out.push(b'}');
     }
 
     /// The page's counters: `("nulled.<column>", n)` for each column that lost values.
     pub(crate) fn counters(self) -> Vec<(String, u64)> {
         self.nulled.into_iter().map(|(column, n)| (format!("nulled.{column}"), n)).collect()
+    }
+}
+
+fn write_string(out: &mut Vec<u8>, text: &str) {
+    // Writing a string to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+fn member(out: &mut Vec<u8>, name: &str) {
+    out.push(b',');
+    write_string(out, name);
+    out.push(b':');
+}
+
+/// A JSON string's contents, when they hold no escape (all of Airtable's times and error tokens).
+fn plain_string(raw: &str) -> Option<&str> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains('\\')).then_some(inner)
+}
+
+/// An integer literal that fits a long.
+fn is_long(raw: &str) -> bool {
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && raw.parse::<i64>().is_ok()
+}
+
+/// Shapes one non-null cell for its column: the common cases straight from the text, anything
+/// else through `shape`.
+fn cell(raw: &str, column: &Column, nulled: &mut u64) -> Shaped {
+    let first = raw.as_bytes()[0];
+    let number = first == b'-' || first.is_ascii_digit();
+    let fast = match (&column.kind, plain_string(raw)) {
+        (Kind::String, Some(text)) if column.computed && ERROR_TOKENS.contains(&text.trim()) => None,
+        (Kind::String, Some(_)) => Some(Shaped::Raw),
+        (Kind::Timestamp | Kind::Date, Some(text)) => {
+            let shaped = if column.kind == Kind::Date { date(text) } else { timestamp(text) };
+            Some(match shaped {
+                Some(Value::String(text)) => Shaped::Text(text),
+                _ => {
+                    *nulled += 1;
+                    Shaped::Null
+                }
+            })
+        }
+        (Kind::Double | Kind::Decimal(_), _) if number => Some(Shaped::Raw),
+        (Kind::Long, _) if number && is_long(raw) => Some(Shaped::Raw),
+        (Kind::Boolean, _) if raw == "true" || raw == "false" => Some(Shaped::Raw),
+        _ => None,
+    };
+    if let Some(fast) = fast {
+        return fast;
+    }
+    let Ok(value) = serde_json::from_str::<Value>(raw) else {
+        *nulled += 1;
+        return Shaped::Null;
+    };
+    match shape(&value, &column.kind, column.computed, nulled) {
+        Value::Null => Shaped::Null,
+        shaped => Shaped::Value(shaped),
     }
 }
 

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Issue 12's harness: weir beside the plain-Python reference, at several table sizes, in one run.
+
+For each size it serves `SKU Candidates` grown to that many rows from `weir sim airtable` (rate
+limit off, in its own process, so the simulator's CPU is not weir's), then ingests it four ways,
+each into a fresh warehouse, each timed by /usr/bin/time -v on the ingesting process alone:
+
+    weir cdc      `weir run`, the table's own ingestion (cdc, SCD 1 upsert on id)
+    weir append   `weir run` with scd_type APPEND_ONLY
+    python upsert benches/airtable_to_delta.py --mode upsert (requests, pyarrow, deltalake merge)
+    python append benches/airtable_to_delta.py --mode append
+
+and prints one table: wall time, rows/s, the process's CPU (user + sys) per row, and peak RSS.
+With --paced N it also runs host/cli/bench/paced_six_tables.sh N (all six tables at Airtable's
+limit). With --plot FILE it writes an SVG of rows/s against table size.
+
+    python3 benches/harness.py --weir /work/dev-target/debug/weir \
+        --python /path/to/venv/bin/python --sizes 10000,50000,200000,1000000 \
+        --plot benches/rows_per_second.svg --paced 2
+
+The Python interpreter needs requests, pyarrow and deltalake (requirements-test.txt + requests).
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TOKEN = "patWeirSim.0123456789abcdef0123456789abcdef"
+TABLE = "SKU Candidates"
+COMMIT_ROWS = 50_000
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def timed(cmd, env=None, cwd=None):
+    """Runs cmd under /usr/bin/time -v: (stdout, wall s, cpu s, peak RSS MiB)."""
+    with tempfile.NamedTemporaryFile("r") as report:
+        started = time.monotonic()
+        proc = subprocess.run(
+            ["/usr/bin/time", "-v", "-o", report.name, *cmd],
+            env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        wall = time.monotonic() - started
+        text = report.read()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    field = lambda name: float(re.search(rf"{name}: ([0-9.]+)", text).group(1))  # noqa: E731
+    cpu = field(r"User time \(seconds\)") + field(r"System time \(seconds\)")
+    rss = field(r"Maximum resident set size \(kbytes\)") / 1024
+    return proc.stdout, wall, cpu, rss
+
+
+class Simulator:
+    def __init__(self, weir, rows):
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile("w+")
+        self.proc = subprocess.Popen(
+            [weir, "sim", "airtable", "--port", str(self.port), "--rows", str(rows), "--table", TABLE,
+             "--no-rate-limit"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    sys.exit(f"the simulator exited: {open(self.log.name).read()}")
+                time.sleep(0.5)
+        sys.exit("the simulator did not start in 10 minutes")
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def weir_run(weir, sim, work, append):
+    with open(os.path.join(work, "token"), "w") as f:
+        f.write(TOKEN)
+    with open(os.path.join(work, "connections.toml"), "w") as f:
+        f.write(
+            f'[connections.airtable]\nconnector = "airtable"\nbase_id = "appProductLaunch"\n'
+            f'base_url = "{sim.url}"\nbearer_token = {{ file = "token" }}\nallow_loopback = true\n'
+            # The simulator's limit is off; so is weir's pacing, to measure weir and not the limit.
+            '[connections.airtable.rate_limits]\n"base:{base}" = 100000\n"token:{bearer_token}" = 100000\n'
+        )
+    config = {"checkpoint_records": str(COMMIT_ROWS)}
+    if append:
+        config["scd_type"] = "APPEND_ONLY"
+    spec = {"connection_name": "airtable", "objects": [{"table": {"source_table": TABLE, "table_configuration": config}}]}
+    with open(os.path.join(work, "pipeline.json"), "w") as f:
+        json.dump(spec, f)
+    out, wall, cpu, rss = timed(
+        [weir, "run", "pipeline.json", "--warehouse", "wh", "--commit-rows", str(COMMIT_ROWS), "--json"], cwd=work
+    )
+    report = json.loads(out)
+    report = report[0] if isinstance(report, list) else report
+    if report.get("error"):
+        sys.exit(f"weir run failed: {report['error']}")
+    return report["rows_read"], wall, cpu, rss
+
+
+def python_run(python, sim, work, mode):
+    env = dict(os.environ, AIRTABLE_TOKEN=TOKEN)
+    out, wall, cpu, rss = timed(
+        [python, os.path.join(HERE, "airtable_to_delta.py"), "--base-url", sim.url, "--base-id", "appProductLaunch",
+         "--table", TABLE, "--out", os.path.join(work, "py"), "--mode", mode, "--commit-rows", str(COMMIT_ROWS)],
+        env=env,
+    )
+    summary = json.loads(out.strip().splitlines()[-1])
+    return summary["rows"], wall, cpu, rss
+
+
+def plot(results, path):
+    """An SVG line chart: rows/s (linear) against table size (log), one line per way."""
+    ways = list(dict.fromkeys(r["way"] for r in results))
+    sizes = sorted({r["size"] for r in results})
+    colors = ["#1f77b4", "#2ca02c", "#d62728", "#ff7f0e", "#9467bd"]
+    w, h, left, bottom, top, right = 640, 360, 70, 50, 20, 150
+    top_rate = max(r["rows_per_s"] for r in results) * 1.1
+    lo, hi = math.log10(min(sizes)), math.log10(max(sizes))
+    x = lambda s: left + (w - left - right) * ((math.log10(s) - lo) / ((hi - lo) or 1))  # noqa: E731
+    y = lambda v: h - bottom - (h - bottom - top) * v / top_rate  # noqa: E731
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="black"/>',
+           f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="black"/>',
+           f'<text x="{(w - right + left) / 2}" y="{h - 10}" text-anchor="middle">rows in the table (log scale)</text>',
+           f'<text x="15" y="{(h - bottom + top) / 2}" transform="rotate(-90 15 {(h - bottom + top) / 2})" '
+           'text-anchor="middle">rows/s, end to end</text>']
+    for s in sizes:
+        out.append(f'<text x="{x(s)}" y="{h - bottom + 15}" text-anchor="middle">{s:,}</text>')
+    step = 10 ** math.floor(math.log10(top_rate / 2))
+    for i in range(0, int(top_rate / step) + 1):
+        v = i * step
+        out.append(f'<text x="{left - 5}" y="{y(v) + 4}" text-anchor="end">{v:,.0f}</text>')
+        out.append(f'<line x1="{left}" y1="{y(v)}" x2="{w - right}" y2="{y(v)}" stroke="#ddd"/>')
+    for i, way in enumerate(ways):
+        pts = sorted((r["size"], r["rows_per_s"]) for r in results if r["way"] == way)
+        color = colors[i % len(colors)]
+        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="'
+                   + " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in pts) + '"/>')
+        out.extend(f'<circle cx="{x(s):.1f}" cy="{y(v):.1f}" r="3" fill="{color}"/>' for s, v in pts)
+        out.append(f'<text x="{w - right + 10}" y="{top + 15 * i + 10}" fill="{color}">{way}</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weir", default=os.path.join(ROOT, "target", "release", "weir"))
+    p.add_argument("--python", default=sys.executable, help="a Python with requests, pyarrow and deltalake")
+    p.add_argument("--sizes", default="10000,50000,200000")
+    p.add_argument("--ways", default="weir cdc,weir append,python upsert,python append")
+    p.add_argument("--plot", help="write an SVG of rows/s against table size here")
+    p.add_argument("--paced", type=int, default=0, help="runs of the six-table paced ingest (0: none)")
+    args = p.parse_args()
+
+    ways = [w.strip() for w in args.ways.split(",")]
+    results = []
+    print(f"{'rows':>9}  {'way':<14} {'rows read':>10} {'wall s':>8} {'rows/s':>9} {'CPU s':>8} {'CPU µs/row':>10} {'peak RSS MiB':>12}",
+          flush=True)
+    for size in [int(s) for s in args.sizes.split(",")]:
+        sim = Simulator(args.weir, size)
+        try:
+            for way in ways:
+                work = tempfile.mkdtemp(prefix="weir-harness-")
+                try:
+                    if way.startswith("weir"):
+                        rows, wall, cpu, rss = weir_run(args.weir, sim, work, append=way == "weir append")
+                    else:
+                        rows, wall, cpu, rss = python_run(args.python, sim, work, way.split()[1])
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
+                r = {"size": size, "way": way, "rows": rows, "wall": wall, "cpu": cpu, "rss": rss,
+                     "rows_per_s": rows / wall}
+                results.append(r)
+                print(f"{size:>9,}  {way:<14} {rows:>10,} {wall:>8.1f} {r['rows_per_s']:>9,.0f} {cpu:>8.1f} "
+                      f"{cpu / rows * 1e6:>10.1f} {rss:>12.0f}", flush=True)
+        finally:
+            sim.stop()
+    if args.plot:
+        plot(results, args.plot)
+        print(f"plot: {args.plot}")
+    if args.paced:
+        print("\nsix tables at Airtable's limit (5 requests/s per base):", flush=True)
+        subprocess.run([os.path.join(ROOT, "host", "cli", "bench", "paced_six_tables.sh"), args.weir, str(args.paced)],
+                       check=True)
+
+
+if __name__ == "__main__":
+    main()
