@@ -93,13 +93,14 @@ class Simulator:
         self.proc.wait()
 
 
-def weir_run(weir, sim, work, append):
+def weir_run(weir, sim, work, append, connector):
     with open(os.path.join(work, "token"), "w") as f:
         f.write(TOKEN)
     with open(os.path.join(work, "connections.toml"), "w") as f:
+        unsigned = "allow_unsigned = true\n" if connector.endswith(".wasm") else ""
         f.write(
-            f'[connections.airtable]\nconnector = "airtable"\nbase_id = "appProductLaunch"\n'
-            f'base_url = "{sim.url}"\nbearer_token = {{ file = "token" }}\nallow_loopback = true\n'
+            f'[connections.airtable]\nconnector = {json.dumps(connector)}\nbase_id = "appProductLaunch"\n'
+            f'base_url = "{sim.url}"\nbearer_token = {{ file = "token" }}\nallow_loopback = true\n{unsigned}'
             # The simulator's limit is off; so is weir's pacing, to measure weir and not the limit.
             '[connections.airtable.rate_limits]\n"base:{base}" = 100000\n"token:{bearer_token}" = 100000\n'
         )
@@ -171,6 +172,8 @@ def main():
     p.add_argument("--weir", default=os.path.join(ROOT, "target", "release", "weir"))
     p.add_argument("--python", default=sys.executable, help="a Python with requests, pyarrow and deltalake")
     p.add_argument("--sizes", default="10000,50000,200000")
+    p.add_argument("--connector", default="airtable",
+                   help="the bundled connector, or a .wasm built by `weir build` (to compare builds)")
     p.add_argument("--ways", default="weir cdc,weir append,python upsert,python append")
     p.add_argument("--plot", help="write an SVG of rows/s against table size here")
     p.add_argument("--paced", type=int, default=0, help="runs of the six-table paced ingest (0: none)")
@@ -187,7 +190,7 @@ def main():
                 work = tempfile.mkdtemp(prefix="weir-harness-")
                 try:
                     if way.startswith("weir"):
-                        rows, wall, cpu, rss = weir_run(args.weir, sim, work, append=way == "weir append")
+                        rows, wall, cpu, rss = weir_run(args.weir, sim, work, way == "weir append", args.connector)
                     else:
                         rows, wall, cpu, rss = python_run(args.python, sim, work, way.split()[1])
                 finally:
