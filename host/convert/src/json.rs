@@ -1,6 +1,7 @@
 //! JSON Lines pages to Arrow: each line parsed once, then each column filled from borrowed values.
 
-use std::collections::HashSet;
+use std::borrow::{Borrow, Cow};
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use arrow_array::types::{
 use arrow_array::{ArrayRef, ListArray, MapArray, NullArray, RecordBatch, RecordBatchOptions, StructArray};
 use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, Field, FieldRef, Fields, SchemaRef, TimeUnit};
+use serde::de::{Deserialize, Deserializer, Visitor};
 use serde_json::{Map, Value};
 
 use crate::limits::Budget;
@@ -46,6 +48,63 @@ struct Context<'a> {
     budget: Budget<'a>,
 }
 
+/// A record's key, borrowed from the page unless it holds an escape: a page's records repeat
+/// every column name, and owning each would cost an allocation per cell.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Key<'a>(Cow<'a, str>);
+
+impl Borrow<str> for Key<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(text.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// One line of a page: a JSON object (a repeated key keeps its last value, as in serde_json).
+type Record<'a> = HashMap<Key<'a>, Value>;
+
+/// A JSON object as the converter reads it: a page's record, or an object inside one.
+trait Object {
+    fn size(&self) -> usize;
+    fn names(&self) -> impl Iterator<Item = &str>;
+}
+
+impl Object for Record<'_> {
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.keys().map(|k| k.0.as_ref())
+    }
+}
+
+impl Object for Map<String, Value> {
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.keys().map(String::as_str)
+    }
+}
+
 /// Converts one page of JSON Lines.
 pub(crate) fn page(
     schema: &SchemaRef,
@@ -58,7 +117,7 @@ pub(crate) fn page(
     // A row costs one cell for itself and one per column: checked while parsing, before the parsed
     // records (about a hundred bytes each even when empty) pile up.
     let row_cells = schema.fields().len().saturating_add(1);
-    let mut rows: Vec<Map<String, Value>> = Vec::new();
+    let mut rows: Vec<Record> = Vec::new();
     for line in lines {
         cx.budget.rows(1)?;
         cx.budget.check_cells((rows.len() + 1).saturating_mul(row_cells))?;
@@ -75,7 +134,7 @@ pub(crate) fn page(
     for field in schema.fields() {
         cells.clear();
         for (row, record) in rows.iter().enumerate() {
-            let value = record.get(field.name());
+            let value = record.get(field.name().as_str());
             known[row] += usize::from(value.is_some());
             cells.push(Cell::at(row, value));
         }
@@ -88,19 +147,19 @@ pub(crate) fn page(
 
 /// Counts the keys of each object that are not among `fields`; `known` holds how many of each
 /// object's keys are fields, so that objects without unknown keys are skipped without a lookup.
-fn count_unknown<'v>(
+fn count_unknown<'v, O: Object + 'v>(
     fields: &Fields,
     path: &str,
-    objects: impl Iterator<Item = Option<&'v Map<String, Value>>>,
+    objects: impl Iterator<Item = Option<&'v O>>,
     known: &[usize],
     unknown: &mut UnknownFields,
 ) {
     // Built only when needed, and then once: a lookup per key stays constant-time on wide schemas.
     let mut names: Option<HashSet<&str>> = None;
     for (object, known) in objects.zip(known) {
-        let Some(object) = object.filter(|o| o.len() > *known) else { continue };
+        let Some(object) = object.filter(|o| o.size() > *known) else { continue };
         let names = names.get_or_insert_with(|| fields.iter().map(|f| f.name().as_str()).collect());
-        for key in object.keys().filter(|k| !names.contains(k.as_str())) {
+        for key in object.names().filter(|k| !names.contains(k)) {
             unknown.record(path, key, 1);
         }
     }

@@ -1,0 +1,166 @@
+//! Issue 12: the CPU one row costs to read and convert, through the sandbox and natively.
+//!
+//! ```text
+//! cargo bench -p weir-runtime --bench read_path          # release; WEIR_BENCH_ROWS (200,000)
+//! ```
+//!
+//! The simulator, in this process with its rate limit off, grows `SKU Candidates` to
+//! `WEIR_BENCH_ROWS` rows (about 1 KB of JSON each). The table is then read to its end twice,
+//! as `weir run` reads it (a cdc read, checkpoints every 50,000 records), each page converted
+//! to Arrow by the same converter:
+//! - **sandbox**: the bundled Airtable component in wasmtime, through `Session::read_table`;
+//! - **native**: the same connector crate compiled for the host, its requests sent through the
+//!   same HTTP gate (same allow-list, token injection and pacing), with no sandbox.
+//!
+//! CPU is the reading thread's own (`/proc/thread-self/schedstat`): the connector, the
+//! boundary and the conversion. The simulator and the HTTP client's connection tasks run on
+//! other threads and are not counted, so the figures are weir's read path alone.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use weir_airtable_sim::{Sim, SimConfig};
+use weir_connector_sdk::{Connector, Host, Level, Rows};
+use weir_runtime::contract::{HttpError, HttpRequest};
+use weir_runtime::http::HttpGate;
+use weir_runtime::secrets::Redactor;
+use weir_runtime::{ConnectionsFile, Runtime, RuntimeConfig};
+
+const TABLE: &str = "SKU Candidates";
+
+/// Nanoseconds this thread has run on a CPU.
+fn thread_cpu_ns() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("Linux schedstat");
+    stat.split_whitespace().next().and_then(|n| n.parse().ok()).expect("schedstat's first field")
+}
+
+/// The connector's `Host`, natively: the runtime's HTTP gate, driven on this thread.
+struct NativeHost {
+    gate: HttpGate,
+    tokio: tokio::runtime::Handle,
+}
+
+impl Host for NativeHost {
+    fn send(
+        &self,
+        r: weir_connector_sdk::Request,
+    ) -> Result<weir_connector_sdk::Response, weir_connector_sdk::HttpError> {
+        let request = HttpRequest { method: r.method, url: r.url, headers: r.headers, body: r.body };
+        match self.tokio.block_on(self.gate.send(request)).expect("no bound is hit") {
+            Ok(response) => Ok(weir_connector_sdk::Response {
+                status: response.status,
+                headers: response.headers,
+                body: response.body,
+            }),
+            Err(HttpError::Denied(m)) => Err(weir_connector_sdk::HttpError::Denied(m)),
+            Err(e) => Err(weir_connector_sdk::HttpError::Connection(e.to_string())),
+        }
+    }
+
+    fn log(&self, _: Level, _: &str) {}
+}
+
+struct Figures {
+    rows: usize,
+    pages: usize,
+    cpu_ns: u64,
+    convert_ns: u64,
+    wall_s: f64,
+}
+
+fn main() {
+    let rows: usize = std::env::var("WEIR_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let started = Instant::now();
+    let sim =
+        Sim::start(SimConfig { rate_limit: false, grow: vec![(TABLE.into(), rows)], ..SimConfig::default() })
+            .expect("the simulator starts");
+    eprintln!("simulator: {TABLE} grown to {rows} rows in {:.1} s", started.elapsed().as_secs_f64());
+
+    let text = format!(
+        "[connections.bench]\nconnector = \"airtable\"\nbase_id = \"{}\"\nbase_url = \"{}\"\n\
+         bearer_token = \"{}\"\nallow_loopback = true\n[connections.bench.rate_limits]\n\
+         \"base:{{base}}\" = 100000\n\"token:{{bearer_token}}\" = 100000\n",
+        weir_airtable_sim::DEFAULT_BASE_ID,
+        sim.base_url(),
+        weir_airtable_sim::DEFAULT_TOKEN,
+    );
+    let file = ConnectionsFile::parse(&text, Path::new("bench.toml")).expect("valid connections");
+    let spec = file.get("bench").expect("the bench connection").clone();
+    let cache = tempfile::tempdir().expect("a cache folder");
+    let runtime =
+        Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()) }).expect("runtime");
+    let airtable = runtime.load(weir_artifacts::AIRTABLE).expect("airtable loads");
+    let table_options = vec![("checkpoint_records".to_string(), "50000".to_string())];
+
+    // Sandbox.
+    let mut session = runtime.session(&airtable, &spec).expect("session");
+    let schema = session.arrow_schema(TABLE, &table_options).expect("schema");
+    let mut converter = session.converter(schema.clone());
+    let (cpu0, wall0) = (thread_cpu_ns(), Instant::now());
+    let mut sandbox = Figures { rows: 0, pages: 0, cpu_ns: 0, convert_ns: 0, wall_s: 0.0 };
+    let mut start: Option<String> = None;
+    loop {
+        let page = session.read_table(TABLE, &table_options, start.as_deref(), &mut converter).expect("page");
+        sandbox.rows += page.rows;
+        sandbox.pages += 1;
+        if page.done {
+            break;
+        }
+        start = Some(page.end_offset);
+    }
+    sandbox.cpu_ns = thread_cpu_ns() - cpu0;
+    sandbox.wall_s = wall0.elapsed().as_secs_f64();
+
+    // Native: the same connector and gate, no sandbox.
+    let connection = spec.resolve(&airtable.manifest).expect("the connection resolves");
+    let redactor = Arc::new(Redactor::new(connection.secrets.values()));
+    let gate = HttpGate::configure(&airtable.manifest, &connection, runtime.rate_limiters(), redactor)
+        .expect("the gate");
+    let host = NativeHost { gate, tokio: runtime.tokio() };
+    let options: BTreeMap<String, String> = session.guest_options().iter().cloned().collect();
+    let table_opts: BTreeMap<String, String> = table_options.iter().cloned().collect();
+    let mut converter = session.converter(schema);
+    let (cpu0, wall0) = (thread_cpu_ns(), Instant::now());
+    let mut native = Figures { rows: 0, pages: 0, cpu_ns: 0, convert_ns: 0, wall_s: 0.0 };
+    let mut start: Option<String> = None;
+    loop {
+        let page = weir_airtable::Airtable::read_table(&host, &options, TABLE, &table_opts, start.as_deref())
+            .expect("page");
+        let Rows::JsonLines(text) = page.rows else { panic!("the Airtable connector writes JSON Lines") };
+        let c0 = thread_cpu_ns();
+        let batch = converter.json_lines(text.as_bytes()).expect("converts");
+        native.convert_ns += thread_cpu_ns() - c0;
+        native.rows += batch.num_rows();
+        native.pages += 1;
+        if start.as_deref() == Some(page.end_offset.as_str()) {
+            break;
+        }
+        start = Some(page.end_offset);
+    }
+    native.cpu_ns = thread_cpu_ns() - cpu0;
+    native.wall_s = wall0.elapsed().as_secs_f64();
+    assert_eq!(native.rows, sandbox.rows, "both paths read the same rows");
+
+    println!("\nread + convert, {TABLE}, {rows} rows in the table (reading thread's CPU):\n");
+    println!("| path | rows read | pages | CPU s | CPU µs/row | of which convert µs/row | wall s |");
+    println!("|---|---|---|---|---|---|---|");
+    let per_row = |ns: u64, rows: usize| ns as f64 / 1000.0 / rows as f64;
+    for (name, f) in [("sandbox (wasmtime)", &sandbox), ("native (no sandbox)", &native)] {
+        let convert = if f.convert_ns > 0 {
+            format!("{:.2}", per_row(f.convert_ns, f.rows))
+        } else {
+            "—".to_string()
+        };
+        println!(
+            "| {name} | {} | {} | {:.2} | {:.2} | {convert} | {:.1} |",
+            f.rows,
+            f.pages,
+            f.cpu_ns as f64 / 1e9,
+            per_row(f.cpu_ns, f.rows),
+            f.wall_s
+        );
+    }
+    println!("\nsandbox / native CPU: {:.2}×", sandbox.cpu_ns as f64 / native.cpu_ns as f64);
+}
