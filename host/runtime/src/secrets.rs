@@ -120,17 +120,13 @@ impl Redactor {
             folded.extend(f);
             exact.extend(e);
         }
-        let every: Vec<String> = folded.iter().chain(&exact).chain(&short).cloned().collect();
-        let any = (!every.is_empty())
-            .then(|| {
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .prefilter(false)
-                    .build(&every)
-                    .ok()
-            })
-            .flatten();
+        // With no secrets the DFA has no patterns and never matches.
+        let any = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .kind(Some(AhoCorasickKind::DFA))
+            .prefilter(false)
+            .build(folded.iter().chain(&exact).chain(&short))
+            .ok();
         Redactor {
             any,
             folded: automaton(&folded, true),
@@ -182,7 +178,7 @@ impl Redactor {
     fn may_hold(&self, bytes: &[u8]) -> bool {
         match &self.any {
             Some(any) => any.is_match(bytes),
-            // No secrets; or more forms than a DFA was built for: the precise automata decide.
+            // Too many forms for a DFA: the precise automata decide.
             None => self.automata().next().is_some(),
         }
     }

@@ -141,13 +141,13 @@ fn cell(raw: &str, column: &Column, nulled: &mut u64) -> Shaped {
         (Kind::String, Some(_)) => Some(Shaped::Raw),
         (Kind::Timestamp | Kind::Date, Some(text)) => {
             let shaped = if column.kind == Kind::Date { date(text) } else { timestamp(text) };
-            Some(match shaped {
-                Some(Value::String(text)) => Shaped::Text(text),
-                _ => {
+            Some(shaped.map_or_else(
+                || {
                     *nulled += 1;
                     Shaped::Null
-                }
-            })
+                },
+                Shaped::Text,
+            ))
         }
         (Kind::Double | Kind::Decimal(_), _) if number => Some(Shaped::Raw),
         (Kind::Long, _) if number && is_long(raw) => Some(Shaped::Raw),
@@ -196,8 +196,8 @@ fn shape(value: &Value, kind: &Kind, computed: bool, nulled: &mut u64) -> Value 
             s.trim().parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number)
         }
         (Kind::Boolean, Value::Bool(_)) => Some(value.clone()),
-        (Kind::Date, Value::String(s)) => date(s),
-        (Kind::Timestamp, Value::String(s)) => timestamp(s),
+        (Kind::Date, Value::String(s)) => date(s).map(Value::String),
+        (Kind::Timestamp, Value::String(s)) => timestamp(s).map(Value::String),
         (Kind::Array(inner), Value::Array(items)) => {
             let mut out = Vec::with_capacity(items.len());
             flatten_into(items, inner, computed, nulled, &mut out);
@@ -246,14 +246,14 @@ fn long(value: &Value) -> Option<Value> {
     Some(Value::Number(n.into()))
 }
 
-fn date(s: &str) -> Option<Value> {
+fn date(s: &str) -> Option<String> {
     let ms = time::parse_ms(s)?;
     // Date-only text is already the calendar day; a full time is cut to its UTC day.
-    Some(Value::String(if s.len() == 10 { s.to_string() } else { time::format_ms(ms)[..10].to_string() }))
+    Some(if s.len() == 10 { s.to_string() } else { time::format_ms(ms)[..10].to_string() })
 }
 
-fn timestamp(s: &str) -> Option<Value> {
+fn timestamp(s: &str) -> Option<String> {
     let ms = time::parse_ms(s)?;
     // One textual form for every instant, whatever zone or precision Airtable wrote.
-    Some(Value::String(time::format_ms(ms)))
+    Some(time::format_ms(ms))
 }
