@@ -107,3 +107,35 @@ fn a_component_that_does_not_implement_its_manifests_contract_is_refused() {
     let text = err.to_string();
     assert!(text.contains("does not implement lakeflow:connect@0.2.0"), "{text}");
 }
+
+#[test]
+fn a_read_ahead_returns_what_a_plain_read_does_page_for_page() {
+    let config =
+        SimConfig { rate_limit: false, grow: vec![("SKU Candidates".into(), 1_250)], ..SimConfig::default() };
+    let sim = Sim::start(config).expect("simulator starts");
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: None }).expect("runtime starts");
+    let toml = format!(
+        "[connections.a]\nconnector = \"airtable\"\nbase_id = \"{DEFAULT_BASE_ID}\"\nbase_url = \"{}\"\n\
+         bearer_token = \"{DEFAULT_TOKEN}\"\nallow_loopback = true\n",
+        sim.base_url()
+    );
+    let mut session = session(&runtime, weir_artifacts::AIRTABLE, &toml);
+    // Checkpoints every 300 records: some pages end a chunk, most do not.
+    let options = [("checkpoint_records".to_string(), "300".to_string())];
+    let schema = session.arrow_schema("SKU Candidates", &options).expect("schema");
+    // Offsets name the time a cdc read began, so they differ between two reads: the rest may not.
+    let page = |p: weir_runtime::ReadPage| (p.batches, p.checkpointable, p.done);
+    let mut pages =
+        Pages::new(&mut session, "SKU Candidates", &options, Stream::Table, None, Arc::clone(&schema));
+    let plain: Vec<_> = std::iter::from_fn(|| pages.next_page()).map(|p| page(p.expect("page"))).collect();
+    let pages = Pages::new(&mut session, "SKU Candidates", &options, Stream::Table, None, schema);
+    let ahead: Vec<_> = pages.read_ahead(|pages| {
+        std::iter::from_fn(|| pages.next_page()).map(|p| page(p.expect("page"))).collect()
+    });
+    assert!(plain.len() > 10, "{} pages", plain.len());
+    let rows: usize = plain.iter().flat_map(|p| &p.0).map(|b| b.num_rows()).sum();
+    assert!(rows >= 1_250, "{rows} rows");
+    assert!(plain.iter().filter(|p| p.1).count() > 2, "chunks were checkpointed");
+    assert!(plain.last().is_some_and(|p| p.2), "the plain read ended");
+    assert_eq!(ahead, plain);
+}

@@ -82,6 +82,30 @@ fn offsets_that_never_stop_fail_the_read_naming_the_rule() {
 }
 
 #[test]
+fn a_read_ahead_keeps_the_bounds_and_stops_with_its_consumer() {
+    let server = EchoServer::start().unwrap();
+    let limits = "read_empty_pages = 50";
+    let mut s = session(&server.base_url(), "moving_offsets", Conn { limits, ..Conn::default() });
+    let schema = s.arrow_schema("t", &[]).unwrap();
+
+    // The rule on pages without rows holds where the pages are converted.
+    let pages = Pages::new(&mut s, "t", &[], Stream::Table, None, Arc::clone(&schema));
+    let last = pages.read_ahead(|pages| std::iter::from_fn(|| pages.next_page()).last());
+    let e = last.expect("pages").unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Read(_)), "{e:?}");
+    assert!(e.to_string().contains("50 pages in a row without a row"), "{e}");
+
+    // A consumer that stops after three pages of a read that never ends: the reading thread
+    // stops too (the call returns), and the session serves the next read.
+    let started = Instant::now();
+    let pages = Pages::new(&mut s, "t", &[], Stream::Table, None, schema);
+    let taken = pages.read_ahead(|pages| (0..3).filter_map(|_| pages.next_page()?.ok()).count());
+    assert_eq!(taken, 3);
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert_host_keeps_serving(&mut s, &server);
+}
+
+#[test]
 fn a_retry_after_past_the_maximum_ends_the_call_instead_of_waiting() {
     let server = EchoServer::start().unwrap();
     for v in ["1e20", "1e19", "1e10", "inf"] {

@@ -362,27 +362,55 @@ fn read_flow(
         .tokio
         .block_on(async { sink.lock().await.last_checkpoint(&flow.app_id).await })
         .map_err(sink_error)?;
-    let mut version = last.as_ref().map_or(0, |c| c.version);
+    let version = last.as_ref().map_or(0, |c| c.version);
     // A snapshot is read whole every run; incremental reads resume where the table stands.
-    let mut committed = match (table.source_ingestion, last) {
+    let committed = match (table.source_ingestion, last) {
         (IngestionType::Snapshot, _) | (_, None) => None,
         _ if restart => None,
         (_, Some(c)) => Some(c.offset),
     };
-    let snapshot = snapshot_mode(flow.mode);
     // An append flow that restarts replaces the table's rows with its first commit.
-    let mut first_mode = (restart && matches!(flow.mode, WriteMode::Append)).then_some(WriteMode::Replace);
+    let first_mode = (restart && matches!(flow.mode, WriteMode::Append)).then_some(WriteMode::Replace);
+    let pending_limit = session.connection().limits.pending_mib << 20;
+    let start = Start { version, committed: committed.clone(), first_mode, pending_limit };
+    let (source, options) = (&table.plan.source_table, &table.plan.table_options);
+    let pages = Pages::new(session, source, options, flow.stream.clone(), committed, table.schema.clone());
+    // The connector reads the next pages while this thread converts and commits.
+    pages.read_ahead(|pages| commit_pages(ctx, table, active, sink, flow, report, pages, start))
+}
+
+/// Where a flow starts: its last commit, and how its first commit writes.
+struct Start {
+    version: i64,
+    committed: Option<String>,
+    first_mode: Option<WriteMode>,
+    /// Bytes of rows the host holds at most without a checkpointable offset.
+    pending_limit: u64,
+}
+
+/// Commits a flow's pages as they come, at checkpointable offsets, until the read ends, the run
+/// stops, or a new connector version takes over.
+#[allow(clippy::too_many_arguments)]
+fn commit_pages(
+    ctx: &Ctx,
+    table: &Prepared,
+    active: &Active,
+    sink: &tokio::sync::Mutex<DeltaSink>,
+    flow: &Flow,
+    report: &Mutex<TableReport>,
+    pages: &mut Pages,
+    start: Start,
+) -> Result<FlowEnd, IngestError> {
+    let what = table.describe();
+    let Start { mut version, mut committed, mut first_mode, pending_limit } = start;
+    let snapshot = snapshot_mode(flow.mode);
     let activity = match flow.stream {
         Stream::Deletes => Activity::ReadingDeletes,
         _ => Activity::Reading { partitions: table.partitions.len() as u64 },
     };
-    let (source, options) = (&table.plan.source_table, &table.plan.table_options);
-    let mut pages =
-        Pages::new(session, source, options, flow.stream.clone(), committed.clone(), table.schema.clone());
     let mut pending: Vec<RecordBatch> = Vec::new();
     let mut pending_rows = 0u64;
     let mut pending_bytes = 0u64;
-    let pending_limit = pages.session().connection().limits.pending_mib << 20;
     loop {
         if ctx.stop.load(Ordering::Relaxed) {
             // What is pending was read but not committed: the next run reads it again.

@@ -7,12 +7,16 @@
 //! the same way ([`ReadBounds`]): a connector whose offset moves for ever, or that returns
 //! pages without rows for ever, fails the read with an error that names the rule it broke.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow_schema::SchemaRef;
 use weir_convert::Converter;
 
-use crate::session::{ReadPage, Session};
+use crate::contract::Page;
+use crate::session::{PageCheck, ReadPage, Session};
 use crate::{CallError, ErrorKind};
 
 /// Offsets are JSON objects: equal when their JSON is equal, whatever the key order or spacing.
@@ -69,21 +73,143 @@ pub enum ReadRule {
     Calls(u64),
     #[error("the read took longer than {0:?} without ending")]
     Duration(Duration),
+    #[error("the thread reading ahead ended before the read did: it could not start, or it panicked")]
+    ReaderLost,
 }
+
+impl Stream {
+    /// The contract function that reads this stream.
+    pub fn call(&self) -> &'static str {
+        match self {
+            Stream::Table => "read-table",
+            Stream::Deletes => "read-deletes",
+            Stream::Partition(_) => "read-partition",
+        }
+    }
+}
+
+/// Raw rows a read may hold ahead of its consumer (see [`Pages::read_ahead`]): a second of
+/// reading at the simulator's pace, so that the reader rarely waits for a commit, and little
+/// beside the rows pending a commit.
+pub const READ_AHEAD_BYTES: usize = 16 << 20;
 
 /// The pages of one read.
 pub struct Pages<'s> {
-    session: &'s mut Session,
+    target: Target,
+    source: Source<'s>,
+    check: PageCheck,
+    converter: Converter,
+    empty_in_a_row: u64,
+    finished: bool,
+}
+
+/// Where pages come from.
+enum Source<'s> {
+    /// Read on the caller's thread when asked for.
+    Here(&'s mut Session, Reader),
+    /// Read ahead on another thread (see [`Pages::read_ahead`]).
+    Ahead(Receiver<Result<Raw, CallError>>, Arc<Queue>),
+}
+
+/// What a read reads, and its bounds.
+#[derive(Clone)]
+struct Target {
+    connector: String,
     table: String,
     table_options: Vec<(String, String)>,
     stream: Stream,
-    offset: Option<String>,
-    converter: Converter,
     bounds: ReadBounds,
+}
+
+impl Target {
+    fn broke(&self, rule: ReadRule) -> CallError {
+        CallError {
+            connector: self.connector.clone(),
+            call: self.stream.call(),
+            table: Some(self.table.clone()),
+            kind: ErrorKind::Read(rule),
+        }
+    }
+}
+
+/// The connector's side of a read: where it stands, and the calls made.
+struct Reader {
+    offset: Option<String>,
     calls: u64,
-    empty_in_a_row: u64,
     started: Instant,
-    finished: bool,
+}
+
+/// A page as the connector returned it, with the offset it started from.
+struct Raw {
+    page: Page,
+    start: Option<String>,
+}
+
+impl Raw {
+    /// Whether the page ends its read: its end offset equals its start offset.
+    fn ends_read(&self) -> bool {
+        self.start.as_deref().is_some_and(|s| same_offset(s, &self.page.end_offset))
+    }
+}
+
+impl Reader {
+    /// The next page, not yet converted; the offset moves on to its end.
+    fn read(&mut self, session: &mut Session, target: &Target) -> Result<Raw, CallError> {
+        self.calls += 1;
+        if self.calls > target.bounds.calls {
+            return Err(target.broke(ReadRule::Calls(target.bounds.calls)));
+        }
+        if let Some(limit) = target.bounds.duration
+            && self.started.elapsed() > limit
+        {
+            return Err(target.broke(ReadRule::Duration(limit)));
+        }
+        let (table, options) = (&target.table, &target.table_options);
+        let page = session.read_raw(&target.stream, table, options, self.offset.as_deref())?;
+        let start = self.offset.replace(page.end_offset.clone());
+        Ok(Raw { page, start })
+    }
+}
+
+/// The bytes of rows read ahead and not yet taken, bounded by [`READ_AHEAD_BYTES`].
+#[derive(Default)]
+struct Queue {
+    bytes: Mutex<usize>,
+    taken: Condvar,
+    closed: AtomicBool,
+}
+
+impl Queue {
+    /// Waits until there is room; false once the consumer is gone.
+    fn wait_for_room(&self) -> bool {
+        let mut bytes = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
+        while *bytes >= READ_AHEAD_BYTES && !self.closed.load(Ordering::Acquire) {
+            bytes = self.taken.wait(bytes).unwrap_or_else(PoisonError::into_inner);
+        }
+        !self.closed.load(Ordering::Acquire)
+    }
+
+    fn add(&self, n: usize) {
+        *self.bytes.lock().unwrap_or_else(PoisonError::into_inner) += n;
+    }
+
+    fn take(&self, n: usize) {
+        let mut bytes = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
+        *bytes = bytes.saturating_sub(n);
+        self.taken.notify_all();
+    }
+
+    fn close(&self) {
+        let _bytes = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
+        self.closed.store(true, Ordering::Release);
+        self.taken.notify_all();
+    }
+}
+
+/// What a page read ahead counts against [`READ_AHEAD_BYTES`]: its rows, and at least a 256th
+/// of the budget, so that pages without rows cannot pile up either.
+fn cost(raw: &Result<Raw, CallError>) -> usize {
+    raw.as_ref().map_or(0, |r| r.page.rows.len()).max(READ_AHEAD_BYTES / 256)
 }
 
 impl<'s> Pages<'s> {
@@ -97,32 +223,27 @@ impl<'s> Pages<'s> {
         start: Option<String>,
         schema: SchemaRef,
     ) -> Pages<'s> {
-        let bounds = session.connection().limits.read_bounds();
-        let converter = session.converter(schema);
-        Pages {
-            session,
+        let target = Target {
+            connector: session.connector().manifest.name.clone(),
             table: table.to_string(),
             table_options: table_options.to_vec(),
             stream,
-            offset: start,
-            converter,
-            bounds,
-            calls: 0,
+            bounds: session.connection().limits.read_bounds(),
+        };
+        Pages {
+            target,
+            check: session.page_check(),
+            converter: session.converter(schema),
+            source: Source::Here(session, Reader { offset: start, calls: 0, started: Instant::now() }),
             empty_in_a_row: 0,
-            started: Instant::now(),
             finished: false,
         }
     }
 
     /// Replaces the bounds (tests, and callers with a tighter budget).
     pub fn with_bounds(mut self, bounds: ReadBounds) -> Self {
-        self.bounds = bounds;
+        self.target.bounds = bounds;
         self
-    }
-
-    /// The offset the read has reached: the last page's end offset, or the start.
-    pub fn offset(&self) -> Option<&str> {
-        self.offset.as_deref()
     }
 
     /// The converter, with its counts of fields the schema lacks.
@@ -130,9 +251,41 @@ impl<'s> Pages<'s> {
         &self.converter
     }
 
-    /// The session the read runs in.
-    pub fn session(&mut self) -> &mut Session {
-        self.session
+    /// Runs `consume` over this read with the connector's calls made on another thread, ahead
+    /// of it: while the caller converts a page and commits, the connector already reads the
+    /// next ones, at most [`READ_AHEAD_BYTES`] of rows ahead. Pages come in the same order,
+    /// with the same checks and bounds. Once `consume` returns, the reading thread stops after
+    /// the call it is in, and what it read ahead is dropped: a read resumes from what was
+    /// committed, never from what was read.
+    pub fn read_ahead<R>(self, consume: impl FnOnce(&mut Pages<'_>) -> R) -> R {
+        let Pages { target, source, check, converter, empty_in_a_row, finished } = self;
+        let (session, mut reader) = match source {
+            Source::Here(session, reader) => (session, reader),
+            source => {
+                return consume(&mut Pages { target, source, check, converter, empty_in_a_row, finished });
+            }
+        };
+        let queue = Arc::new(Queue::default());
+        let (send, receive) = mpsc::channel();
+        std::thread::scope(|scope| {
+            let (reading, reads) = (queue.clone(), target.clone());
+            let read = move || {
+                while !finished && reading.wait_for_room() {
+                    let raw = reader.read(session, &reads);
+                    let last = !matches!(&raw, Ok(r) if !r.ends_read());
+                    reading.add(cost(&raw));
+                    if send.send(raw).is_err() || last {
+                        break;
+                    }
+                }
+            };
+            // A thread that cannot start drops its sender: the consumer's read fails (`ReaderLost`).
+            let _ = std::thread::Builder::new().name("weir-read".into()).spawn_scoped(scope, read);
+            let source = Source::Ahead(receive, queue.clone());
+            let result = consume(&mut Pages { target, source, check, converter, empty_in_a_row, finished });
+            queue.close();
+            result
+        })
     }
 
     /// The next page, or None once a page has ended the read (that page is returned, with
@@ -141,55 +294,42 @@ impl<'s> Pages<'s> {
         if self.finished {
             return None;
         }
-        let page = self.read();
-        match &page {
-            Ok(p) if p.done => self.finished = true,
-            Ok(p) => self.offset = Some(p.end_offset.clone()),
-            Err(_) => self.finished = true,
+        let raw = match &mut self.source {
+            Source::Here(session, reader) => reader.read(session, &self.target),
+            Source::Ahead(receive, queue) => {
+                // The reading thread sends a last page or an error before it ends: a closed
+                // channel means it did not start, or panicked (the scope passes the panic on).
+                let raw = receive.recv().unwrap_or_else(|_| Err(self.target.broke(ReadRule::ReaderLost)));
+                queue.take(cost(&raw));
+                raw
+            }
+        };
+        let page = raw.and_then(|raw| self.finish(raw));
+        if !matches!(&page, Ok(p) if !p.done) {
+            self.finished = true;
         }
         Some(page)
     }
 
-    fn read(&mut self) -> Result<ReadPage, CallError> {
-        self.calls += 1;
-        if self.calls > self.bounds.calls {
-            return Err(self.broke(ReadRule::Calls(self.bounds.calls)));
-        }
-        if let Some(limit) = self.bounds.duration
-            && self.started.elapsed() > limit
-        {
-            return Err(self.broke(ReadRule::Duration(limit)));
-        }
-        let (table, options, start) = (&self.table, &self.table_options, self.offset.as_deref());
-        let page = match &self.stream {
-            Stream::Table => self.session.read_table(table, options, start, &mut self.converter),
-            Stream::Deletes => self.session.read_deletes(table, options, start, &mut self.converter),
-            Stream::Partition(p) => {
-                self.session.read_partition(table, options, p, start, &mut self.converter)
-            }
-        }?;
+    /// Converts and checks one page, and bounds the pages in a row that hold no row.
+    fn finish(&mut self, raw: Raw) -> Result<ReadPage, CallError> {
+        let target = &self.target;
+        let page = self.check.finish(
+            &target.stream,
+            &target.table,
+            raw.start.as_deref(),
+            raw.page,
+            &mut self.converter,
+        )?;
         if page.rows == 0 && !page.done {
             self.empty_in_a_row += 1;
-            if self.empty_in_a_row >= self.bounds.empty_pages {
-                return Err(self.broke(ReadRule::EmptyPages(self.empty_in_a_row)));
+            if self.empty_in_a_row >= target.bounds.empty_pages {
+                return Err(target.broke(ReadRule::EmptyPages(self.empty_in_a_row)));
             }
         } else {
             self.empty_in_a_row = 0;
         }
         Ok(page)
-    }
-
-    fn broke(&self, rule: ReadRule) -> CallError {
-        CallError {
-            connector: self.session.connector().manifest.name.clone(),
-            call: match self.stream {
-                Stream::Table => "read-table",
-                Stream::Deletes => "read-deletes",
-                Stream::Partition(_) => "read-partition",
-            },
-            table: Some(self.table.clone()),
-            kind: ErrorKind::Read(rule),
-        }
     }
 }
 

@@ -27,6 +27,7 @@ use crate::contract::{
 };
 use crate::http::{GateCounts, HttpGate};
 use crate::limits::{CallClock, LimitHit, MemoryLimit};
+use crate::read::Stream;
 use crate::secrets::Redactor;
 use crate::{CallError, ErrorKind, LoadedConnector};
 
@@ -461,17 +462,8 @@ impl Session {
         weir_convert::Converter::with_limits(schema, self.converter_limits())
     }
 
-    /// A conversion failure as the call's error: a bound hit, or output the host cannot use.
     fn convert_error(&self, call: &'static str, table: &str, e: weir_convert::ConvertError) -> CallError {
-        match e {
-            weir_convert::ConvertError::LimitExceeded { limit, max, what } => CallError {
-                connector: self.connector.manifest.name.clone(),
-                call,
-                table: Some(table.to_string()),
-                kind: ErrorKind::Limit(LimitHit::Convert { limit, max, what }),
-            },
-            other => self.host_error(call, table, self.redactor.redact(&other.to_string()).into_owned()),
-        }
+        self.page_check().convert_error(call, table, e)
     }
 
     /// Upstream `read_table_metadata`.
@@ -493,10 +485,8 @@ impl Session {
         start_offset: Option<&str>,
         converter: &mut weir_convert::Converter,
     ) -> Result<ReadPage, CallError> {
-        let page = self.call("read-table", Some(table), async |i, s, o| {
-            i.read_table(s, o, table, &table_options.to_vec(), start_offset).await
-        })?;
-        self.convert("read-table", table, start_offset, page, converter)
+        let page = self.read_raw(&Stream::Table, table, table_options, start_offset)?;
+        self.page_check().finish(&Stream::Table, table, start_offset, page, converter)
     }
 
     /// One page of `read-deletes` (tombstones), converted to Arrow by `converter`.
@@ -507,10 +497,8 @@ impl Session {
         start_offset: Option<&str>,
         converter: &mut weir_convert::Converter,
     ) -> Result<ReadPage, CallError> {
-        let page = self.call("read-deletes", Some(table), async |i, s, o| {
-            i.read_deletes(s, o, table, &table_options.to_vec(), start_offset).await
-        })?;
-        self.convert("read-deletes", table, start_offset, page, converter)
+        let page = self.read_raw(&Stream::Deletes, table, table_options, start_offset)?;
+        self.page_check().finish(&Stream::Deletes, table, start_offset, page, converter)
     }
 
     /// Upstream `get_partitions` (capability `partitions`): opaque JSON descriptors.
@@ -535,11 +523,44 @@ impl Session {
         start_offset: Option<&str>,
         converter: &mut weir_convert::Converter,
     ) -> Result<ReadPage, CallError> {
-        self.require(Capability::Partitions, "read-partition", Some(table))?;
-        let page = self.call("read-partition", Some(table), async |i, s, o| {
-            i.read_partition(s, o, table, &table_options.to_vec(), partition, start_offset).await
-        })?;
-        self.convert("read-partition", table, start_offset, page, converter)
+        let stream = Stream::Partition(partition.to_string());
+        let page = self.read_raw(&stream, table, table_options, start_offset)?;
+        self.page_check().finish(&stream, table, start_offset, page, converter)
+    }
+
+    /// One page of `stream` as the connector returned it: neither converted nor checked (see
+    /// [`PageCheck::finish`]).
+    pub(crate) fn read_raw(
+        &mut self,
+        stream: &Stream,
+        table: &str,
+        table_options: &[(String, String)],
+        start_offset: Option<&str>,
+    ) -> Result<Page, CallError> {
+        let options = table_options.to_vec();
+        match stream {
+            Stream::Table => self.call(stream.call(), Some(table), async |i, s, o| {
+                i.read_table(s, o, table, &options, start_offset).await
+            }),
+            Stream::Deletes => self.call(stream.call(), Some(table), async |i, s, o| {
+                i.read_deletes(s, o, table, &options, start_offset).await
+            }),
+            Stream::Partition(partition) => {
+                self.require(Capability::Partitions, stream.call(), Some(table))?;
+                self.call(stream.call(), Some(table), async |i, s, o| {
+                    i.read_partition(s, o, table, &options, partition, start_offset).await
+                })
+            }
+        }
+    }
+
+    /// What checks this session's pages, wherever they are converted.
+    pub(crate) fn page_check(&self) -> PageCheck {
+        PageCheck {
+            connector: self.connector.manifest.name.clone(),
+            redactor: self.redactor.clone(),
+            page_cap: self.connection.limits.page_mib << 20,
+        }
     }
 
     /// Upstream `latest_offset` (capability `partitioned-stream`).
@@ -595,18 +616,38 @@ impl Session {
         Ok(partitions)
     }
 
-    fn convert(
+    fn host_error(&self, call: &'static str, table: &str, message: String) -> CallError {
+        self.page_check().host_error(call, table, message)
+    }
+}
+
+/// The checks every page passes before a sink sees it, apart from the session that read it: a
+/// page read ahead on another thread (see [`crate::Pages::read_ahead`]) is checked where it is
+/// converted.
+#[derive(Clone)]
+pub(crate) struct PageCheck {
+    connector: String,
+    redactor: Arc<Redactor>,
+    /// The largest page in bytes (`limits.page_mib`).
+    page_cap: u64,
+}
+
+impl PageCheck {
+    /// Converts a page and checks it before any sink sees it: its size, its end offset, its
+    /// counters, and that it carries no secret.
+    pub(crate) fn finish(
         &self,
-        call: &'static str,
+        stream: &Stream,
         table: &str,
         start_offset: Option<&str>,
         page: Page,
         converter: &mut weir_convert::Converter,
     ) -> Result<ReadPage, CallError> {
-        let cap = self.connection.limits.page_mib << 20;
+        let call = stream.call();
+        let cap = self.page_cap;
         if page.rows.len() as u64 > cap {
             return Err(CallError {
-                connector: self.connector.manifest.name.clone(),
+                connector: self.connector.clone(),
                 call,
                 table: Some(table.to_string()),
                 kind: ErrorKind::Limit(LimitHit::PageBytes { size: page.rows.len() as u64, limit: cap }),
@@ -653,7 +694,7 @@ impl Session {
             || batches.iter().any(|b| holds_secret(&self.redactor, b))
         {
             return Err(CallError {
-                connector: self.connector.manifest.name.clone(),
+                connector: self.connector.clone(),
                 call,
                 table: Some(table.to_string()),
                 kind: ErrorKind::Secret,
@@ -670,9 +711,22 @@ impl Session {
         })
     }
 
+    /// A conversion failure as the call's error: a bound hit, or output the host cannot use.
+    fn convert_error(&self, call: &'static str, table: &str, e: weir_convert::ConvertError) -> CallError {
+        match e {
+            weir_convert::ConvertError::LimitExceeded { limit, max, what } => CallError {
+                connector: self.connector.clone(),
+                call,
+                table: Some(table.to_string()),
+                kind: ErrorKind::Limit(LimitHit::Convert { limit, max, what }),
+            },
+            other => self.host_error(call, table, self.redactor.redact(&other.to_string()).into_owned()),
+        }
+    }
+
     fn host_error(&self, call: &'static str, table: &str, message: String) -> CallError {
         CallError {
-            connector: self.connector.manifest.name.clone(),
+            connector: self.connector.clone(),
             call,
             table: Some(table.to_string()),
             kind: ErrorKind::Output(message),
