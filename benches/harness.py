@@ -12,7 +12,9 @@ each into a fresh warehouse, each timed by /usr/bin/time -v on the ingesting pro
 
 and prints one table: wall time, rows/s, the process's CPU (user + sys) per row, and peak RSS.
 With --paced N it also runs host/cli/bench/paced_six_tables.sh N (all six tables at Airtable's
-limit). With --plot FILE it writes an SVG of rows/s against table size.
+limit). With --plot FILE it writes an SVG of rows/s against table size. --baseline BIN adds the
+ways `baseline cdc` and `baseline append` (another weir build, for a before/after in one run), and
+--rounds N runs the ways N times in turn, so that a noisy machine drifts over all of them alike.
 
     python3 benches/harness.py --weir /work/dev-target/debug/weir \
         --python /path/to/venv/bin/python --sizes 10000,50000,200000,1000000 \
@@ -183,6 +185,9 @@ def main():
     p.add_argument("--ways", default="weir cdc,weir append,python upsert,python append")
     p.add_argument("--plot", help="write an SVG of rows/s against table size here")
     p.add_argument("--paced", type=int, default=0, help="runs of the six-table paced ingest (0: none)")
+    p.add_argument("--baseline", help="another weir binary, for the ways 'baseline cdc' and 'baseline append'")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the ways this many times in turn at each size (the plot takes medians)")
     args = p.parse_args()
 
     ways = [w.strip() for w in args.ways.split(",")]
@@ -192,13 +197,15 @@ def main():
     for size in [int(s) for s in args.sizes.split(",")]:
         sim = Simulator(args.weir, size)
         try:
-            for way in ways:
+            for way in [w for _ in range(args.rounds) for w in ways]:
                 work = tempfile.mkdtemp(prefix="weir-harness-")
                 try:
-                    if way.startswith("weir"):
-                        rows, wall, cpu, rss = weir_run(args.weir, sim, work, way == "weir append", args.connector)
+                    engine, how = way.split()
+                    if engine in ("weir", "baseline"):
+                        weir = args.weir if engine == "weir" else args.baseline
+                        rows, wall, cpu, rss = weir_run(weir, sim, work, how == "append", args.connector)
                     else:
-                        rows, wall, cpu, rss = python_run(args.python, sim, work, way.split()[1])
+                        rows, wall, cpu, rss = python_run(args.python, sim, work, how)
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
                 r = {"size": size, "way": way, "rows": rows, "wall": wall, "cpu": cpu, "rss": rss,
@@ -209,7 +216,10 @@ def main():
         finally:
             sim.stop()
     if args.plot:
-        plot(results, args.plot)
+        runs = {}
+        for r in results:
+            runs.setdefault((r["size"], r["way"]), []).append(r)
+        plot([sorted(rs, key=lambda r: r["rows_per_s"])[len(rs) // 2] for rs in runs.values()], args.plot)
         print(f"plot: {args.plot}")
     if args.paced:
         print("\nsix tables at Airtable's limit (5 requests/s per base):", flush=True)
