@@ -6,6 +6,13 @@
 //! through it, so offsets are compared in one place ([`same_offset`]) and every read is bounded
 //! the same way ([`ReadBounds`]): a connector whose offset moves for ever, or that returns
 //! pages without rows for ever, fails the read with an error that names the rule it broke.
+//!
+//! A read runs in lock step (the caller asks, the connector reads one page) or ahead
+//! ([`Pages::read_ahead`]: the connector's calls on a thread of their own, while the caller
+//! converts and commits). Either way every page is converted and checked on the caller's thread
+//! (`PageCheck`), and the pages arrive in the same order with the same bounds. Reading ahead
+//! holds at most [`READ_AHEAD_BYTES`] of rows beyond one page in flight; a page larger than the
+//! connection's `page_mib` is refused on arrival as in lock step.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
