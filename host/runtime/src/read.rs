@@ -14,9 +14,8 @@
 //! holds at most [`READ_AHEAD_BYTES`] of rows beyond one page in flight; a page larger than the
 //! connection's `page_mib` is refused on arrival as in lock step.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow_schema::SchemaRef;
@@ -146,17 +145,15 @@ struct Reader {
     started: Instant,
 }
 
-/// A page as the connector returned it, with the offset it started from.
+/// A page as the connector returned it, and whether it ends its read.
 struct Raw {
     page: Page,
-    start: Option<String>,
+    done: bool,
 }
 
-impl Raw {
-    /// Whether the page ends its read: its end offset equals its start offset.
-    fn ends_read(&self) -> bool {
-        self.start.as_deref().is_some_and(|s| same_offset(s, &self.page.end_offset))
-    }
+/// Whether a page ends its read: its end offset equals its start offset.
+pub(crate) fn ends_read(start: Option<&str>, page: &Page) -> bool {
+    start.is_some_and(|s| same_offset(s, &page.end_offset))
 }
 
 impl Reader {
@@ -173,42 +170,52 @@ impl Reader {
         }
         let (table, options) = (&target.table, &target.table_options);
         let page = session.read_raw(&target.stream, table, options, self.offset.as_deref())?;
-        let start = self.offset.replace(page.end_offset.clone());
-        Ok(Raw { page, start })
+        let done = ends_read(self.offset.as_deref(), &page);
+        self.offset = Some(page.end_offset.clone());
+        Ok(Raw { page, done })
     }
 }
 
 /// The bytes of rows read ahead and not yet taken, bounded by [`READ_AHEAD_BYTES`].
 #[derive(Default)]
 struct Queue {
-    bytes: Mutex<usize>,
+    state: Mutex<QueueState>,
     taken: Condvar,
-    closed: AtomicBool,
+}
+
+#[derive(Default)]
+struct QueueState {
+    bytes: usize,
+    /// The consumer is gone.
+    closed: bool,
 }
 
 impl Queue {
+    fn state(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Waits until there is room; false once the consumer is gone.
     fn wait_for_room(&self) -> bool {
-        let mut bytes = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
-        while *bytes >= READ_AHEAD_BYTES && !self.closed.load(Ordering::Acquire) {
-            bytes = self.taken.wait(bytes).unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.state();
+        while state.bytes >= READ_AHEAD_BYTES && !state.closed {
+            state = self.taken.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
-        !self.closed.load(Ordering::Acquire)
+        !state.closed
     }
 
     fn add(&self, n: usize) {
-        *self.bytes.lock().unwrap_or_else(PoisonError::into_inner) += n;
+        self.state().bytes += n;
     }
 
     fn take(&self, n: usize) {
-        let mut bytes = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
-        *bytes = bytes.saturating_sub(n);
+        let mut state = self.state();
+        state.bytes = state.bytes.saturating_sub(n);
         self.taken.notify_all();
     }
 
     fn close(&self) {
-        let _bytes = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
-        self.closed.store(true, Ordering::Release);
+        self.state().closed = true;
         self.taken.notify_all();
     }
 }
@@ -279,7 +286,7 @@ impl<'s> Pages<'s> {
             let read = move || {
                 while !finished && reading.wait_for_room() {
                     let raw = reader.read(session, &reads);
-                    let last = !matches!(&raw, Ok(r) if !r.ends_read());
+                    let last = !matches!(&raw, Ok(r) if !r.done);
                     reading.add(cost(&raw));
                     if send.send(raw).is_err() || last {
                         break;
@@ -321,13 +328,8 @@ impl<'s> Pages<'s> {
     /// Converts and checks one page, and bounds the pages in a row that hold no row.
     fn finish(&mut self, raw: Raw) -> Result<ReadPage, CallError> {
         let target = &self.target;
-        let page = self.check.finish(
-            &target.stream,
-            &target.table,
-            raw.start.as_deref(),
-            raw.page,
-            &mut self.converter,
-        )?;
+        let page =
+            self.check.finish(&target.stream, &target.table, raw.done, raw.page, &mut self.converter)?;
         if page.rows == 0 && !page.done {
             self.empty_in_a_row += 1;
             if self.empty_in_a_row >= target.bounds.empty_pages {

@@ -27,7 +27,7 @@ use crate::contract::{
 };
 use crate::http::{GateCounts, HttpGate};
 use crate::limits::{CallClock, LimitHit, MemoryLimit};
-use crate::read::Stream;
+use crate::read::{Stream, ends_read};
 use crate::secrets::Redactor;
 use crate::{CallError, ErrorKind, LoadedConnector};
 
@@ -486,7 +486,8 @@ impl Session {
         converter: &mut weir_convert::Converter,
     ) -> Result<ReadPage, CallError> {
         let page = self.read_raw(&Stream::Table, table, table_options, start_offset)?;
-        self.page_check().finish(&Stream::Table, table, start_offset, page, converter)
+        let done = ends_read(start_offset, &page);
+        self.page_check().finish(&Stream::Table, table, done, page, converter)
     }
 
     /// One page of `read-deletes` (tombstones), converted to Arrow by `converter`.
@@ -498,7 +499,8 @@ impl Session {
         converter: &mut weir_convert::Converter,
     ) -> Result<ReadPage, CallError> {
         let page = self.read_raw(&Stream::Deletes, table, table_options, start_offset)?;
-        self.page_check().finish(&Stream::Deletes, table, start_offset, page, converter)
+        let done = ends_read(start_offset, &page);
+        self.page_check().finish(&Stream::Deletes, table, done, page, converter)
     }
 
     /// Upstream `get_partitions` (capability `partitions`): opaque JSON descriptors.
@@ -525,7 +527,8 @@ impl Session {
     ) -> Result<ReadPage, CallError> {
         let stream = Stream::Partition(partition.to_string());
         let page = self.read_raw(&stream, table, table_options, start_offset)?;
-        self.page_check().finish(&stream, table, start_offset, page, converter)
+        let done = ends_read(start_offset, &page);
+        self.page_check().finish(&stream, table, done, page, converter)
     }
 
     /// One page of `stream` as the connector returned it: neither converted nor checked (see
@@ -634,12 +637,12 @@ pub(crate) struct PageCheck {
 
 impl PageCheck {
     /// Converts a page and checks it before any sink sees it: its size, its end offset, its
-    /// counters, and that it carries no secret.
+    /// counters, and that it carries no secret. `done`: the page ends its read ([`ends_read`]).
     pub(crate) fn finish(
         &self,
         stream: &Stream,
         table: &str,
-        start_offset: Option<&str>,
+        done: bool,
         page: Page,
         converter: &mut weir_convert::Converter,
     ) -> Result<ReadPage, CallError> {
@@ -704,7 +707,7 @@ impl PageCheck {
             rows: batches.iter().map(RecordBatch::num_rows).sum(),
             batches,
             bytes,
-            done: start_offset.is_some_and(|s| crate::read::same_offset(s, &page.end_offset)),
+            done,
             end_offset: page.end_offset,
             checkpointable: page.checkpointable,
             counters: page.counters,
