@@ -40,19 +40,33 @@ pub(crate) struct ListQuery {
     pub max_records: Option<u32>,
 }
 
-/// One page of records.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct RecordsPage {
-    #[serde(default)]
-    pub records: Vec<Record>,
+/// One page of records, borrowed from the response body.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RecordsPage<'a> {
+    #[serde(default, borrow)]
+    pub records: Vec<Record<'a>>,
     #[serde(default)]
     pub offset: Option<String>,
+}
+
+/// A list-records response body, read by [`ListBody::page`].
+#[derive(Debug)]
+pub(crate) struct ListBody {
+    body: Vec<u8>,
+    what: String,
+}
+
+impl ListBody {
+    /// The page's records, borrowed from the body.
+    pub(crate) fn page(&self) -> Result<RecordsPage<'_>, ConnectorError> {
+        parse(&self.body, &self.what)
+    }
 }
 
 /// What a list-records request came back with.
 #[derive(Debug)]
 pub(crate) enum Listing {
-    Page(RecordsPage),
+    Page(ListBody),
     /// The page token expired; the listing must start over.
     IteratorExpired,
 }
@@ -99,7 +113,7 @@ pub(crate) fn error_for(response: &Response, what: &str) -> ConnectorError {
     }
 }
 
-pub(crate) fn parse<T: for<'de> Deserialize<'de>>(body: &[u8], what: &str) -> Result<T, ConnectorError> {
+pub(crate) fn parse<'de, T: Deserialize<'de>>(body: &'de [u8], what: &str) -> Result<T, ConnectorError> {
     serde_json::from_slice(body).map_err(|e| {
         ConnectorError::Internal(format!("unexpected response to {what} ({e}): {}", excerpt(body)))
     })
@@ -229,7 +243,7 @@ impl Client<'_> {
         let response = self.send(request)?;
         let what = format!("listing records of table {table_name:?}");
         match response.status {
-            200..=299 => parse(&response.body, &what).map(Listing::Page),
+            200..=299 => Ok(Listing::Page(ListBody { body: response.body, what })),
             422 if q.offset.is_some() && api_error(&response.body).kind == ITERATOR_EXPIRED => {
                 Ok(Listing::IteratorExpired)
             }

@@ -51,7 +51,7 @@
 use serde_json::{Map, Value, json};
 use weir_connector_sdk::{ConnectorError, Level, Page, Rows};
 
-use crate::api::{Client, ListQuery, Listing};
+use crate::api::{Client, ListBody, ListQuery, Listing};
 use crate::options::TableOptions;
 use crate::rows::{Record, Shaper};
 use crate::schema::{Cursor, Plan};
@@ -178,13 +178,12 @@ impl Read<'_> {
         }
     }
 
-    /// Fetches the next page, restarting the listing if its iterator expired, and drops
-    /// the records a restart has to pass over.
-    fn fetch(&self, mut query: ListQuery, progress: &mut Progress) -> Result<Vec<Record>, ConnectorError> {
+    /// Fetches the next page, restarting the listing if its iterator expired.
+    fn fetch(&self, mut query: ListQuery, progress: &mut Progress) -> Result<ListBody, ConnectorError> {
         let (id, name) = (&self.plan.table_id, &self.plan.table_name);
         query.offset = progress.token.clone();
-        let page = match self.client.list(id, name, &query)? {
-            Listing::Page(page) => page,
+        match self.client.list(id, name, &query)? {
+            Listing::Page(listed) => Ok(listed),
             Listing::IteratorExpired => {
                 self.client.host.log(
                     Level::Warn,
@@ -197,16 +196,23 @@ impl Read<'_> {
                 progress.skip = progress.emitted;
                 query.offset = None;
                 match self.client.list(id, name, &query)? {
-                    Listing::Page(page) => page,
+                    Listing::Page(listed) => Ok(listed),
                     // Only a request with a page token can see its iterator expire.
                     Listing::IteratorExpired => {
-                        return Err(ConnectorError::Internal(
-                            "page iterator expired without a page token".into(),
-                        ));
+                        Err(ConnectorError::Internal("page iterator expired without a page token".into()))
                     }
                 }
             }
-        };
+        }
+    }
+
+    /// The fetched page's records, less those a restarted listing has to pass over.
+    fn records<'b>(
+        &self,
+        listed: &'b ListBody,
+        progress: &mut Progress,
+    ) -> Result<Vec<Record<'b>>, ConnectorError> {
+        let page = listed.page()?;
         let mut records = page.records;
         let passed = usize::try_from(progress.skip).unwrap_or(usize::MAX).min(records.len());
         records.drain(..passed);
@@ -217,10 +223,10 @@ impl Read<'_> {
     }
 
     fn rows(&self, records: &[Record]) -> (Rows, Vec<(String, u64)>) {
-        let mut shaper = Shaper::default();
+        let mut shaper = Shaper::new(&self.plan.columns);
         let mut lines = Vec::new();
         for record in records {
-            shaper.write_row(record, &self.plan.columns, &mut lines);
+            shaper.write_row(record, &mut lines);
             lines.push(b'\n');
         }
         // Every byte written came from a str or from serde_json.
@@ -241,7 +247,8 @@ impl Read<'_> {
             Progress::default()
         };
         let query = self.query(self.options.filter_by_formula.clone(), None);
-        let records = self.fetch(query, &mut progress)?;
+        let listed = self.fetch(query, &mut progress)?;
+        let records = self.records(&listed, &mut progress)?;
         let (rows, counters) = self.rows(&records);
         let (end, checkpointable) = if progress.token.is_some() {
             let mut end = Map::new();
@@ -284,7 +291,9 @@ impl Read<'_> {
                     };
                     let (id, name) = (&self.plan.table_id, &self.plan.table_name);
                     match self.client.list(id, name, &probe)? {
-                        Listing::Page(page) if page.records.is_empty() => return Ok(Page::end(self.start)),
+                        Listing::Page(listed) if listed.page()?.records.is_empty() => {
+                            return Ok(Page::end(self.start));
+                        }
                         _ => {}
                     }
                 }
@@ -297,7 +306,8 @@ impl Read<'_> {
             Some(from) => Bound::After(from - self.options.lookback_seconds * 1000),
         };
         let query = self.query(Some(cdc_filter(cursor, bound, upto, user)), Some(cursor));
-        let records = self.fetch(query, &mut progress)?;
+        let listed = self.fetch(query, &mut progress)?;
+        let records = self.records(&listed, &mut progress)?;
         let value = |record: &Record| {
             let value = record.text(&cursor.field_id).as_deref().and_then(time::parse_ms);
             value.map(|v| v.min(upto))

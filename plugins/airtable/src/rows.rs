@@ -1,36 +1,71 @@
 //! Airtable records → JSON Lines rows already shaped for the table's schema.
 //!
-//! A record's cells are kept as their raw JSON text, not parsed into trees: most cells (text,
-//! numbers, checkboxes) are written to the row exactly as Airtable sent them, and times are
-//! reformatted from the text. Only a cell whose value must change shape (lists, objects, a
-//! number in a text column) is parsed and shaped as a `serde_json::Value`. The host parses the
-//! rows into the same values either way: JSON text the connector passes through holds exactly
-//! the value serde would have written for it.
+//! A page's records are borrowed from the response body: ids, field ids and cells stay slices
+//! of it, and a record's cells are found by column through one lookup table per page. Cells are
+//! shaped from their JSON text: most (text, numbers, checkboxes, lists of them, collaborators)
+//! are written exactly as Airtable sent them or rebuilt from their parts, and times are
+//! reformatted. Only a cell whose value must change form (a number in a text column, a JSON
+//! column, a special value) is parsed into a `serde_json::Value` and shaped by [`shape`], the
+//! reference the text path agrees with (a test holds them to it). The host parses the rows into
+//! the same values either way.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
-use serde::Deserialize;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 
-use crate::schema::{CREATED_TIME, Column, ID, Kind};
+use crate::schema::{CREATED_TIME, Column, ID, Kind, Member};
 use crate::time;
 
-/// One record of a list-records response (`returnFieldsByFieldId=true`).
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct Record {
-    pub id: String,
-    #[serde(rename = "createdTime", default)]
-    pub created_time: Option<String>,
-    /// Field id → the cell's JSON text.
-    #[serde(default)]
-    pub fields: HashMap<String, Box<RawValue>>,
+/// One record of a list-records response (`returnFieldsByFieldId=true`), borrowed from it.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct Record<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(rename = "createdTime", default, borrow)]
+    pub created_time: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub fields: Cells<'a>,
 }
 
-impl Record {
+/// A record's cells: field id and JSON text, in the response's order.
+#[derive(Debug, Default)]
+pub(crate) struct Cells<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> Cells<'a> {
+    /// The cell of `field_id`; of a repeated key, the last (as a JSON object would keep it).
+    fn get(&self, field_id: &str) -> Option<&'a str> {
+        self.0.iter().rev().find(|(k, _)| k == field_id).map(|(_, v)| v.get())
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Cells<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CellsVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for CellsVisitor<'a> {
+            type Value = Cells<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of cells")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Cells<'a>, M::Error> {
+                let mut cells = Vec::with_capacity(map.size_hint().unwrap_or(32));
+                while let Some(pair) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
+                    cells.push(pair);
+                }
+                Ok(Cells(cells))
+            }
+        }
+        deserializer.deserialize_map(CellsVisitor(std::marker::PhantomData))
+    }
+}
+
+impl Record<'_> {
     /// A cell's value when it is a JSON string.
     pub(crate) fn text(&self, field_id: &str) -> Option<String> {
-        serde_json::from_str(self.fields.get(field_id)?.get()).ok()
+        serde_json::from_str(self.fields.get(field_id)?).ok()
     }
 }
 
@@ -38,65 +73,70 @@ impl Record {
 const ERROR_TOKENS: [&str; 8] =
     ["#ERROR!", "#ERROR", "#N/A", "#NUM!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?"];
 
-/// Turns records into rows, counting the cells that became null per column.
-#[derive(Debug, Default)]
-pub(crate) struct Shaper {
-    nulled: BTreeMap<String, u64>,
+/// Turns one page's records (borrowed for `'r`) into rows, counting the cells that became null
+/// per column.
+pub(crate) struct Shaper<'c, 'r> {
+    columns: &'c [Column],
+    /// Each column's `,"name":`, escaped once per page rather than once per cell.
+    members: Vec<Vec<u8>>,
+    /// Field id → column index.
+    by_field: HashMap<&'c str, usize>,
+    /// The current record's cells by column index: reused from record to record.
+    slots: Vec<Option<&'r str>>,
+    nulled: BTreeMap<usize, u64>,
 }
 
-/// What becomes of one cell.
-enum Shaped {
-    /// Written as this JSON text.
-    Raw,
-    /// Written as this value.
-    Value(Value),
-    /// A time, reformatted: written as this string.
-    Text(String),
-    /// Left out: null.
-    Null,
-}
+impl<'c, 'r> Shaper<'c, 'r> {
+    pub(crate) fn new(columns: &'c [Column]) -> Shaper<'c, 'r> {
+        let members = columns
+            .iter()
+            .map(|c| {
+                let mut m = vec![b','];
+                write_string(&mut m, &c.name);
+                m.push(b':');
+                m
+            })
+            .collect();
+        let by_field = columns.iter().enumerate().map(|(i, c)| (c.field_id.as_str(), i)).collect();
+        Shaper { columns, members, by_field, slots: vec![None; columns.len()], nulled: BTreeMap::new() }
+    }
 
-impl Shaper {
     /// Appends one row as a JSON object: `id`, `created_time`, then the present cells keyed by
-    /// column name.
-    pub(crate) fn write_row(&mut self, record: &Record, columns: &[Column], out: &mut Vec<u8>) {
-        out.push(b'{');
+    /// column name, in column order.
+    pub(crate) fn write_row(&mut self, record: &Record<'r>, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{");
         write_string(out, ID);
         out.push(b':');
         write_string(out, &record.id);
         if let Some(t) = &record.created_time {
-            member(out, CREATED_TIME);
+            out.push(b',');
+            write_string(out, CREATED_TIME);
+            out.push(b':');
             write_string(out, t);
         }
-        for column in columns {
-            let raw = record.fields.get(&column.field_id).map(|r| r.get()).filter(|r| *r != "null");
-            let Some(raw) = raw else {
+        self.slots.fill(None);
+        // A repeated field id keeps its last cell, as a JSON object would.
+        for (field_id, raw) in &record.fields.0 {
+            if let Some(&i) = self.by_field.get(field_id.as_ref()) {
+                self.slots[i] = Some(raw.get());
+            }
+        }
+        for (i, column) in self.columns.iter().enumerate() {
+            let Some(raw) = self.slots[i].filter(|r| *r != "null") else {
                 if column.absent_is_false {
-                    member(out, &column.name);
+                    out.extend_from_slice(&self.members[i]);
                     out.extend_from_slice(b"false");
                 }
                 continue;
             };
+            let mark = out.len();
+            out.extend_from_slice(&self.members[i]);
             let mut nulled = 0;
-            let shaped = cell(raw, column, &mut nulled);
-            if nulled > 0 {
-                *self.nulled.entry(column.name.clone()).or_default() += nulled;
+            if !write_value(raw, &column.kind, column.computed, &mut nulled, out) {
+                out.truncate(mark);
             }
-            match shaped {
-                Shaped::Null => {}
-                Shaped::Raw => {
-                    member(out, &column.name);
-                    out.extend_from_slice(raw.as_bytes());
-                }
-                Shaped::Text(text) => {
-                    member(out, &column.name);
-                    write_string(out, &text);
-                }
-                Shaped::Value(value) => {
-                    member(out, &column.name);
-                    // Writing a Value to a Vec cannot fail.
-                    let _ = serde_json::to_writer(&mut *out, &value);
-                }
+            if nulled > 0 {
+                *self.nulled.entry(i).or_default() += nulled;
             }
         }
         out.push(b'}');
@@ -104,19 +144,16 @@ impl Shaper {
 
     /// The page's counters: `("nulled.<column>", n)` for each column that lost values.
     pub(crate) fn counters(self) -> Vec<(String, u64)> {
-        self.nulled.into_iter().map(|(column, n)| (format!("nulled.{column}"), n)).collect()
+        let mut counters: Vec<(String, u64)> =
+            self.nulled.into_iter().map(|(i, n)| (format!("nulled.{}", self.columns[i].name), n)).collect();
+        counters.sort();
+        counters
     }
 }
 
 fn write_string(out: &mut Vec<u8>, text: &str) {
     // Writing a string to a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, text);
-}
-
-fn member(out: &mut Vec<u8>, name: &str) {
-    out.push(b',');
-    write_string(out, name);
-    out.push(b':');
 }
 
 /// A JSON string's contents, when they hold no escape (all of Airtable's times and error tokens).
@@ -131,40 +168,129 @@ fn is_long(raw: &str) -> bool {
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && raw.parse::<i64>().is_ok()
 }
 
-/// Shapes one non-null cell for its column: the common cases straight from the text, anything
-/// else through `shape`.
-fn cell(raw: &str, column: &Column, nulled: &mut u64) -> Shaped {
+/// Writes one cell (JSON text, not `null`) shaped for `kind`, or returns false having written
+/// nothing when it becomes null (counted in `nulled` when a value was lost). The common forms
+/// are shaped from the text; anything else goes through [`shape`], which this agrees with.
+fn write_value(raw: &str, kind: &Kind, computed: bool, nulled: &mut u64, out: &mut Vec<u8>) -> bool {
     let first = raw.as_bytes()[0];
     let number = first == b'-' || first.is_ascii_digit();
-    let fast = match (&column.kind, plain_string(raw)) {
-        (Kind::String, Some(text)) if column.computed && ERROR_TOKENS.contains(&text.trim()) => None,
-        (Kind::String, Some(_)) => Some(Shaped::Raw),
-        (Kind::Timestamp | Kind::Date, Some(text)) => {
-            let shaped = if column.kind == Kind::Date { date(text) } else { timestamp(text) };
-            Some(shaped.map_or_else(
-                || {
-                    *nulled += 1;
-                    Shaped::Null
-                },
-                Shaped::Text,
-            ))
+    match (kind, plain_string(raw)) {
+        (Kind::String, Some(text)) if !(computed && ERROR_TOKENS.contains(&text.trim())) => {
+            out.extend_from_slice(raw.as_bytes());
+            return true;
         }
-        (Kind::Double | Kind::Decimal(_), _) if number => Some(Shaped::Raw),
-        (Kind::Long, _) if number && is_long(raw) => Some(Shaped::Raw),
-        (Kind::Boolean, _) if raw == "true" || raw == "false" => Some(Shaped::Raw),
-        _ => None,
-    };
-    if let Some(fast) = fast {
-        return fast;
+        // Escaped text (a newline, a quote) cannot be an error token unless computed.
+        (Kind::String, None) if first == b'"' && !computed => {
+            out.extend_from_slice(raw.as_bytes());
+            return true;
+        }
+        (Kind::Timestamp | Kind::Date, Some(text)) => {
+            let shaped = if *kind == Kind::Date { date(text) } else { timestamp(text) };
+            return match shaped {
+                Some(text) => {
+                    write_string(out, &text);
+                    true
+                }
+                None => {
+                    *nulled += 1;
+                    false
+                }
+            };
+        }
+        (Kind::Double | Kind::Decimal(_), _) if number => {
+            out.extend_from_slice(raw.as_bytes());
+            return true;
+        }
+        (Kind::Long, _) if number && is_long(raw) => {
+            out.extend_from_slice(raw.as_bytes());
+            return true;
+        }
+        (Kind::Boolean, _) if raw == "true" || raw == "false" => {
+            out.extend_from_slice(raw.as_bytes());
+            return true;
+        }
+        (Kind::Array(inner), _) if first == b'[' => {
+            if let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(raw) {
+                out.push(b'[');
+                let mut first = true;
+                write_items(&items, inner, computed, nulled, out, &mut first);
+                out.push(b']');
+                return true;
+            }
+        }
+        (Kind::Struct(members), _) if first == b'{' => {
+            if let Ok(object) = serde_json::from_str::<Cells>(raw) {
+                let special =
+                    object.get("specialValue").is_some() || (computed && object.get("error").is_some());
+                if !special {
+                    write_struct(&object, members, nulled, out);
+                    return true;
+                }
+            }
+        }
+        _ => {}
     }
     let Ok(value) = serde_json::from_str::<Value>(raw) else {
         *nulled += 1;
-        return Shaped::Null;
+        return false;
     };
-    match shape(&value, &column.kind, column.computed, nulled) {
-        Value::Null => Shaped::Null,
-        shaped => Shaped::Value(shaped),
+    match shape(&value, kind, computed, nulled) {
+        Value::Null => false,
+        shaped => {
+            // Writing a Value to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, &shaped);
+            true
+        }
     }
+}
+
+/// The items of a list cell, nested lists flattened (as [`flatten_into`] does); an item that
+/// becomes null stays in the list as `null`.
+fn write_items(
+    items: &[&RawValue],
+    inner: &Kind,
+    computed: bool,
+    nulled: &mut u64,
+    out: &mut Vec<u8>,
+    first: &mut bool,
+) {
+    for item in items {
+        let raw = item.get();
+        if raw.starts_with('[')
+            && !matches!(inner, Kind::Json)
+            && let Ok(nested) = serde_json::from_str::<Vec<&RawValue>>(raw)
+        {
+            write_items(&nested, inner, computed, nulled, out, first);
+            continue;
+        }
+        if !std::mem::take(first) {
+            out.push(b',');
+        }
+        if raw == "null" || !write_value(raw, inner, computed, nulled, out) {
+            out.extend_from_slice(b"null");
+        }
+    }
+}
+
+/// A struct cell: each member present and not null, under its column-side name.
+fn write_struct(object: &Cells, members: &[Member], nulled: &mut u64, out: &mut Vec<u8>) {
+    out.push(b'{');
+    let mut first = true;
+    for m in members {
+        let Some(raw) = object.get(m.key).filter(|r| *r != "null") else { continue };
+        let mark = out.len();
+        if !first {
+            out.push(b',');
+        }
+        write_string(out, m.name);
+        out.push(b':');
+        if write_value(raw, &m.kind, false, nulled, out) {
+            first = false;
+        } else {
+            out.truncate(mark);
+        }
+    }
+    out.push(b'}');
 }
 
 fn is_special(value: &Value, computed: bool) -> bool {
@@ -174,7 +300,6 @@ fn is_special(value: &Value, computed: bool) -> bool {
         _ => false,
     }
 }
-
 /// Shapes one cell for `kind`; anything that does not fit becomes null and is counted.
 fn shape(value: &Value, kind: &Kind, computed: bool, nulled: &mut u64) -> Value {
     if value.is_null() {
@@ -256,4 +381,86 @@ fn timestamp(s: &str) -> Option<String> {
     let ms = time::parse_ms(s)?;
     // One textual form for every instant, whatever zone or precision Airtable wrote.
     Some(time::format_ms(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Member;
+
+    fn collaborator() -> Kind {
+        let m = |name, kind| Member { name, key: name, kind };
+        Kind::Struct(vec![m("id", Kind::String), m("email", Kind::String), m("name", Kind::String)])
+    }
+
+    /// The text path writes what the `Value` path would, and counts the same losses, for every
+    /// column kind and a spread of cells: plain and escaped text, error tokens, numbers, times,
+    /// nested lists, objects with repeated keys, special values.
+    #[test]
+    fn the_text_path_agrees_with_the_value_path() {
+        let cells = [
+            r##""text""##,
+            r##""a\nb \"q\"""##,
+            r##""#ERROR!""##,
+            r##""  #N/A ""##,
+            r##""#N\/A""##,
+            "12",
+            "-3",
+            "1.5",
+            "1.0",
+            "1e3",
+            "9223372036854775808",
+            "true",
+            "false",
+            r##""2024-01-02""##,
+            r##""2024-03-08T12:00:00.000+02:00""##,
+            r##""2024-03-08T12:00:00Z""##,
+            r##""not a date""##,
+            r##""12""##,
+            r##"["a", "b"]"##,
+            r##"[["eu"],["us","ca"]]"##,
+            r##"[1,"x",null,"#ERROR!"]"##,
+            r##"[]"##,
+            r##"[{"id":"u1"},{"specialValue":"NaN"},null,[{"id":"u2","name":"N"}]]"##,
+            r##"{"id":"usrA","email":"a@b.example","name":"Al"}"##,
+            r##"{"id":"usrA","id":"usrB","name":null}"##,
+            r##"{"specialValue":"NaN"}"##,
+            r##"{"error":"#ERROR!"}"##,
+            r##"{"a":[1,2],"b":{"c":"d"}}"##,
+            r##"{}"##,
+        ];
+        let kinds = [
+            Kind::String,
+            Kind::Long,
+            Kind::Double,
+            Kind::Decimal(2),
+            Kind::Boolean,
+            Kind::Date,
+            Kind::Timestamp,
+            Kind::Json,
+            Kind::Array(Box::new(Kind::String)),
+            Kind::Array(Box::new(Kind::Long)),
+            Kind::Array(Box::new(Kind::Json)),
+            Kind::Array(Box::new(collaborator())),
+            collaborator(),
+        ];
+        for kind in &kinds {
+            for computed in [false, true] {
+                for raw in cells {
+                    let mut expected_nulled = 0;
+                    let value: Value = serde_json::from_str(raw).expect("test cells are JSON");
+                    let expected = match shape(&value, kind, computed, &mut expected_nulled) {
+                        Value::Null => None,
+                        v => Some(serde_json::from_str::<Value>(&v.to_string()).expect("written JSON")),
+                    };
+                    let (mut out, mut nulled) = (Vec::new(), 0);
+                    let written = write_value(raw, kind, computed, &mut nulled, &mut out);
+                    let got = written.then(|| serde_json::from_slice::<Value>(&out).expect("written JSON"));
+                    assert!(written || out.is_empty(), "{raw} as {kind:?}: wrote {out:?} for a null");
+                    assert_eq!(got, expected, "{raw} as {kind:?}, computed {computed}");
+                    assert_eq!(nulled, expected_nulled, "losses of {raw} as {kind:?}, computed {computed}");
+                }
+            }
+        }
+    }
 }
