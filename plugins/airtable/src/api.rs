@@ -57,9 +57,11 @@ pub(crate) struct ListBody {
 }
 
 impl ListBody {
-    /// The page's records, borrowed from the body.
+    /// The page's records, borrowed from the body. The body is checked to be UTF-8 once, so
+    /// the strings borrowed from it need no check of their own.
     pub(crate) fn page(&self) -> Result<RecordsPage<'_>, ConnectorError> {
-        parse(&self.body, &self.what)
+        let text = std::str::from_utf8(&self.body).map_err(|e| unexpected(&self.what, e, &self.body))?;
+        serde_json::from_str(text).map_err(|e| unexpected(&self.what, e, &self.body))
     }
 }
 
@@ -113,10 +115,12 @@ pub(crate) fn error_for(response: &Response, what: &str) -> ConnectorError {
     }
 }
 
+fn unexpected(what: &str, e: impl std::fmt::Display, body: &[u8]) -> ConnectorError {
+    ConnectorError::Internal(format!("unexpected response to {what} ({e}): {}", excerpt(body)))
+}
+
 pub(crate) fn parse<'de, T: Deserialize<'de>>(body: &'de [u8], what: &str) -> Result<T, ConnectorError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ConnectorError::Internal(format!("unexpected response to {what} ({e}): {}", excerpt(body)))
-    })
+    serde_json::from_slice(body).map_err(|e| unexpected(what, e, body))
 }
 
 fn send(host: &dyn Host, request: Request) -> Result<Response, ConnectorError> {

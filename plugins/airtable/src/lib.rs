@@ -88,20 +88,17 @@ fn plan<'h>(
     let client = client(host, options, &weir_connector_sdk::namespace(table_options)?)?;
     let table_options = TableOptions::parse(table_options)?;
     let key = (client.base_url.clone(), client.base_id.clone());
-    let cached = if reuse_meta {
-        META.with(|m| m.borrow().as_ref().filter(|(k, _)| *k == key).map(|(_, meta)| meta.clone()))
-    } else {
-        None
-    };
-    let meta = match cached {
-        Some(meta) => meta,
-        None => {
-            let meta = client.meta()?;
-            META.with(|m| *m.borrow_mut() = Some((key, meta.clone())));
-            meta
-        }
-    };
-    let plan = Plan::new(meta.table(table)?, &table_options)?;
+    let cached = reuse_meta && META.with(|m| m.borrow().as_ref().is_some_and(|(k, _)| *k == key));
+    if !cached {
+        let meta = client.meta()?;
+        META.with(|m| *m.borrow_mut() = Some((key, meta)));
+    }
+    // Planned from the cached meta in place: cloning a base's meta for every page cost more
+    // than the plan itself.
+    let plan = META.with(|m| match m.borrow().as_ref() {
+        Some((_, meta)) => Plan::new(meta.table(table)?, &table_options),
+        None => Err(ConnectorError::Internal("the base's meta was not kept".into())),
+    })?;
     Ok((client, plan, table_options))
 }
 

@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -33,12 +34,36 @@ pub(crate) struct Record<'a> {
 
 /// A record's cells: field id and JSON text, in the response's order.
 #[derive(Debug, Default)]
-pub(crate) struct Cells<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+pub(crate) struct Cells<'a>(Vec<(Key<'a>, &'a RawValue)>);
 
 impl<'a> Cells<'a> {
     /// The cell of `field_id`; of a repeated key, the last (as a JSON object would keep it).
     fn get(&self, field_id: &str) -> Option<&'a str> {
-        self.0.iter().rev().find(|(k, _)| k == field_id).map(|(_, v)| v.get())
+        self.0.iter().rev().find(|(k, _)| k.0 == field_id).map(|(_, v)| v.get())
+    }
+}
+
+/// An object's key, borrowed unless it holds an escape. (serde's own `Cow<str>` always owns:
+/// an allocation per cell.)
+#[derive(Debug)]
+pub(crate) struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for KeyVisitor<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(text.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor(std::marker::PhantomData))
     }
 }
 
@@ -52,7 +77,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Cells<'a> {
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Cells<'a>, M::Error> {
                 let mut cells = Vec::with_capacity(map.size_hint().unwrap_or(32));
-                while let Some(pair) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
+                while let Some(pair) = map.next_entry::<Key<'a>, &'de RawValue>()? {
                     cells.push(pair);
                 }
                 Ok(Cells(cells))
@@ -69,6 +94,36 @@ impl Record<'_> {
     }
 }
 
+/// FxHash (rustc's): a field id costs three multiplications rather than SipHash's rounds, once
+/// per cell. The map holds the schema's field ids, which the source does not choose per request,
+/// so flooding it with collisions is not a concern.
+#[derive(Default)]
+pub(crate) struct FieldHasher(u64);
+
+impl FieldHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FieldHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Error values Airtable writes into computed cells instead of a result.
 const ERROR_TOKENS: [&str; 8] =
     ["#ERROR!", "#ERROR", "#N/A", "#NUM!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?"];
@@ -80,7 +135,7 @@ pub(crate) struct Shaper<'c, 'r> {
     /// Each column's `,"name":`, escaped once per page rather than once per cell.
     members: Vec<Vec<u8>>,
     /// Field id → column index.
-    by_field: HashMap<&'c str, usize>,
+    by_field: HashMap<&'c str, usize, BuildHasherDefault<FieldHasher>>,
     /// The current record's cells by column index: reused from record to record.
     slots: Vec<Option<&'r str>>,
     nulled: BTreeMap<usize, u64>,
@@ -117,7 +172,7 @@ impl<'c, 'r> Shaper<'c, 'r> {
         self.slots.fill(None);
         // A repeated field id keeps its last cell, as a JSON object would.
         for (field_id, raw) in &record.fields.0 {
-            if let Some(&i) = self.by_field.get(field_id.as_ref()) {
+            if let Some(&i) = self.by_field.get(field_id.0.as_ref()) {
                 self.slots[i] = Some(raw.get());
             }
         }
@@ -185,17 +240,23 @@ fn write_value(raw: &str, kind: &Kind, computed: bool, nulled: &mut u64, out: &m
             return true;
         }
         (Kind::Timestamp | Kind::Date, Some(text)) => {
-            let shaped = if *kind == Kind::Date { date(text) } else { timestamp(text) };
-            return match shaped {
-                Some(text) => {
-                    write_string(out, &text);
-                    true
-                }
-                None => {
-                    *nulled += 1;
-                    false
-                }
+            let Some(ms) = time::parse_ms(text) else {
+                *nulled += 1;
+                return false;
             };
+            // As `date` and `timestamp` shape them; the text is ASCII digits and separators.
+            out.push(b'"');
+            if *kind == Kind::Timestamp {
+                time::write_ms(ms, out);
+            } else if text.len() == 10 {
+                out.extend_from_slice(text.as_bytes());
+            } else {
+                let day = out.len();
+                time::write_ms(ms, out);
+                out.truncate(day + 10);
+            }
+            out.push(b'"');
+            return true;
         }
         (Kind::Double | Kind::Decimal(_), _) if number => {
             out.extend_from_slice(raw.as_bytes());

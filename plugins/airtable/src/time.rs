@@ -39,11 +39,37 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 /// `2024-01-02T03:04:05.000Z`: the one form offsets and formulas use, so equal instants
 /// always compare equal as text.
 pub(crate) fn format_ms(ms: i64) -> String {
+    let mut text = Vec::with_capacity(24);
+    write_ms(ms, &mut text);
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// Appends [`format_ms`]'s text (ASCII) to `out`; rows write one per time cell, so the digits are
+/// written by hand rather than through `format!`.
+pub(crate) fn write_ms(ms: i64, out: &mut Vec<u8>) {
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
     let (h, min, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
+    if (0..=9999).contains(&y) {
+        push_digits(out, y, 4);
+    } else {
+        out.extend_from_slice(format!("{y:04}").as_bytes());
+    }
+    for (sep, n, width) in
+        [(b'-', m, 2), (b'-', d, 2), (b'T', h, 2), (b':', min, 2), (b':', s, 2), (b'.', milli, 3)]
+    {
+        out.push(sep);
+        push_digits(out, n, width);
+    }
+    out.push(b'Z');
+}
+
+/// `n` (0 ≤ n < 10^width) in `width` decimal digits.
+fn push_digits(out: &mut Vec<u8>, n: i64, width: u32) {
+    for k in (0..width).rev() {
+        out.push(b'0' + (n / 10i64.pow(k) % 10) as u8);
+    }
 }
 
 fn digits(s: &[u8], at: usize, n: usize) -> Option<i64> {
@@ -118,6 +144,9 @@ mod tests {
         assert_eq!(format_ms(ms), "2024-02-29T23:59:58.123Z");
         assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_ms(-1), "1969-12-31T23:59:59.999Z");
+        // Years outside four digits keep `format!`'s forms.
+        assert_eq!(format_ms(parse_ms("9999-12-31T23:59:59.999Z").unwrap() + 1), "10000-01-01T00:00:00.000Z");
+        assert_eq!(format_ms(-62_198_755_200_000), "-001-01-01T00:00:00.000Z");
     }
 
     #[test]
