@@ -1,6 +1,6 @@
 //! JSON Lines pages to Arrow: each line parsed once, then each column filled from borrowed values.
 
-use std::borrow::{Borrow, Cow};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use arrow_array::types::{
 use arrow_array::{ArrayRef, ListArray, MapArray, NullArray, RecordBatch, RecordBatchOptions, StructArray};
 use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, Field, FieldRef, Fields, SchemaRef, TimeUnit};
-use serde::de::{Deserialize, Deserializer, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::limits::Budget;
@@ -50,14 +50,8 @@ struct Context<'a> {
 
 /// A record's key, borrowed from the page unless it holds an escape: a page's records repeat
 /// every column name, and owning each would cost an allocation per cell.
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug)]
 struct Key<'a>(Cow<'a, str>);
-
-impl Borrow<str> for Key<'_> {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
 
 impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -78,22 +72,10 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// One line of a page: a JSON object (a repeated key keeps its last value, as in serde_json).
-type Record<'a> = HashMap<Key<'a>, Value>;
-
-/// A JSON object as the converter reads it: a page's record, or an object inside one.
+/// A JSON object as the converter reads it: an object inside a record.
 trait Object {
     fn size(&self) -> usize;
     fn names(&self) -> impl Iterator<Item = &str>;
-}
-
-impl Object for Record<'_> {
-    fn size(&self) -> usize {
-        self.len()
-    }
-    fn names(&self) -> impl Iterator<Item = &str> {
-        self.keys().map(|k| k.0.as_ref())
-    }
 }
 
 impl Object for Map<String, Value> {
@@ -102,6 +84,62 @@ impl Object for Map<String, Value> {
     }
     fn names(&self) -> impl Iterator<Item = &str> {
         self.keys().map(String::as_str)
+    }
+}
+
+/// A page's records, parsed straight into one slot per top-level column: a key is looked up once,
+/// as it is read, and no map is built per record.
+struct Records<'a> {
+    width: usize,
+    /// `width` slots per record; `Some(Value::Null)` for a key present as null, `None` for a
+    /// missing key. A repeated key keeps its last value, as a JSON object would.
+    slots: Vec<Option<Value>>,
+    /// Keys that are not columns, once per record that has them: (record, key).
+    unknown: Vec<(usize, Key<'a>)>,
+}
+
+/// Reads one line into the next record's slots.
+struct RecordSeed<'r, 'a> {
+    columns: &'r HashMap<&'r str, usize, foldhash::fast::RandomState>,
+    records: &'r mut Records<'a>,
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for RecordSeed<'_, 'a> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for RecordSeed<'_, 'a> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map")
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        let records = self.records;
+        let row = records.slots.len() / records.width.max(1);
+        let base = records.slots.len();
+        records.slots.resize(base + records.width, None);
+        let first_unknown = records.unknown.len();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match self.columns.get(key.0.as_ref()) {
+                Some(&i) => records.slots[base + i] = Some(map.next_value()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                    records.unknown.push((row, key));
+                }
+            }
+        }
+        // A key repeated in one record counts once (sorted, not searched: a record may hold
+        // any number of keys).
+        if records.unknown.len() > first_unknown + 1 {
+            let mut keys = records.unknown.split_off(first_unknown);
+            keys.sort_unstable_by(|a, b| a.1.0.cmp(&b.1.0));
+            keys.dedup_by(|a, b| a.1.0 == b.1.0);
+            records.unknown.append(&mut keys);
+        }
+        Ok(())
     }
 }
 
@@ -115,34 +153,42 @@ pub(crate) fn page(
     let mut cx = Context { unknown, budget: Budget::new(limits) };
     let lines = page.split(|b| *b == b'\n').map(<[u8]>::trim_ascii).filter(|l| !l.is_empty());
     // A row costs one cell for itself and one per column: checked while parsing, before the parsed
-    // records (about a hundred bytes each even when empty) pile up.
+    // records pile up.
     let row_cells = schema.fields().len().saturating_add(1);
-    let mut rows: Vec<Record> = Vec::new();
+    let columns: HashMap<&str, usize, _> =
+        schema.fields().iter().enumerate().map(|(i, f)| (f.name().as_str(), i)).collect();
+    let width = schema.fields().len();
+    let mut records = Records { width, slots: Vec::new(), unknown: Vec::new() };
+    let mut rows: usize = 0;
     for line in lines {
         cx.budget.rows(1)?;
-        cx.budget.check_cells((rows.len() + 1).saturating_mul(row_cells))?;
-        let record = serde_json::from_slice(line)
-            .map_err(|e| ConvertError::NotARecord { row: rows.len(), message: e.to_string() })?;
-        rows.push(record);
-    }
-    cx.budget.cells(rows.len())?;
-
-    // How many of each record's keys the schema knows; any record with more holds unknown fields.
-    let mut known = vec![0_usize; rows.len()];
-    let mut columns = Vec::with_capacity(schema.fields().len());
-    let mut cells = Vec::with_capacity(rows.len());
-    for field in schema.fields() {
-        cells.clear();
-        for (row, record) in rows.iter().enumerate() {
-            let value = record.get(field.name().as_str());
-            known[row] += usize::from(value.is_some());
-            cells.push(Cell::at(row, value));
+        cx.budget.check_cells((rows + 1).saturating_mul(row_cells))?;
+        // One UTF-8 check per line: a reader over bytes would check every string it borrows.
+        let parsed = std::str::from_utf8(line).map_err(serde_json::Error::custom).and_then(|text| {
+            let mut de = serde_json::Deserializer::from_str(text);
+            RecordSeed { columns: &columns, records: &mut records }.deserialize(&mut de)?;
+            de.end()
+        });
+        if let Err(e) = parsed {
+            return Err(ConvertError::NotARecord { row: rows, message: e.to_string() });
         }
-        columns.push(column(field, field.name(), &cells, &mut cx)?);
+        rows += 1;
     }
-    count_unknown(schema.fields(), "", rows.iter().map(Some), &known, cx.unknown);
-    let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
-    RecordBatch::try_new_with_options(schema.clone(), columns, &options).map_err(arrow_error(""))
+    cx.budget.cells(rows)?;
+
+    let mut arrays = Vec::with_capacity(width);
+    let mut cells = Vec::with_capacity(rows);
+    for (i, field) in schema.fields().iter().enumerate() {
+        cells.clear();
+        let slots = records.slots.iter().skip(i).step_by(width.max(1)).take(rows);
+        cells.extend(slots.enumerate().map(|(row, slot)| Cell::at(row, slot.as_ref())));
+        arrays.push(column(field, field.name(), &cells, &mut cx)?);
+    }
+    for (_, key) in &records.unknown {
+        cx.unknown.record("", &key.0, 1);
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    RecordBatch::try_new_with_options(schema.clone(), arrays, &options).map_err(arrow_error(""))
 }
 
 /// Counts the keys of each object that are not among `fields`; `known` holds how many of each
