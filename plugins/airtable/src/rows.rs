@@ -95,8 +95,8 @@ impl Record<'_> {
 }
 
 /// FxHash (rustc's): a field id costs three multiplications rather than SipHash's rounds, once
-/// per cell. The map holds the schema's field ids, which the source does not choose per request,
-/// so flooding it with collisions is not a concern.
+/// per cell. Unseeded, so a source could name its fields to collide; the map holds only the
+/// schema's columns, so a lookup then walks at most those, as a search of the columns would.
 #[derive(Default)]
 pub(crate) struct FieldHasher(u64);
 
@@ -134,8 +134,10 @@ pub(crate) struct Shaper<'c, 'r> {
     columns: &'c [Column],
     /// Each column's `,"name":`, escaped once per page rather than once per cell.
     members: Vec<Vec<u8>>,
-    /// Field id → column index.
+    /// Field id → the first column of that field.
     by_field: HashMap<&'c str, usize, BuildHasherDefault<FieldHasher>>,
+    /// Column index → the next column of the same field, if a schema repeats a field id.
+    same_field: Vec<Option<usize>>,
     /// The current record's cells by column index: reused from record to record.
     slots: Vec<Option<&'r str>>,
     nulled: BTreeMap<usize, u64>,
@@ -152,14 +154,26 @@ impl<'c, 'r> Shaper<'c, 'r> {
                 m
             })
             .collect();
-        let by_field = columns.iter().enumerate().map(|(i, c)| (c.field_id.as_str(), i)).collect();
-        Shaper { columns, members, by_field, slots: vec![None; columns.len()], nulled: BTreeMap::new() }
+        let mut by_field: HashMap<&str, usize, _> = HashMap::default();
+        let mut same_field = vec![None; columns.len()];
+        // From the last column back, so each field id ends up at its first column.
+        for (i, c) in columns.iter().enumerate().rev() {
+            same_field[i] = by_field.insert(c.field_id.as_str(), i);
+        }
+        Shaper {
+            columns,
+            members,
+            by_field,
+            same_field,
+            slots: vec![None; columns.len()],
+            nulled: BTreeMap::new(),
+        }
     }
 
     /// Appends one row as a JSON object: `id`, `created_time`, then the present cells keyed by
     /// column name, in column order.
     pub(crate) fn write_row(&mut self, record: &Record<'r>, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{");
+        out.push(b'{');
         write_string(out, ID);
         out.push(b':');
         write_string(out, &record.id);
@@ -172,8 +186,10 @@ impl<'c, 'r> Shaper<'c, 'r> {
         self.slots.fill(None);
         // A repeated field id keeps its last cell, as a JSON object would.
         for (field_id, raw) in &record.fields.0 {
-            if let Some(&i) = self.by_field.get(field_id.0.as_ref()) {
+            let mut column = self.by_field.get(field_id.0.as_ref()).copied();
+            while let Some(i) = column {
                 self.slots[i] = Some(raw.get());
+                column = self.same_field[i];
             }
         }
         for (i, column) in self.columns.iter().enumerate() {
@@ -452,6 +468,28 @@ mod tests {
     fn collaborator() -> Kind {
         let m = |name, kind| Member { name, key: name, kind };
         Kind::Struct(vec![m("id", Kind::String), m("email", Kind::String), m("name", Kind::String)])
+    }
+
+    /// Every column of a field gets its cell, however often a schema repeats the field, and a
+    /// record that repeats a field id keeps its last cell.
+    #[test]
+    fn columns_of_one_field_all_get_its_cell() {
+        let column = |name: &str, field_id: &str| Column {
+            name: name.into(),
+            field_id: field_id.into(),
+            field_name: name.into(),
+            airtable_type: "singleLineText".into(),
+            kind: Kind::String,
+            computed: false,
+            absent_is_false: false,
+        };
+        let columns = [column("a", "fldA"), column("b", "fldB"), column("a2", "fldA")];
+        let body = r#"{"id":"rec1","fields":{"fldA":"one","fldB":"x","fldA":"two"}}"#;
+        let record: Record = serde_json::from_str(body).expect("a record");
+        let mut out = Vec::new();
+        Shaper::new(&columns).write_row(&record, &mut out);
+        let row: Value = serde_json::from_slice(&out).expect("a row");
+        assert_eq!(row, serde_json::json!({"id": "rec1", "a": "two", "b": "x", "a2": "two"}));
     }
 
     /// The text path writes what the `Value` path would, and counts the same losses, for every
