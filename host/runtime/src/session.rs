@@ -485,9 +485,7 @@ impl Session {
         start_offset: Option<&str>,
         converter: &mut weir_convert::Converter,
     ) -> Result<ReadPage, CallError> {
-        let page = self.read_raw(&Stream::Table, table, table_options, start_offset)?;
-        let done = ends_read(start_offset, &page);
-        self.page_check().finish(&Stream::Table, table, done, page, converter)
+        self.read_checked(&Stream::Table, table, table_options, start_offset, converter)
     }
 
     /// One page of `read-deletes` (tombstones), converted to Arrow by `converter`.
@@ -498,9 +496,7 @@ impl Session {
         start_offset: Option<&str>,
         converter: &mut weir_convert::Converter,
     ) -> Result<ReadPage, CallError> {
-        let page = self.read_raw(&Stream::Deletes, table, table_options, start_offset)?;
-        let done = ends_read(start_offset, &page);
-        self.page_check().finish(&Stream::Deletes, table, done, page, converter)
+        self.read_checked(&Stream::Deletes, table, table_options, start_offset, converter)
     }
 
     /// Upstream `get_partitions` (capability `partitions`): opaque JSON descriptors.
@@ -526,9 +522,21 @@ impl Session {
         converter: &mut weir_convert::Converter,
     ) -> Result<ReadPage, CallError> {
         let stream = Stream::Partition(partition.to_string());
-        let page = self.read_raw(&stream, table, table_options, start_offset)?;
+        self.read_checked(&stream, table, table_options, start_offset, converter)
+    }
+
+    /// One page of `stream`, read in lock step, then converted and checked.
+    fn read_checked(
+        &mut self,
+        stream: &Stream,
+        table: &str,
+        table_options: &[(String, String)],
+        start_offset: Option<&str>,
+        converter: &mut weir_convert::Converter,
+    ) -> Result<ReadPage, CallError> {
+        let page = self.read_raw(stream, table, table_options, start_offset)?;
         let done = ends_read(start_offset, &page);
-        self.page_check().finish(&stream, table, done, page, converter)
+        self.page_check().finish(stream, table, done, page, converter)
     }
 
     /// One page of `stream` as the connector returned it: neither converted nor checked (see
