@@ -72,21 +72,6 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// A JSON object as the converter reads it: an object inside a record.
-trait Object {
-    fn size(&self) -> usize;
-    fn names(&self) -> impl Iterator<Item = &str>;
-}
-
-impl Object for Map<String, Value> {
-    fn size(&self) -> usize {
-        self.len()
-    }
-    fn names(&self) -> impl Iterator<Item = &str> {
-        self.keys().map(String::as_str)
-    }
-}
-
 /// A page's records, parsed straight into one slot per top-level column: a key is looked up once,
 /// as it is read, and no map is built per record.
 struct Records<'a> {
@@ -94,8 +79,8 @@ struct Records<'a> {
     /// `width` slots per record; `Some(Value::Null)` for a key present as null, `None` for a
     /// missing key. A repeated key keeps its last value, as a JSON object would.
     slots: Vec<Option<Value>>,
-    /// Keys that are not columns, once per record that has them: (record, key).
-    unknown: Vec<(usize, Key<'a>)>,
+    /// Keys that are not columns, once per record that has them.
+    unknown: Vec<Key<'a>>,
 }
 
 /// Reads one line into the next record's slots.
@@ -118,7 +103,6 @@ impl<'de: 'a, 'a> Visitor<'de> for RecordSeed<'_, 'a> {
     }
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
         let records = self.records;
-        let row = records.slots.len() / records.width.max(1);
         let base = records.slots.len();
         records.slots.resize(base + records.width, None);
         let first_unknown = records.unknown.len();
@@ -127,7 +111,7 @@ impl<'de: 'a, 'a> Visitor<'de> for RecordSeed<'_, 'a> {
                 Some(&i) => records.slots[base + i] = Some(map.next_value()?),
                 None => {
                     map.next_value::<IgnoredAny>()?;
-                    records.unknown.push((row, key));
+                    records.unknown.push(key);
                 }
             }
         }
@@ -135,8 +119,8 @@ impl<'de: 'a, 'a> Visitor<'de> for RecordSeed<'_, 'a> {
         // any number of keys).
         if records.unknown.len() > first_unknown + 1 {
             let mut keys = records.unknown.split_off(first_unknown);
-            keys.sort_unstable_by(|a, b| a.1.0.cmp(&b.1.0));
-            keys.dedup_by(|a, b| a.1.0 == b.1.0);
+            keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            keys.dedup_by(|a, b| a.0 == b.0);
             records.unknown.append(&mut keys);
         }
         Ok(())
@@ -184,7 +168,7 @@ pub(crate) fn page(
         cells.extend(slots.enumerate().map(|(row, slot)| Cell::at(row, slot.as_ref())));
         arrays.push(column(field, field.name(), &cells, &mut cx)?);
     }
-    for (_, key) in &records.unknown {
+    for key in &records.unknown {
         cx.unknown.record("", &key.0, 1);
     }
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
@@ -193,19 +177,19 @@ pub(crate) fn page(
 
 /// Counts the keys of each object that are not among `fields`; `known` holds how many of each
 /// object's keys are fields, so that objects without unknown keys are skipped without a lookup.
-fn count_unknown<'v, O: Object + 'v>(
+fn count_unknown(
     fields: &Fields,
     path: &str,
-    objects: impl Iterator<Item = Option<&'v O>>,
+    objects: &[Option<&Map<String, Value>>],
     known: &[usize],
     unknown: &mut UnknownFields,
 ) {
     // Built only when needed, and then once: a lookup per key stays constant-time on wide schemas.
     let mut names: Option<HashSet<&str>> = None;
-    for (object, known) in objects.zip(known) {
-        let Some(object) = object.filter(|o| o.size() > *known) else { continue };
+    for (object, known) in objects.iter().zip(known) {
+        let Some(object) = object.filter(|o| o.len() > *known) else { continue };
         let names = names.get_or_insert_with(|| fields.iter().map(|f| f.name().as_str()).collect());
-        for key in object.names().filter(|k| !names.contains(k)) {
+        for key in object.keys().filter(|k| !names.contains(k.as_str())) {
             unknown.record(path, key, 1);
         }
     }
@@ -467,7 +451,7 @@ fn structs(
         }
         children.push(column(child, &join(path, child.name()), &child_cells, cx)?);
     }
-    count_unknown(fields, path, objects.iter().copied(), &known, cx.unknown);
+    count_unknown(fields, path, &objects, &known, cx.unknown);
     let nulls = validity(objects.iter().map(Option::is_some).collect());
     let array = StructArray::try_new_with_length(fields.clone(), children, nulls, cells.len())
         .map_err(arrow_error(path))?;
