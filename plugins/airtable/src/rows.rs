@@ -256,20 +256,13 @@ fn write_value(raw: &str, kind: &Kind, computed: bool, nulled: &mut u64, out: &m
             return true;
         }
         (Kind::Timestamp | Kind::Date, Some(text)) => {
-            let Some(ms) = time::parse_ms(text) else {
+            // The time's text is ASCII digits and separators: quoting it makes a JSON string.
+            let mark = out.len();
+            out.push(b'"');
+            if !write_time(text, *kind == Kind::Date, out) {
+                out.truncate(mark);
                 *nulled += 1;
                 return false;
-            };
-            // As `date` and `timestamp` shape them; the text is ASCII digits and separators.
-            out.push(b'"');
-            if *kind == Kind::Timestamp {
-                time::write_ms(ms, out);
-            } else if text.len() == 10 {
-                out.extend_from_slice(text.as_bytes());
-            } else {
-                let day = out.len();
-                time::write_ms(ms, out);
-                out.truncate(day + 10);
             }
             out.push(b'"');
             return true;
@@ -398,8 +391,8 @@ fn shape(value: &Value, kind: &Kind, computed: bool, nulled: &mut u64) -> Value 
             s.trim().parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number)
         }
         (Kind::Boolean, Value::Bool(_)) => Some(value.clone()),
-        (Kind::Date, Value::String(s)) => date(s).map(Value::String),
-        (Kind::Timestamp, Value::String(s)) => timestamp(s).map(Value::String),
+        (Kind::Date, Value::String(s)) => time_text(s, true).map(Value::String),
+        (Kind::Timestamp, Value::String(s)) => time_text(s, false).map(Value::String),
         (Kind::Array(inner), Value::Array(items)) => {
             let mut out = Vec::with_capacity(items.len());
             flatten_into(items, inner, computed, nulled, &mut out);
@@ -448,16 +441,29 @@ fn long(value: &Value) -> Option<Value> {
     Some(Value::Number(n.into()))
 }
 
-fn date(s: &str) -> Option<String> {
-    let ms = time::parse_ms(s)?;
-    // Date-only text is already the calendar day; a full time is cut to its UTC day.
-    Some(if s.len() == 10 { s.to_string() } else { time::format_ms(ms)[..10].to_string() })
+/// Appends a time cell's text as a date or timestamp column holds it (ASCII, unquoted); false,
+/// having written nothing, when the text is not a time.
+fn write_time(text: &str, date: bool, out: &mut Vec<u8>) -> bool {
+    let Some(ms) = time::parse_ms(text) else { return false };
+    if date && text.len() == 10 {
+        // Date-only text is already the calendar day.
+        out.extend_from_slice(text.as_bytes());
+    } else {
+        // One textual form for every instant, whatever zone or precision Airtable wrote; a date
+        // column keeps its UTC day.
+        let start = out.len();
+        time::write_ms(ms, out);
+        if date {
+            out.truncate(start + 10);
+        }
+    }
+    true
 }
 
-fn timestamp(s: &str) -> Option<String> {
-    let ms = time::parse_ms(s)?;
-    // One textual form for every instant, whatever zone or precision Airtable wrote.
-    Some(time::format_ms(ms))
+/// [`write_time`]'s text as a string, for the `Value` path.
+fn time_text(text: &str, date: bool) -> Option<String> {
+    let mut out = Vec::new();
+    write_time(text, date, &mut out).then(|| String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]
