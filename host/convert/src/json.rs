@@ -1,4 +1,7 @@
-//! JSON Lines pages to Arrow: each line parsed once, then each column filled from borrowed values.
+//! JSON Lines pages to Arrow: each line checked once and cut into its columns' values, borrowed
+//! as text; then each column is built from its values, nested ones cut further the same way. A
+//! value is parsed into a `serde_json::Value` only at a leaf that needs one (a number, a time): no
+//! string is copied out of the page but into its array, and no map is built per object.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -14,7 +17,8 @@ use arrow_array::{ArrayRef, ListArray, MapArray, NullArray, RecordBatch, RecordB
 use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, Field, FieldRef, Fields, SchemaRef, TimeUnit};
 use serde::de::{Deserialize, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::limits::Budget;
 use crate::schema::{map_fields, type_name};
@@ -25,20 +29,26 @@ use crate::{ConvertError, Limits, UnknownFields, coerce, join};
 struct Cell<'a> {
     /// The record's index in the page, for errors.
     row: usize,
-    /// `None` when the key is missing.
-    value: Option<&'a Value>,
+    /// The value's text in the page; `None` when the key is missing.
+    value: Option<&'a RawValue>,
     /// The enclosing struct is null, so this slot is null whatever the field's nullability.
     masked: bool,
 }
 
 impl<'a> Cell<'a> {
-    fn at(row: usize, value: Option<&'a Value>) -> Self {
+    fn at(row: usize, value: Option<&'a RawValue>) -> Self {
         Cell { row, value, masked: false }
     }
 
-    /// The value, or `None` for a missing key and for JSON null alike.
-    fn present(&self) -> Option<&'a Value> {
-        self.value.filter(|v| !v.is_null())
+    /// The value's text, or `None` for a missing key and for JSON null alike.
+    fn present(&self) -> Option<&'a str> {
+        self.value.map(RawValue::get).filter(|text| *text != "null")
+    }
+
+    /// The value, parsed: a number out of range is a record that is not JSON.
+    fn parse(&self, text: &str) -> Result<Value, ConvertError> {
+        serde_json::from_str(text)
+            .map_err(|e| ConvertError::NotARecord { row: self.row, message: e.to_string() })
     }
 }
 
@@ -72,13 +82,98 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
+/// A JSON string's text, borrowed unless it holds an escape; `None` for any other value.
+fn string_text(text: &str) -> Option<Cow<'_, str>> {
+    if !text.starts_with('"') {
+        return None;
+    }
+    serde_json::from_str::<Key>(text).ok().map(|key| key.0)
+}
+
+/// An object's members in order, repeated keys included, each value's text borrowed.
+struct Members<'a> {
+    list: Vec<(Key<'a>, &'a RawValue)>,
+    /// Each key's last member, for objects too large to search.
+    index: Option<HashMap<Cow<'a, str>, usize, foldhash::fast::RandomState>>,
+}
+
+/// Objects with more members than this are indexed rather than searched.
+const SEARCHED_MEMBERS: usize = 16;
+
+struct MemberList<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for MemberList<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = MemberList<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<MemberList<'de>, M::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    members.push(entry);
+                }
+                Ok(MemberList(members))
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+impl<'a> Members<'a> {
+    /// An object's members, or `None` when the text is not an object.
+    fn of(text: &'a str) -> Option<Members<'a>> {
+        if !text.starts_with('{') {
+            return None;
+        }
+        let MemberList(list) = serde_json::from_str(text).ok()?;
+        let index = (list.len() > SEARCHED_MEMBERS).then(|| {
+            // Inserted in order, so each key keeps its last member.
+            list.iter().enumerate().map(|(i, (key, _))| (key.0.clone(), i)).collect()
+        });
+        Some(Members { list, index })
+    }
+
+    /// The last value of a key, as a JSON object keeps it.
+    fn get(&self, name: &str) -> Option<&'a RawValue> {
+        let i = match &self.index {
+            Some(index) => *index.get(name)?,
+            None => self.list.iter().rposition(|(key, _)| key.0 == name)?,
+        };
+        Some(self.list[i].1)
+    }
+
+    /// The members with repeated keys merged as a JSON object merges them: the first key's place,
+    /// the last key's value.
+    fn merged(self) -> Vec<(Key<'a>, &'a RawValue)> {
+        if self.index.is_none() && self.list.len() < 2 {
+            return self.list;
+        }
+        let mut first: HashMap<Cow<'a, str>, usize, foldhash::fast::RandomState> = HashMap::default();
+        let mut merged: Vec<(Key<'a>, &'a RawValue)> = Vec::with_capacity(self.list.len());
+        for (key, value) in self.list {
+            match first.get(key.0.as_ref()) {
+                Some(&i) => merged[i].1 = value,
+                None => {
+                    first.insert(key.0.clone(), merged.len());
+                    merged.push((key, value));
+                }
+            }
+        }
+        merged
+    }
+}
+
 /// A page's records, parsed straight into one slot per top-level column: a key is looked up once,
 /// as it is read, and no map is built per record.
 struct Records<'a> {
     width: usize,
-    /// `width` slots per record; `Some(Value::Null)` for a key present as null, `None` for a
-    /// missing key. A repeated key keeps its last value, as a JSON object would.
-    slots: Vec<Option<Value>>,
+    /// `width` slots per record, each the value's text in the page (checked, not yet parsed: a
+    /// text column takes its strings from it without an allocation each); `None` for a missing
+    /// key. A repeated key keeps its last value, as a JSON object would.
+    slots: Vec<Option<&'a RawValue>>,
     /// Keys that are not columns, once per record that has them.
     unknown: Vec<Key<'a>>,
 }
@@ -108,7 +203,7 @@ impl<'de: 'a, 'a> Visitor<'de> for RecordSeed<'_, 'a> {
         let first_unknown = records.unknown.len();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match self.columns.get(key.0.as_ref()) {
-                Some(&i) => records.slots[base + i] = Some(map.next_value()?),
+                Some(&i) => records.slots[base + i] = Some(map.next_value::<&'de RawValue>()?),
                 None => {
                     map.next_value::<IgnoredAny>()?;
                     records.unknown.push(key);
@@ -165,7 +260,7 @@ pub(crate) fn page(
     for (i, field) in schema.fields().iter().enumerate() {
         cells.clear();
         let slots = records.slots.iter().skip(i).step_by(width.max(1)).take(rows);
-        cells.extend(slots.enumerate().map(|(row, slot)| Cell::at(row, slot.as_ref())));
+        cells.extend(slots.enumerate().map(|(row, slot)| Cell::at(row, *slot)));
         arrays.push(column(field, field.name(), &cells, &mut cx)?);
     }
     for key in &records.unknown {
@@ -175,21 +270,28 @@ pub(crate) fn page(
     RecordBatch::try_new_with_options(schema.clone(), arrays, &options).map_err(arrow_error(""))
 }
 
-/// Counts the keys of each object that are not among `fields`; `known` holds how many of each
-/// object's keys are fields, so that objects without unknown keys are skipped without a lookup.
+/// Counts the keys of each object that are not among `fields`, once per object; `known` holds
+/// how many of each object's members are fields, so that objects without other members are
+/// skipped without a lookup.
 fn count_unknown(
     fields: &Fields,
     path: &str,
-    objects: &[Option<&Map<String, Value>>],
+    objects: &[Option<Members>],
     known: &[usize],
     unknown: &mut UnknownFields,
 ) {
     // Built only when needed, and then once: a lookup per key stays constant-time on wide schemas.
     let mut names: Option<HashSet<&str>> = None;
+    let mut keys = Vec::new();
     for (object, known) in objects.iter().zip(known) {
-        let Some(object) = object.filter(|o| o.len() > *known) else { continue };
+        // A repeated key also makes more members than fields found: the names then decide.
+        let Some(object) = object.as_ref().filter(|o| o.list.len() > *known) else { continue };
         let names = names.get_or_insert_with(|| fields.iter().map(|f| f.name().as_str()).collect());
-        for key in object.keys().filter(|k| !names.contains(k.as_str())) {
+        keys.clear();
+        keys.extend(object.list.iter().map(|(k, _)| k.0.as_ref()).filter(|k| !names.contains(k)));
+        keys.sort_unstable();
+        keys.dedup();
+        for key in &keys {
             unknown.record(path, key, 1);
         }
     }
@@ -225,12 +327,16 @@ pub(crate) fn excerpt(value: &Value) -> String {
     text.0
 }
 
-fn mismatch(field: &Field, path: &str, cell: &Cell, value: &Value) -> ConvertError {
+fn mismatch(field: &Field, path: &str, cell: &Cell, text: &str) -> ConvertError {
+    let found = match serde_json::from_str::<Value>(text) {
+        Ok(value) => excerpt(&value),
+        Err(e) => return ConvertError::NotARecord { row: cell.row, message: e.to_string() },
+    };
     ConvertError::Mismatch {
         column: path.to_string(),
         row: cell.row,
         expected: type_name(field.data_type()),
-        found: excerpt(value),
+        found,
     }
 }
 
@@ -307,9 +413,9 @@ fn primitive<T: ArrowPrimitiveType>(
     let mut builder = PrimitiveBuilder::<T>::with_capacity(cells.len()).with_data_type(data_type);
     for cell in cells {
         match cell.present() {
-            Some(value) => match parse(value) {
+            Some(text) => match parse(&cell.parse(text)?) {
                 Some(native) => builder.append_value(native),
-                None => return Err(mismatch(field, path, cell, value)),
+                None => return Err(mismatch(field, path, cell, text)),
             },
             None => {
                 null_slot(field, path, cell)?;
@@ -321,16 +427,19 @@ fn primitive<T: ArrowPrimitiveType>(
 }
 
 fn strings(field: &Field, path: &str, cells: &[Cell]) -> Result<ArrayRef, ConvertError> {
-    let bytes = cells.iter().map(|c| c.present().and_then(Value::as_str).map_or(0, str::len)).sum();
+    // The text's length bounds its string's.
+    let bytes = cells.iter().map(|c| c.present().map_or(0, str::len)).sum();
     let mut builder = StringBuilder::with_capacity(cells.len(), bytes);
     for cell in cells {
         match cell.present() {
-            Some(Value::String(s)) => builder.append_value(s),
-            // Compact JSON text, so that unknown and nested types pass through readably.
-            Some(other) => {
-                let _ = write!(builder, "{other}");
-                builder.append_value("");
-            }
+            Some(text) => match string_text(text) {
+                Some(string) => builder.append_value(string),
+                // Compact JSON text, so that unknown and nested types pass through readably.
+                None => {
+                    let _ = write!(builder, "{}", cell.parse(text)?);
+                    builder.append_value("");
+                }
+            },
             None => {
                 null_slot(field, path, cell)?;
                 builder.append_null();
@@ -344,9 +453,9 @@ fn booleans(field: &Field, path: &str, cells: &[Cell]) -> Result<ArrayRef, Conve
     let mut builder = BooleanBuilder::with_capacity(cells.len());
     for cell in cells {
         match cell.present() {
-            Some(value) => match coerce::boolean(value) {
+            Some(text) => match coerce::boolean(&cell.parse(text)?) {
                 Some(b) => builder.append_value(b),
-                None => return Err(mismatch(field, path, cell, value)),
+                None => return Err(mismatch(field, path, cell, text)),
             },
             None => {
                 null_slot(field, path, cell)?;
@@ -358,15 +467,14 @@ fn booleans(field: &Field, path: &str, cells: &[Cell]) -> Result<ArrayRef, Conve
 }
 
 fn binaries(field: &Field, path: &str, cells: &[Cell]) -> Result<ArrayRef, ConvertError> {
-    let bytes =
-        cells.iter().map(|c| c.present().and_then(Value::as_str).map_or(0, |s| s.len() / 4 * 3)).sum();
+    let bytes = cells.iter().map(|c| c.present().map_or(0, |s| s.len() / 4 * 3)).sum();
     let mut builder = BinaryBuilder::with_capacity(cells.len(), bytes);
     let mut scratch = Vec::new();
     for cell in cells {
         match cell.present() {
-            Some(value) => match value.as_str().and_then(|s| coerce::base64(s, &mut scratch)) {
+            Some(text) => match string_text(text).and_then(|s| coerce::base64(&s, &mut scratch)) {
                 Some(()) => builder.append_value(&scratch),
-                None => return Err(mismatch(field, path, cell, value)),
+                None => return Err(mismatch(field, path, cell, text)),
             },
             None => {
                 null_slot(field, path, cell)?;
@@ -383,6 +491,14 @@ fn offset(len: usize, path: &str) -> Result<i32, ConvertError> {
     })
 }
 
+/// An array's items, each value's text borrowed; `None` when the text is not an array.
+fn items(text: &str) -> Option<Vec<&RawValue>> {
+    if !text.starts_with('[') {
+        return None;
+    }
+    serde_json::from_str(text).ok()
+}
+
 fn lists(
     item: &FieldRef,
     field: &Field,
@@ -396,12 +512,12 @@ fn lists(
     let mut elements = Vec::new();
     for cell in cells {
         match cell.present() {
-            Some(Value::Array(values)) => {
+            Some(text) => {
+                let Some(values) = items(text) else { return Err(mismatch(field, path, cell, text)) };
                 cx.budget.check_cells(elements.len().saturating_add(values.len()))?;
-                elements.extend(values.iter().map(|v| Cell::at(cell.row, Some(v))));
+                elements.extend(values.into_iter().map(|v| Cell::at(cell.row, Some(v))));
                 valid.push(true);
             }
-            Some(value) => return Err(mismatch(field, path, cell, value)),
             None => {
                 null_slot(field, path, cell)?;
                 valid.push(false);
@@ -426,8 +542,10 @@ fn structs(
     let mut objects = Vec::with_capacity(cells.len());
     for cell in cells {
         match cell.present() {
-            Some(Value::Object(object)) => objects.push(Some(object)),
-            Some(value) => return Err(mismatch(field, path, cell, value)),
+            Some(text) => match Members::of(text) {
+                Some(members) => objects.push(Some(members)),
+                None => return Err(mismatch(field, path, cell, text)),
+            },
             None => {
                 null_slot(field, path, cell)?;
                 objects.push(None);
@@ -476,20 +594,21 @@ fn maps(
     let mut offsets = Vec::with_capacity(cells.len() + 1);
     offsets.push(0_i32);
     let mut valid = Vec::with_capacity(cells.len());
-    let mut keys: Vec<(usize, &String)> = Vec::new();
+    let mut keys: Vec<(usize, Cow<str>)> = Vec::new();
     let mut values = Vec::new();
     for cell in cells {
         match cell.present() {
-            Some(Value::Object(object)) => {
+            Some(text) => {
+                let Some(object) = Members::of(text) else { return Err(mismatch(field, path, cell, text)) };
+                let object = object.merged();
                 // Keys, values and their entries: three cells per entry.
                 cx.budget.check_cells(values.len().saturating_add(object.len()).saturating_mul(3))?;
                 for (key, value) in object {
-                    keys.push((cell.row, key));
+                    keys.push((cell.row, key.0));
                     values.push(Cell::at(cell.row, Some(value)));
                 }
                 valid.push(true);
             }
-            Some(value) => return Err(mismatch(field, path, cell, value)),
             None => {
                 null_slot(field, path, cell)?;
                 valid.push(false);
@@ -508,9 +627,12 @@ fn maps(
         Arc::new(builder.finish())
     } else {
         // JSON keys are always strings; other key types go through the usual string coercions.
-        let owned: Vec<(usize, Value)> =
-            keys.iter().map(|(row, k)| (*row, Value::String((*k).clone()))).collect();
-        let key_cells: Vec<Cell> = owned.iter().map(|(row, k)| Cell::at(*row, Some(k))).collect();
+        let texts: Vec<(usize, Box<RawValue>)> = keys
+            .iter()
+            .map(|(row, k)| serde_json::value::to_raw_value(k).map(|text| (*row, text)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| arrow_error(path)(ArrowError::JsonError(e.to_string())))?;
+        let key_cells: Vec<Cell> = texts.iter().map(|(row, k)| Cell::at(*row, Some(k.as_ref()))).collect();
         column(key_field, &key_path, &key_cells, cx)?
     };
     let values = column(value_field, &format!("{path}.value"), &values, cx)?;

@@ -338,6 +338,40 @@ fn pages_skip_blank_lines_and_reject_non_objects_by_row() {
     for page in [&b"{\"c\":1}\n[1]\n"[..], b"{\"c\":1}\n{\"c\":\n", b"{\"c\":1}\n\"s\"\n"] {
         assert!(matches!(converter.json_lines(page), Err(ConvertError::NotARecord { row: 1, .. })));
     }
+    // A number beyond a double's range is not JSON a record can hold, whatever its column.
+    let list_of_doubles = r#"{"type":"array","elementType":"double","containsNull":true}"#;
+    for column in ["\"long\"", "\"double\"", "\"string\"", list_of_doubles] {
+        let page = if column == list_of_doubles {
+            "{\"c\":[1]}\n{\"c\":[1e400]}\n"
+        } else {
+            "{\"c\":1}\n{\"c\":1e400}\n"
+        };
+        let result = self::converter(column, true).json_lines(page.as_bytes());
+        assert!(matches!(result, Err(ConvertError::NotARecord { row: 1, .. })), "{column}: {result:?}");
+    }
+}
+
+#[test]
+fn text_columns_take_strings_as_written_and_other_values_as_compact_json() {
+    let column = convert(
+        "\"string\"",
+        &[r#""plain""#, r#""esc\"aped\u00e9""#, "1.50", "true", r#"{"a": [1, 2]}"#, "null"],
+    )
+    .unwrap();
+    let text = column.as_string::<i32>();
+    let got: Vec<Option<&str>> = text.iter().collect();
+    assert_eq!(
+        got,
+        [Some("plain"), Some("esc\"apedé"), Some("1.5"), Some("true"), Some(r#"{"a":[1,2]}"#), None]
+    );
+    match converter("\"string\"", false).json_lines(b"{\"c\":\"x\"}\n{}\n") {
+        Err(ConvertError::NullInNonNullable { row: 1, found, .. }) => assert_eq!(found, "no value"),
+        other => panic!("{other:?}"),
+    }
+    match converter("\"string\"", false).json_lines(b"{\"c\":null}\n") {
+        Err(ConvertError::NullInNonNullable { row: 0, found, .. }) => assert_eq!(found, "null"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -473,4 +507,39 @@ fn escaped_and_repeated_keys_read_as_their_text() {
     assert_eq!(values, [Some(1), Some(3), Some(4), Some(5)]);
     let counts: Vec<_> = c.unknown_fields().iter().map(|(k, n)| (k.as_str(), *n)).collect();
     assert_eq!(counts, [("néw", 2), ("x", 1)]);
+}
+
+#[test]
+fn nested_objects_keep_the_last_of_a_repeated_key_however_wide() {
+    let spark = r#"{"type":"struct","fields":[{"name":"a","type":"long","nullable":true,"metadata":{}},{"name":"b","type":"string","nullable":true,"metadata":{}}]}"#;
+    // Objects of a few members are searched, wider ones indexed: both keep the last value.
+    let wide: String = (0..40).map(|i| format!("\"k{i}\":{i},")).collect();
+    let mut c = converter(spark, true);
+    let page = format!(
+        "{{\"c\":{{\"a\":1,\"a\":2,\"b\":\"x\",\"z\":0,\"z\":1}}}}\n\
+         {{\"c\":{{{wide}\"a\":3,\"b\":\"y\",\"a\":4,\"k1\":9}}}}\n\
+         {{\"c\":{{\"b\":\"\\u0041\",\"\\u0062\":\"B\"}}}}\n"
+    );
+    let batch = c.json_lines(page.as_bytes()).unwrap();
+    let c_struct = batch.column(0).as_struct();
+    let a: Vec<_> = c_struct.column(0).as_primitive::<Int64Type>().iter().collect();
+    let b: Vec<_> = c_struct.column(1).as_string::<i32>().iter().collect();
+    assert_eq!(a, [Some(2), Some(4), None]);
+    assert_eq!(b, [Some("x"), Some("y"), Some("B")]);
+    let counts: Vec<_> = c.unknown_fields().iter().map(|(k, n)| (k.as_str(), *n)).collect();
+    // Each unknown key once per object that holds it.
+    assert_eq!(counts.iter().find(|(k, _)| *k == "c.z"), Some(&("c.z", 1)));
+    assert_eq!(counts.iter().find(|(k, _)| *k == "c.k1"), Some(&("c.k1", 1)));
+    assert_eq!(counts.len(), 41);
+
+    // A map keeps a repeated key once, in its first place, with its last value.
+    let spark = r#"{"type":"map","keyType":"string","valueType":"long","valueContainsNull":true}"#;
+    let wide_map = format!("{{{wide}\"k0\":100}}");
+    let m = convert(spark, &[r#"{"b":1,"a":2,"b":3}"#, &wide_map]).unwrap();
+    let m = m.as_map();
+    assert_eq!((m.value_length(0), m.value_length(1)), (2, 40));
+    let keys: Vec<_> = m.keys().as_string::<i32>().iter().flatten().collect();
+    assert_eq!(&keys[..3], ["b", "a", "k0"]);
+    let values: Vec<_> = m.values().as_primitive::<Int64Type>().iter().flatten().collect();
+    assert_eq!(&values[..4], [3, 2, 100, 1]);
 }
