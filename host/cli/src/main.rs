@@ -17,6 +17,11 @@ use clap::{Parser, Subcommand};
 use connect::ConnectionArgs;
 use explore::TableArgs;
 
+/// mimalloc, not glibc's malloc: the converter, the HTTP client and the sinks allocate per value,
+/// and glibc's malloc and free were a quarter of the read path's CPU (BENCHMARKS.md, issue 12).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "weir",
