@@ -32,7 +32,8 @@ fn main() {
     let target = out_dir.ancestors().nth(4).map(Path::to_path_buf).unwrap_or_else(|| out_dir.clone());
     let guest_target = target.join("guest-wasm");
 
-    for dir in ["wit", "plugins", "tests/components", "Cargo.lock"] {
+    // The root manifest holds the guests' profile.
+    for dir in ["wit", "plugins", "tests/components", "Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
 
