@@ -148,7 +148,7 @@ impl<'a> Members<'a> {
     /// The members with repeated keys merged as a JSON object merges them: the first key's place,
     /// the last key's value.
     fn merged(self) -> Vec<(Key<'a>, &'a RawValue)> {
-        if self.index.is_none() && self.list.len() < 2 {
+        if self.list.len() < 2 {
             return self.list;
         }
         let mut first: HashMap<Cow<'a, str>, usize, foldhash::fast::RandomState> = HashMap::default();
