@@ -121,7 +121,8 @@ impl CallError {
 /// How to build a [`Runtime`].
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeConfig {
-    /// Where precompiled components are kept; None disables the cache.
+    /// Where precompiled components are kept, and what rate-limit budgets remember for the next
+    /// process (`budgets/`); None disables both.
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -194,7 +195,12 @@ impl Runtime {
             .build()
             .map_err(|e| RuntimeError::Start(e.to_string()))?;
         let ticker = EpochTicker::start(engine.clone());
-        Ok(Runtime { engine, linker, cache, limiters: Arc::default(), tokio, _ticker: ticker })
+        // Budgets remember their last requests beside the compile cache, for the next process.
+        let limiters = Arc::new(match &config.cache_dir {
+            Some(dir) => ratelimit::RateLimiters::remembering(dir.join("budgets")),
+            None => ratelimit::RateLimiters::default(),
+        });
+        Ok(Runtime { engine, linker, cache, limiters, tokio, _ticker: ticker })
     }
 
     /// Reads the manifest, then compiles the component or loads it from the cache.

@@ -15,31 +15,125 @@
 //! (`X-RateLimit-Remaining` and `-Reset`, read by the http gate) rations the budget: what is left
 //! is spread evenly until the reset, and nothing goes before the reset when nothing is left.
 //!
+//! A process does not know what the one before it sent, and a source counts both: a run started
+//! right after another drew a 429 on its first request when the last one had sent five in its last
+//! second. So the budgets of a runtime with a cache folder remember their last window of finished
+//! requests, and a penalty, in `<cache>/budgets` (one small file per budget, rewritten as each
+//! request finishes, for budgets of at most [`REMEMBERED_BURST`] requests a window), and a budget
+//! starts from what the last process left there. Processes running at the same time still have
+//! budgets of their own.
+//!
 //! A manifest's rate limit can also be keyed by the request: see [`Rule`] and [`PathPattern`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
 /// The window a source counts requests in: rates are per second.
 pub const WINDOW: Duration = Duration::from_secs(1);
 
+/// Budgets of at most this many requests a window remember them between processes; faster ones
+/// (a bench's unlimited budgets) would rewrite their file too often to be worth it.
+pub const REMEMBERED_BURST: usize = 100;
+
 /// Every budget of the process, by rendered key and rate.
 #[derive(Default)]
 pub struct RateLimiters {
     budgets: Mutex<HashMap<(String, u64), Arc<Budget>>>,
+    /// Where budgets remember their last requests for the next process (see the module docs).
+    memory: Option<PathBuf>,
 }
 
 impl RateLimiters {
+    /// Budgets that start from, and keep, their last requests in `dir`.
+    pub fn remembering(dir: PathBuf) -> RateLimiters {
+        RateLimiters { budgets: Mutex::default(), memory: Some(dir) }
+    }
+
     /// The budget for `key` at `per_second`, created on first use. The rate is part of the
     /// identity: a connection given a share of the budgets (`Connection::rate_share`) paces with
     /// the sessions of the same share, not with full-rate ones.
     pub fn budget(&self, key: &str, per_second: f64) -> Arc<Budget> {
         let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
         let id = (key.to_string(), per_second.to_bits());
-        budgets.entry(id).or_insert_with(|| Arc::new(Budget::new(per_second))).clone()
+        let memory = self.memory.as_ref();
+        budgets
+            .entry(id)
+            .or_insert_with(|| {
+                let budget = Budget::new(per_second);
+                Arc::new(match memory {
+                    // The key holds digests, not secrets (see `Rule::new`); hashed again for a name.
+                    Some(dir) if budget.burst <= REMEMBERED_BURST => budget.remember(
+                        dir.join(crate::http::sha256_hex(format!("{key}@{per_second}").as_bytes())),
+                    ),
+                    _ => budget,
+                })
+            })
+            .clone()
+    }
+}
+
+/// A budget's file, and one moment on both clocks: the file holds wall-clock times, the budget
+/// monotonic ones.
+#[derive(Debug)]
+struct Memory {
+    path: PathBuf,
+    instant: Instant,
+    system: SystemTime,
+}
+
+/// What a budget's file holds: Unix times in nanoseconds.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Remembered {
+    finished: Vec<u128>,
+    paused_until: Option<u128>,
+}
+
+impl Memory {
+    fn unix_nanos(&self, t: Instant) -> u128 {
+        let at = if t >= self.instant {
+            self.system + (t - self.instant)
+        } else {
+            self.system - (self.instant - t)
+        };
+        at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    }
+
+    /// The moment, on the budget's clock; a time ahead of this clock's now (another clock's skew)
+    /// counts as now.
+    fn instant(&self, unix_nanos: u128) -> Option<Instant> {
+        let at = UNIX_EPOCH + Duration::from_nanos(u64::try_from(unix_nanos).ok()?);
+        match self.system.duration_since(at) {
+            Ok(age) => self.instant.checked_sub(age),
+            Err(ahead) => Some(self.instant + ahead.duration()),
+        }
+    }
+
+    fn load(&self) -> Remembered {
+        std::fs::read(&self.path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// Rewrites the file whole (written aside, then renamed); a failure only costs the next
+    /// process this one's history.
+    fn save(&self, state: &State) {
+        let remembered = Remembered {
+            finished: state.recent.iter().filter_map(|(_, done)| done.map(|t| self.unix_nanos(t))).collect(),
+            paused_until: state.paused_until.map(|t| self.unix_nanos(t)),
+        };
+        let aside = self.path.with_extension("new");
+        let written = self.path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
+            std::fs::write(&aside, serde_json::to_vec(&remembered).unwrap_or_default())?;
+            std::fs::rename(&aside, &self.path)
+        });
+        if let Err(e) = written {
+            tracing::debug!("rate-limit budget {}: {e}", self.path.display());
+        }
     }
 }
 
@@ -54,6 +148,7 @@ pub struct Budget {
     /// One acquirer at a time reserves its slot, so that slots follow the order of reservation.
     turn: tokio::sync::Mutex<()>,
     finished: tokio::sync::Notify,
+    memory: Option<Memory>,
 }
 
 #[derive(Debug)]
@@ -104,7 +199,27 @@ impl Budget {
             }),
             turn: tokio::sync::Mutex::new(()),
             finished: tokio::sync::Notify::new(),
+            memory: None,
         }
+    }
+
+    /// The budget, started from what `path` remembers and kept there.
+    fn remember(mut self, path: PathBuf) -> Budget {
+        let memory = Memory { path, instant: Instant::now(), system: SystemTime::now() };
+        let remembered = memory.load();
+        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut finished: Vec<Instant> =
+            remembered.finished.iter().filter_map(|t| memory.instant(*t)).collect();
+        finished.sort();
+        let keep = finished.len().saturating_sub(self.burst);
+        for done in finished.into_iter().skip(keep) {
+            state.recent.push_back((state.granted, Some(done)));
+            state.granted += 1;
+        }
+        state.paused_until =
+            remembered.paused_until.and_then(|t| memory.instant(t)).filter(|t| *t > memory.instant);
+        self.memory = Some(memory);
+        self
     }
 
     /// The spacing between two requests.
@@ -158,6 +273,9 @@ impl Budget {
             if let Some(entry) = s.recent.iter_mut().find(|(i, _)| *i == id) {
                 entry.1 = Some(Instant::now());
             }
+            if let Some(memory) = &self.memory {
+                memory.save(&s);
+            }
         }
         self.finished.notify_waiters();
     }
@@ -167,6 +285,9 @@ impl Budget {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let until = Instant::now() + penalty;
         s.paused_until = Some(s.paused_until.map_or(until, |u| u.max(until)));
+        if let Some(memory) = &self.memory {
+            memory.save(&s);
+        }
     }
 
     /// The source reports `remaining` requests until its window resets in `reset_in`: spaces
@@ -408,6 +529,33 @@ mod tests {
         let before = Instant::now();
         let _ = budget.acquire().await;
         assert_eq!(before.elapsed(), Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn the_next_process_starts_from_the_budgets_last_window_and_penalty() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 5.0);
+        drop(budget.acquire().await);
+        let first_done = Instant::now();
+        for _ in 0..4 {
+            drop(budget.acquire().await);
+        }
+        // A new process, the same folder: its first request is the sixth in the source's window.
+        let next = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 5.0);
+        drop(next.acquire().await);
+        assert!(Instant::now() >= first_done + WINDOW, "the sixth request went within a window of the first");
+        // Other keys and rates are other budgets.
+        let other = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app2", 5.0);
+        assert!(other.describe().contains("next slot in 0ns"), "{}", other.describe());
+
+        next.pause(Duration::from_secs(30));
+        let after = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 5.0);
+        let paused = after.describe();
+        let left: f64 = paused.rsplit("paused for ").next().unwrap().trim_end_matches('s').parse().unwrap();
+        assert!(left > 29.0, "the penalty was not remembered: {paused}");
+        // Unlimited budgets (a bench's) are not written down.
+        drop(RateLimiters::remembering(dir.path().to_path_buf()).budget("bench", 1e5).acquire().await);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "one file, for base:app1");
     }
 
     #[test]
