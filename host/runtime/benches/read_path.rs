@@ -5,9 +5,9 @@
 //! ```
 //!
 //! The simulator, in this process with its rate limit off, grows `SKU Candidates` to
-//! `WEIR_BENCH_ROWS` rows (about 1 KB of JSON each). The table is then read to its end twice,
-//! as `weir run` reads it (a cdc read, checkpoints every 50,000 records), each page converted
-//! to Arrow by the same converter:
+//! `WEIR_BENCH_ROWS` rows (about 1 KB of JSON each). Each round (`WEIR_BENCH_ROUNDS`, 2) then
+//! reads the table to its end twice, as `weir run` reads it (a cdc read, checkpoints every 50,000
+//! records), each page converted to Arrow by the same converter:
 //! - **sandbox**: the bundled Airtable component in wasmtime, through `Session::read_table`;
 //! - **native**: the same connector crate compiled for the host, its requests sent through the
 //!   same HTTP gate (same allow-list, token injection and pacing), with no sandbox.
