@@ -102,8 +102,8 @@ impl Memory {
         at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
     }
 
-    /// The moment, on the budget's clock; a time ahead of this clock's now (another clock's skew)
-    /// counts as now.
+    /// The moment, on the budget's clock; a time ahead of now stays ahead (a penalty's end, or a
+    /// finish stamped by a clock set later, which then holds requests back longer, never less).
     fn instant(&self, unix_nanos: u128) -> Option<Instant> {
         let at = UNIX_EPOCH + Duration::from_nanos(u64::try_from(unix_nanos).ok()?);
         match self.system.duration_since(at) {
