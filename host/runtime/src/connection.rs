@@ -398,7 +398,9 @@ pub struct Connection {
     /// The fraction of each of the manifest's rate-limit budgets this connection's sessions may
     /// use, in (0, 1]: a front end that runs N readers of one connection in N processes (Spark's
     /// partitions) gives each 1/N, so that together they keep to the source's limit. Budgets are
-    /// shared within a process by key and rate, so sessions with the same share pace together.
+    /// shared within a process by key and rate, so sessions with the same share pace together;
+    /// those of the whole rate are also shared with the machine's other processes (see
+    /// `ratelimit`).
     pub rate_share: f64,
     /// A cassette every exchange is recorded to or replayed from (`--record`, `--replay`).
     pub tape: Option<Arc<Tape>>,

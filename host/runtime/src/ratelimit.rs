@@ -15,13 +15,17 @@
 //! (`X-RateLimit-Remaining` and `-Reset`, read by the http gate) rations the budget: what is left
 //! is spread evenly until the reset, and nothing goes before the reset when nothing is left.
 //!
-//! A process does not know what the one before it sent, and a source counts both: a run started
-//! right after another drew a 429 on its first request when the last one had sent five in its last
-//! second. So the budgets of a runtime with a cache folder remember their last window of finished
-//! requests, and a penalty, in `<cache>/budgets` (one small file per budget, rewritten as each
-//! request finishes, for budgets of at most [`REMEMBERED_BURST`] requests a window), and a budget
-//! starts from what the last process left there. Processes running at the same time still have
-//! budgets of their own.
+//! A source counts the requests of every process that uses the same key: a run started right
+//! after another drew a 429 on its first request when the last one had sent five in its last
+//! second, and two runs on one base at the same time would each pace to the full rate. So the
+//! budgets of a runtime with a cache folder live in `<cache>/budgets`, one small file per budget
+//! (for budgets of the whole rate, of at most [`REMEMBERED_BURST`] requests a window), shared by
+//! every process on the machine that paces the same key at the same origin: each reservation,
+//! finish, pause and ration reads and rewrites the file under an exclusive lock (`<file>.lock`),
+//! so processes running at the same time draw from one budget, and a process starts from what the
+//! last one left. A request still on its way when its process died counts as finished once that
+//! is seen (its process is gone, or its grant is older than any request may take), so a crash
+//! never stalls the others.
 //!
 //! A manifest's rate limit can also be keyed by the request: see [`Rule`] and [`PathPattern`].
 
@@ -35,51 +39,89 @@ use tokio::time::Instant;
 /// The window a source counts requests in: rates are per second.
 pub const WINDOW: Duration = Duration::from_secs(1);
 
-/// Budgets of at most this many requests a window remember them between processes; faster ones
-/// (a bench's unlimited budgets) would rewrite their file too often to be worth it.
+/// Budgets of at most this many requests a window are shared through their file; faster ones (a
+/// bench's unlimited budgets) would rewrite it too often to be worth it.
 pub const REMEMBERED_BURST: usize = 100;
+
+/// The longest a request may be on its way (the largest `limits.http_timeout_seconds`): a grant
+/// older than this that never finished belongs to a process that can no longer finish it.
+const LONGEST_FLIGHT: Duration = Duration::from_secs(86_400);
+
+/// How often a budget looks again at a request of another process that holds it back: that
+/// process's finish wakes nothing here. (The wait it ends lasts a window after the finish, so
+/// looking late by this much costs nothing.)
+const POLL: Duration = Duration::from_millis(50);
 
 /// Every budget of the process, by rendered key and rate.
 #[derive(Default)]
 pub struct RateLimiters {
     budgets: Mutex<HashMap<(String, u64), Arc<Budget>>>,
-    /// Where budgets remember their last requests for the next process (see the module docs).
-    memory: Option<PathBuf>,
+    /// Where budgets keep their state for every process (see the module docs).
+    shared: Option<PathBuf>,
 }
 
 impl RateLimiters {
-    /// Budgets that start from, and keep, their last requests in `dir`.
+    /// Budgets kept in `dir`, shared with every other process that keeps them there.
     pub fn remembering(dir: PathBuf) -> RateLimiters {
-        RateLimiters { budgets: Mutex::default(), memory: Some(dir) }
+        RateLimiters { budgets: Mutex::default(), shared: Some(dir) }
     }
 
     /// The budget for `key` at `per_second`, created on first use. The rate is part of the
     /// identity: a connection given a share of the budgets (`Connection::rate_share`) paces with
-    /// the sessions of the same share, not with full-rate ones.
-    pub fn budget(&self, key: &str, per_second: f64) -> Arc<Budget> {
+    /// the sessions of the same share, not with full-rate ones. Only a budget of the `whole` rate
+    /// is shared with other processes: a share is one of several readers that split the rate
+    /// between them (Spark's partitions, in processes of their own), which one shared budget of
+    /// the share's rate would slow to that share together.
+    pub fn budget(&self, key: &str, per_second: f64, whole: bool) -> Arc<Budget> {
         let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
         let id = (key.to_string(), per_second.to_bits());
-        let memory = self.memory.as_ref();
+        let shared = self.shared.as_ref();
         budgets
             .entry(id)
             .or_insert_with(|| {
-                let budget = Budget::new(per_second);
-                Arc::new(match memory {
+                let mut budget = Budget::new(per_second);
+                if let Some(dir) = shared
+                    && whole
+                    && budget.burst <= REMEMBERED_BURST
+                {
                     // The key holds digests, not secrets (see `Rule::new`); hashed again for a name.
-                    Some(dir) if budget.burst <= REMEMBERED_BURST => budget.remember(
-                        dir.join(crate::http::sha256_hex(format!("{key}@{per_second}").as_bytes())),
-                    ),
-                    _ => budget,
-                })
+                    let name = crate::http::sha256_hex(format!("{key}@{per_second}").as_bytes());
+                    budget.shared = Some(Shared::new(dir.join(name)));
+                }
+                Arc::new(budget)
             })
             .clone()
+    }
+}
+
+/// When this process first used a shared budget: a request on its way that a process of the same
+/// id reserved before then was an earlier process's (every container's first process is 1).
+fn first_use() -> SystemTime {
+    static FIRST: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+    *FIRST.get_or_init(SystemTime::now)
+}
+
+/// Whether the process `pid` of this machine may still run (a process of another pid namespace
+/// looks gone: its requests then count as finished early, which can only cost a 429).
+fn may_run(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = i32::try_from(pid) else { return false };
+        // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
     }
 }
 
 /// A budget's file, and one moment on both clocks: the file holds wall-clock times, the budget
 /// monotonic ones.
 #[derive(Debug)]
-struct Memory {
+struct Shared {
     path: PathBuf,
     instant: Instant,
     system: SystemTime,
@@ -87,12 +129,33 @@ struct Memory {
 
 /// What a budget's file holds: Unix times in nanoseconds.
 #[derive(serde::Serialize, serde::Deserialize, Default)]
-struct Remembered {
-    finished: Vec<u128>,
+struct Stored {
+    #[serde(default)]
+    recent: Vec<StoredGrant>,
+    #[serde(default)]
+    next: Option<u128>,
+    #[serde(default)]
     paused_until: Option<u128>,
+    /// Until when, and the spacing in nanoseconds.
+    #[serde(default)]
+    rationed: Option<(u128, u64)>,
 }
 
-impl Memory {
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredGrant {
+    owner: u64,
+    pid: u32,
+    id: u64,
+    granted: u128,
+    done: Option<u128>,
+}
+
+impl Shared {
+    fn new(path: PathBuf) -> Shared {
+        first_use();
+        Shared { path, instant: Instant::now(), system: SystemTime::now() }
+    }
+
     fn unix_nanos(&self, t: Instant) -> u128 {
         let at = if t >= self.instant {
             self.system + (t - self.instant)
@@ -112,25 +175,89 @@ impl Memory {
         }
     }
 
-    fn load(&self) -> Remembered {
-        std::fs::read(&self.path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+    /// Takes the budget's lock, waiting for another process to let go of it; None when the lock
+    /// file cannot be opened (a read-only cache), and the budget is then this process's alone.
+    fn lock(&self) -> Option<std::fs::File> {
+        let path = self.path.with_extension("lock");
+        let file = self
+            .path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path))
+            .and_then(|file| file.lock().map(|()| file));
+        match file {
+            Ok(file) => Some(file),
+            Err(e) => {
+                tracing::debug!("rate-limit budget {}: {e}; pacing this process alone", path.display());
+                None
+            }
+        }
     }
 
-    /// Rewrites the file whole (written aside, then renamed); a failure only costs the next
-    /// process this one's history.
+    /// Replaces the state with the file's, if there is one. The budget's own requests on their
+    /// way are its to finish; another's whose process is gone, or that no request could take this
+    /// long, count as finished now.
+    fn load(&self, owner: u64, state: &mut State) {
+        let Some(stored) =
+            std::fs::read(&self.path).ok().and_then(|bytes| serde_json::from_slice::<Stored>(&bytes).ok())
+        else {
+            return;
+        };
+        let now = Instant::now();
+        let earlier_process = |g: &StoredGrant| {
+            if g.pid == std::process::id() {
+                UNIX_EPOCH + Duration::from_nanos(u64::try_from(g.granted).unwrap_or(u64::MAX)) < first_use()
+            } else {
+                !may_run(g.pid)
+            }
+        };
+        state.recent = stored
+            .recent
+            .iter()
+            .filter_map(|g| {
+                let granted = self.instant(g.granted)?;
+                let done = match g.done {
+                    Some(t) => Some(self.instant(t)?),
+                    None if g.owner == owner => None,
+                    None if earlier_process(g) || now.saturating_duration_since(granted) > LONGEST_FLIGHT => {
+                        Some(now)
+                    }
+                    None => None,
+                };
+                Some(Reserved { owner: g.owner, pid: g.pid, id: g.id, granted, done })
+            })
+            .collect();
+        state.next = stored.next.and_then(|t| self.instant(t));
+        state.paused_until = stored.paused_until.and_then(|t| self.instant(t)).filter(|t| *t > now);
+        state.rationed = stored
+            .rationed
+            .and_then(|(until, spacing)| Some((self.instant(until)?, Duration::from_nanos(spacing))));
+    }
+
+    /// Rewrites the file whole (written aside, then renamed, under the lock); a failure only
+    /// costs the other processes this one's part.
     fn save(&self, state: &State) {
-        let remembered = Remembered {
-            finished: state.recent.iter().filter_map(|(_, done)| done.map(|t| self.unix_nanos(t))).collect(),
+        let stored = Stored {
+            recent: state
+                .recent
+                .iter()
+                .map(|g| StoredGrant {
+                    owner: g.owner,
+                    pid: g.pid,
+                    id: g.id,
+                    granted: self.unix_nanos(g.granted),
+                    done: g.done.map(|t| self.unix_nanos(t)),
+                })
+                .collect(),
+            next: state.next.map(|t| self.unix_nanos(t)),
             paused_until: state.paused_until.map(|t| self.unix_nanos(t)),
+            rationed: state.rationed.map(|(until, spacing)| {
+                (self.unix_nanos(until), u64::try_from(spacing.as_nanos()).unwrap_or(u64::MAX))
+            }),
         };
         let aside = self.path.with_extension("new");
-        let written = self.path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
-            std::fs::write(&aside, serde_json::to_vec(&remembered).unwrap_or_default())?;
-            std::fs::rename(&aside, &self.path)
-        });
+        let written = std::fs::write(&aside, serde_json::to_vec(&stored).unwrap_or_default())
+            .and_then(|()| std::fs::rename(&aside, &self.path));
         if let Err(e) = written {
             tracing::debug!("rate-limit budget {}: {e}", self.path.display());
         }
@@ -145,23 +272,38 @@ pub struct Budget {
     /// Requests the source admits in one window.
     burst: usize,
     state: Mutex<State>,
-    /// One acquirer at a time reserves its slot, so that slots follow the order of reservation.
+    /// One acquirer of this process at a time reserves its slot, so that slots follow the order
+    /// of reservation.
     turn: tokio::sync::Mutex<()>,
     finished: tokio::sync::Notify,
-    memory: Option<Memory>,
+    /// The file the state lives in between operations, shared with other processes.
+    shared: Option<Shared>,
+    /// Who this budget is among those sharing the file (random: process ids are reused).
+    owner: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct State {
     /// The earliest time the next request may go.
     next: Option<Instant>,
     paused_until: Option<Instant>,
     /// The spacing the source's reported quota allows, and until when (see [`Budget::ration`]).
     rationed: Option<(Instant, Duration)>,
-    /// The last `burst` grants in order: their id, and when their request finished (None while
-    /// it is on its way).
-    recent: VecDeque<(u64, Option<Instant>)>,
+    /// The last `burst` reservations, in order.
+    recent: VecDeque<Reserved>,
+    /// This process's reservations so far: the next one's id.
     granted: u64,
+}
+
+/// One reservation: whose (the budget and its process), and when its request finished (None
+/// while it is on its way).
+#[derive(Debug)]
+struct Reserved {
+    owner: u64,
+    pid: u32,
+    id: u64,
+    granted: Instant,
+    done: Option<Instant>,
 }
 
 /// Leave to send one request; dropping it records that the request has finished (answered,
@@ -190,36 +332,28 @@ impl Budget {
         Budget {
             interval: Duration::from_secs_f64(seconds.clamp(0.0, 86_400.0)),
             burst,
-            state: Mutex::new(State {
-                next: None,
-                paused_until: None,
-                rationed: None,
-                recent: VecDeque::new(),
-                granted: 0,
-            }),
+            state: Mutex::default(),
             turn: tokio::sync::Mutex::new(()),
             finished: tokio::sync::Notify::new(),
-            memory: None,
+            shared: None,
+            owner: rand::random(),
         }
     }
 
-    /// The budget, started from what `path` remembers and kept there.
-    fn remember(mut self, path: PathBuf) -> Budget {
-        let memory = Memory { path, instant: Instant::now(), system: SystemTime::now() };
-        let remembered = memory.load();
-        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        let mut finished: Vec<Instant> =
-            remembered.finished.iter().filter_map(|t| memory.instant(*t)).collect();
-        finished.sort();
-        let keep = finished.len().saturating_sub(self.burst);
-        for done in finished.into_iter().skip(keep) {
-            state.recent.push_back((state.granted, Some(done)));
-            state.granted += 1;
+    /// Runs `f` on the budget's state: for a shared budget, the file's, under its lock, and
+    /// written back when `f` may change it.
+    fn with_state<R>(&self, changes: bool, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(shared) = &self.shared else { return f(&mut state) };
+        let lock = shared.lock();
+        if lock.is_some() {
+            shared.load(self.owner, &mut state);
         }
-        state.paused_until =
-            remembered.paused_until.and_then(|t| memory.instant(t)).filter(|t| *t > memory.instant);
-        self.memory = Some(memory);
-        self
+        let result = f(&mut state);
+        if changes && lock.is_some() {
+            shared.save(&state);
+        }
+        result
     }
 
     /// The spacing between two requests.
@@ -234,31 +368,49 @@ impl Budget {
         let (slot, id) = loop {
             // Created before looking, so that a finish in between still wakes it.
             let finished = self.finished.notified();
-            {
-                let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let reserved = self.with_state(true, |s| {
                 let full = s.recent.len() >= self.burst;
-                if !(full && matches!(s.recent.front(), Some((_, None)))) {
-                    let now = Instant::now();
-                    let mut slot = s.next.map_or(now, |n| n.max(now));
-                    if let Some(until) = s.paused_until {
-                        slot = slot.max(until);
-                    }
-                    if full && let Some((_, Some(done))) = s.recent.pop_front() {
+                if full && matches!(s.recent.front(), Some(Reserved { done: None, .. })) {
+                    return None;
+                }
+                let now = Instant::now();
+                let mut slot = s.next.map_or(now, |n| n.max(now));
+                if let Some(until) = s.paused_until {
+                    slot = slot.max(until);
+                }
+                while s.recent.len() >= self.burst {
+                    if let Some(Reserved { done: Some(done), .. }) = s.recent.pop_front() {
                         slot = slot.max(done + WINDOW);
                     }
-                    let interval = match s.rationed {
-                        Some((until, spacing)) if slot < until => spacing.max(self.interval),
-                        _ => self.interval,
-                    };
-                    let id = s.granted;
-                    s.granted += 1;
-                    s.recent.push_back((id, None));
-                    s.next = Some(slot + interval);
-                    break (slot, id);
                 }
+                let interval = match s.rationed {
+                    Some((until, spacing)) if slot < until => spacing.max(self.interval),
+                    _ => self.interval,
+                };
+                let id = s.granted;
+                s.granted += 1;
+                s.recent.push_back(Reserved {
+                    owner: self.owner,
+                    pid: std::process::id(),
+                    id,
+                    granted: now,
+                    done: None,
+                });
+                s.next = Some(slot + interval);
+                Some((slot, id))
+            });
+            if let Some(reserved) = reserved {
+                break reserved;
             }
             // The request `burst` places back is still on its way: wait for it to finish.
-            finished.await;
+            if self.shared.is_some() {
+                tokio::select! {
+                    () = finished => {}
+                    () = tokio::time::sleep(POLL) => {}
+                }
+            } else {
+                finished.await;
+            }
         };
         drop(turn);
         // Made before the wait, so that an abandoned wait still finishes its place.
@@ -268,26 +420,20 @@ impl Budget {
     }
 
     fn finish(&self, id: u64) {
-        {
-            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(entry) = s.recent.iter_mut().find(|(i, _)| *i == id) {
-                entry.1 = Some(Instant::now());
+        self.with_state(true, |s| {
+            if let Some(entry) = s.recent.iter_mut().find(|r| r.owner == self.owner && r.id == id) {
+                entry.done = Some(Instant::now());
             }
-            if let Some(memory) = &self.memory {
-                memory.save(&s);
-            }
-        }
+        });
         self.finished.notify_waiters();
     }
 
     /// Pauses the budget: the source refuses requests for `penalty`.
     pub fn pause(&self, penalty: Duration) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let until = Instant::now() + penalty;
-        s.paused_until = Some(s.paused_until.map_or(until, |u| u.max(until)));
-        if let Some(memory) = &self.memory {
-            memory.save(&s);
-        }
+        self.with_state(true, |s| {
+            let until = Instant::now() + penalty;
+            s.paused_until = Some(s.paused_until.map_or(until, |u| u.max(until)));
+        });
     }
 
     /// The source reports `remaining` requests until its window resets in `reset_in`: spaces
@@ -297,29 +443,32 @@ impl Budget {
         if remaining == 0 {
             return self.pause(reset_in);
         }
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.rationed = Some((Instant::now() + reset_in, reset_in / remaining.min(u32::MAX as u64) as u32));
+        self.with_state(true, |s| {
+            s.rationed = Some((Instant::now() + reset_in, reset_in / remaining.min(u32::MAX as u64) as u32));
+        });
     }
 
     /// How the budget stands, for the log line of a 429 that happened anyway.
     pub fn describe(&self) -> String {
-        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        format!(
-            "one request every {:?}{}, at most {} per {:?} of finishes ({} on their way); next slot in {:?}; paused for {:?}",
-            self.interval,
-            match s.rationed {
-                Some((until, spacing)) if until > now && spacing > self.interval => {
-                    format!(" (every {spacing:?} for {:?}: the source's quota)", until - now)
-                }
-                _ => String::new(),
-            },
-            self.burst,
-            WINDOW,
-            s.recent.iter().filter(|(_, done)| done.is_none()).count(),
-            s.next.map_or(Duration::ZERO, |n| n.saturating_duration_since(now)),
-            s.paused_until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now)),
-        )
+        self.with_state(false, |s| {
+            let now = Instant::now();
+            format!(
+                "one request every {:?}{}, at most {} per {:?} of finishes ({} on their way{}); next slot in {:?}; paused for {:?}",
+                self.interval,
+                match s.rationed {
+                    Some((until, spacing)) if until > now && spacing > self.interval => {
+                        format!(" (every {spacing:?} for {:?}: the source's quota)", until - now)
+                    }
+                    _ => String::new(),
+                },
+                self.burst,
+                WINDOW,
+                s.recent.iter().filter(|r| r.done.is_none()).count(),
+                if self.shared.is_some() { ", shared with other processes" } else { "" },
+                s.next.map_or(Duration::ZERO, |n| n.saturating_duration_since(now)),
+                s.paused_until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now)),
+            )
+        })
     }
 }
 
@@ -405,23 +554,30 @@ impl PathPattern {
 pub struct Rule {
     /// The key template, qualified with the connector's name.
     key: String,
+    /// The connection's share of the manifest's rate.
     per_second: f64,
+    /// Whether the connection has the whole rate, so that its budgets are the machine's (a
+    /// share's are its process's: see [`RateLimiters::budget`]).
+    whole: bool,
     /// The connection's values (secrets already hashed) that the key may name.
     values: BTreeMap<String, String>,
     patterns: Vec<PathPattern>,
 }
 
 impl Rule {
-    /// A rule for one connection. `values` are its parameters, with secrets replaced by a digest.
+    /// A rule for one connection, which may use `share` of the limit's rate. `values` are its
+    /// parameters, with secrets replaced by a digest.
     pub fn new(
         connector: &str,
         limit: &crate::manifest::RateLimit,
+        share: f64,
         values: &BTreeMap<String, String>,
     ) -> Result<Rule, String> {
         let patterns = limit.paths.iter().map(|p| PathPattern::parse(p)).collect::<Result<Vec<_>, _>>()?;
         let rule = Rule {
             key: format!("{connector}/{}", limit.key),
-            per_second: limit.per_second,
+            per_second: limit.per_second * share,
+            whole: share >= 1.0,
             values: values.clone(),
             patterns,
         };
@@ -433,8 +589,10 @@ impl Rule {
         Ok(rule)
     }
 
-    /// The budget a request to `path` draws from, if this rule covers it.
-    pub fn budget(&self, limiters: &RateLimiters, path: &str) -> Option<Arc<Budget>> {
+    /// The budget a request to `path` at `origin` draws from, if this rule covers it. The origin
+    /// is part of the budget's key: another server (a staging copy, a simulator on another port)
+    /// counts its requests apart, whatever the key names.
+    pub fn budget(&self, limiters: &RateLimiters, origin: &str, path: &str) -> Option<Arc<Budget>> {
         let key = if self.patterns.is_empty() {
             crate::template::render(&self.key, &self.values).ok()?
         } else {
@@ -443,7 +601,7 @@ impl Rule {
             values.extend(bound);
             crate::template::render(&self.key, &values).ok()?
         };
-        Some(limiters.budget(&key, self.per_second))
+        Some(limiters.budget(&format!("{key} at {origin}"), self.per_second, self.whole))
     }
 }
 
@@ -534,39 +692,115 @@ mod tests {
     #[tokio::test]
     async fn the_next_process_starts_from_the_budgets_last_window_and_penalty() {
         let dir = tempfile::tempdir().unwrap();
-        let budget = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 5.0);
+        let budget = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 5.0, true);
         drop(budget.acquire().await);
         let first_done = Instant::now();
         for _ in 0..4 {
             drop(budget.acquire().await);
         }
         // A new process, the same folder: its first request is the sixth in the source's window.
-        let next = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 5.0);
+        let next = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 5.0, true);
         drop(next.acquire().await);
         assert!(Instant::now() >= first_done + WINDOW, "the sixth request went within a window of the first");
         // Other keys and rates are other budgets.
-        let other = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app2", 5.0);
+        let other = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app2", 5.0, true);
         assert!(other.describe().contains("next slot in 0ns"), "{}", other.describe());
 
         next.pause(Duration::from_secs(30));
-        let after = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 5.0);
+        let after = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 5.0, true);
         let paused = after.describe();
         let left: f64 = paused.rsplit("paused for ").next().unwrap().trim_end_matches('s').parse().unwrap();
         assert!(left > 29.0, "the penalty was not remembered: {paused}");
-        // Unlimited budgets (a bench's) are not written down.
-        drop(RateLimiters::remembering(dir.path().to_path_buf()).budget("bench", 1e5).acquire().await);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "one file, for base:app1");
+        // Unlimited budgets (a bench's) are not written down, nor shares of a rate (each of the
+        // readers that split it has its own).
+        drop(RateLimiters::remembering(dir.path().to_path_buf()).budget("bench", 1e5, true).acquire().await);
+        drop(
+            RateLimiters::remembering(dir.path().to_path_buf())
+                .budget("base:app1", 2.5, false)
+                .acquire()
+                .await,
+        );
+        let files = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok());
+        let names: Vec<_> = files.map(|e| e.file_name().into_string().unwrap()).collect();
+        assert_eq!(
+            names.iter().filter(|n| !n.ends_with(".lock")).count(),
+            1,
+            "one file, for base:app1: {names:?}"
+        );
+    }
+
+    /// Two runtimes' budgets on one folder stand for two processes: each has its own state, file
+    /// handles and lock. Together they keep the window rule: any `burst + 1` requests started over
+    /// at least a window, as one budget's do (each alone would go at the full rate, twice that).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn processes_pacing_one_key_draw_from_one_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Instant::now();
+        let run = |limiters: RateLimiters| async move {
+            let budget = limiters.budget("base:app1", 20.0, true);
+            let mut starts = Vec::new();
+            for _ in 0..15 {
+                let grant = budget.acquire().await;
+                starts.push(start.elapsed());
+                drop(grant);
+            }
+            starts
+        };
+        let one = tokio::spawn(run(RateLimiters::remembering(dir.path().to_path_buf())));
+        let other = tokio::spawn(run(RateLimiters::remembering(dir.path().to_path_buf())));
+        let mut starts = one.await.unwrap();
+        starts.extend(other.await.unwrap());
+        starts.sort();
+        for (i, later) in starts.iter().enumerate().skip(20) {
+            assert!(*later - starts[i - 20] >= WINDOW, "21 requests within a window: {starts:?}");
+        }
+    }
+
+    /// A budget's file holding five requests on their way (a full window at 5 a second) from `pid`,
+    /// reserved at `granted`.
+    fn five_on_their_way(dir: &std::path::Path, key: &str, pid: u32, granted: SystemTime) {
+        let granted = granted.duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let recent = (0..5).map(|id| StoredGrant { owner: 7, pid, id, granted, done: None }).collect();
+        let stored = Stored { recent, ..Stored::default() };
+        let path = dir.join(crate::http::sha256_hex(format!("{key}@5").as_bytes()));
+        std::fs::write(path, serde_json::to_vec(&stored).unwrap()).unwrap();
+    }
+
+    /// Requests another process left on their way hold the budget while that process runs, and stop
+    /// holding it once it is gone, or when it was an earlier process of the same id (a container's
+    /// first process is always 1): a crash never stalls the budget.
+    #[tokio::test]
+    async fn requests_left_on_their_way_by_a_process_that_is_gone_do_not_hold_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RateLimiters::remembering(dir.path().to_path_buf()).budget("first", 5.0, true);
+        drop(first.acquire().await);
+        let patience = Duration::from_secs(5);
+
+        let mut running = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        five_on_their_way(dir.path(), "running", running.id(), SystemTime::now());
+        let held = RateLimiters::remembering(dir.path().to_path_buf()).budget("running", 5.0, true);
+        let waited = tokio::time::timeout(Duration::from_millis(300), held.acquire()).await;
+        assert!(waited.is_err(), "the requests of a running process were ignored");
+        running.kill().unwrap();
+        running.wait().unwrap();
+        let after = tokio::time::timeout(patience, held.acquire()).await;
+        assert!(after.is_ok(), "the requests of a process that is gone held the budget");
+
+        five_on_their_way(dir.path(), "earlier", std::process::id(), first_use() - Duration::from_secs(1));
+        let earlier = RateLimiters::remembering(dir.path().to_path_buf()).budget("earlier", 5.0, true);
+        let granted = tokio::time::timeout(patience, earlier.acquire()).await;
+        assert!(granted.is_ok(), "an earlier process of the same id held the budget");
     }
 
     #[test]
     fn budgets_are_shared_by_key() {
         let limiters = RateLimiters::default();
-        let a = limiters.budget("base:app1", 5.0);
-        let b = limiters.budget("base:app1", 5.0);
+        let a = limiters.budget("base:app1", 5.0, true);
+        let b = limiters.budget("base:app1", 5.0, true);
         assert!(Arc::ptr_eq(&a, &b));
-        assert!(!Arc::ptr_eq(&a, &limiters.budget("base:app2", 5.0)));
+        assert!(!Arc::ptr_eq(&a, &limiters.budget("base:app2", 5.0, true)));
         // A share of the budget is a budget of its own, spaced by its own rate.
-        let half = limiters.budget("base:app1", 2.5);
+        let half = limiters.budget("base:app1", 2.5, false);
         assert!(!Arc::ptr_eq(&a, &half));
         assert!((half.interval().as_secs_f64() - 2.0 * a.interval().as_secs_f64()).abs() < 1e-6);
     }
@@ -578,15 +812,22 @@ mod tests {
             per_second: 5.0,
             paths: vec!["/v0/meta/bases/{base}/*".into(), "/v0/{base}/*".into()],
         };
-        let rule = Rule::new("airtable", &limit, &BTreeMap::new()).unwrap();
+        let rule = Rule::new("airtable", &limit, 1.0, &BTreeMap::new()).unwrap();
         let limiters = RateLimiters::default();
-        let meta = rule.budget(&limiters, "/v0/meta/bases/appA/tables").unwrap();
-        let records = rule.budget(&limiters, "/v0/appA/tblX").unwrap();
-        let other = rule.budget(&limiters, "/v0/app%42/tblX").unwrap();
+        let at = "https://api.airtable.com";
+        let meta = rule.budget(&limiters, at, "/v0/meta/bases/appA/tables").unwrap();
+        let records = rule.budget(&limiters, at, "/v0/appA/tblX").unwrap();
+        let other = rule.budget(&limiters, at, "/v0/app%42/tblX").unwrap();
         assert!(Arc::ptr_eq(&meta, &records));
         assert!(!Arc::ptr_eq(&meta, &other));
-        assert!(Arc::ptr_eq(&other, &limiters.budget("airtable/base:appB", 5.0)));
-        assert!(rule.budget(&limiters, "/v1").is_none());
+        assert!(Arc::ptr_eq(
+            &other,
+            &limiters.budget("airtable/base:appB at https://api.airtable.com", 5.0, true)
+        ));
+        assert!(rule.budget(&limiters, at, "/v1").is_none());
+        // Another server's base of the same id is another budget.
+        let elsewhere = rule.budget(&limiters, "http://127.0.0.1:8799", "/v0/appA/tblX").unwrap();
+        assert!(!Arc::ptr_eq(&records, &elsewhere));
         assert!(PathPattern::parse("v0/{a}").is_err());
         assert!(PathPattern::parse("/*/x").is_err());
         assert!(PathPattern::parse("/a{b}").is_err());

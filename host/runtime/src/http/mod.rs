@@ -20,7 +20,7 @@ use rand::Rng;
 use crate::connection::Connection;
 use crate::contract::{HttpError, HttpRequest as Request, HttpResponse as Response};
 use crate::limits::LimitHit;
-use crate::manifest::{Manifest, RateLimit, Retry};
+use crate::manifest::{Manifest, Retry};
 use crate::ratelimit::{RateLimiters, Rule};
 use crate::secrets::{Injection, Redactor};
 use crate::template;
@@ -117,11 +117,7 @@ impl HttpGate {
         let rules = connection
             .rate_limits
             .iter()
-            .map(|limit| {
-                let shared =
-                    RateLimit { per_second: limit.per_second * connection.rate_share, ..limit.clone() };
-                Rule::new(&manifest.name, &shared, &values).map_err(fail)
-            })
+            .map(|limit| Rule::new(&manifest.name, limit, connection.rate_share, &values).map_err(fail))
             .collect::<Result<Vec<_>, _>>()?;
         let timeout = Duration::from_secs_f64(connection.limits.http_timeout_seconds);
         let client = reqwest::Client::builder()
@@ -278,8 +274,9 @@ impl HttpGate {
         headers: &reqwest::header::HeaderMap,
         body: Option<&[u8]>,
     ) -> Result<Result<Response, HttpError>, LimitHit> {
+        let at = origin.to_string();
         let budgets: Vec<_> =
-            self.rules.iter().filter_map(|r| r.budget(&self.limiters, url.path())).collect();
+            self.rules.iter().filter_map(|r| r.budget(&self.limiters, &at, url.path())).collect();
         let mut attempt = 1;
         loop {
             // Held until the attempt has finished: the budgets count finished requests too.
