@@ -516,3 +516,50 @@ fn a_table_that_fails_while_reading_does_not_stop_the_others() {
         assert_eq!(env.delta(&[name])["rows"].as_u64(), Some(env.source(source).len() as u64), "{name}");
     }
 }
+
+/// Two `weir run`s at once on one base (a scheduled run that overlaps the last, two pipelines on
+/// one base) draw from one budget, so the source, enforcing Airtable's 5 requests a second per
+/// base, never answers 429. (Each alone paces to 5 a second; two budgets would send 10.)
+#[test]
+fn two_runs_at_once_on_one_base_share_its_budget() {
+    let sim = Sim::start(SimConfig { rate_limit: true, ..SimConfig::default() }).expect("simulator starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_sim_connections(dir.path(), &sim);
+    let runs: Vec<_> = SIX
+        .chunks(3)
+        .enumerate()
+        .map(|(i, tables)| {
+            let mut spec = String::from("connection_name: airtable\nobjects:\n");
+            for (source, _, _) in tables {
+                spec.push_str(&format!("  - table:\n      source_table: {source}\n"));
+            }
+            let path = dir.path().join(format!("half{i}.yaml"));
+            std::fs::write(&path, spec).expect("write spec");
+            let log =
+                |what: &str| std::fs::File::create(dir.path().join(format!("{what}{i}"))).expect("log file");
+            let run = Command::new(env!("CARGO_BIN_EXE_weir"))
+                .arg("run")
+                .arg(&path)
+                .arg("--connections")
+                .arg(dir.path().join("connections.toml"))
+                .arg("--warehouse")
+                .arg(dir.path().join(format!("warehouse{i}")))
+                .arg("--json")
+                .env("WEIR_CACHE_DIR", dir.path().join("cache"))
+                .stdout(log("out"))
+                .stderr(log("err"))
+                .spawn()
+                .expect("weir runs");
+            (i, run)
+        })
+        .collect();
+    for (i, mut run) in runs {
+        let status = run.wait().expect("weir finishes");
+        let err = std::fs::read_to_string(dir.path().join(format!("err{i}"))).unwrap_or_default();
+        assert!(status.success(), "weir run {i} failed:\n{err}");
+        assert!(!err.contains("429 from"), "weir run {i} drew a 429:\n{err}");
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.rate_limited, 0, "the runs drew 429s together: {stats:?}");
+    assert!(stats.max_requests_in_any_second <= 5, "{stats:?}");
+}
