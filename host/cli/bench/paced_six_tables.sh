@@ -5,12 +5,18 @@
 # which cover the planning calls too) and the base's request rate (the tables' requests over the
 # run's wall time, and over the read: from the start of the tables to the end of the longest,
 # SKU Candidates; the six tables share the one base budget).
-# Usage: host/cli/bench/paced_six_tables.sh [WEIR_BINARY] [RUNS]
+# With PROCESSES=2 the six tables are split between two `weir run`s started at once (three tables
+# each), which share the base's budget through the cache folder; the figures are then both runs'
+# together.
+# Usage: [PROCESSES=1|2] host/cli/bench/paced_six_tables.sh [WEIR_BINARY] [RUNS]
 set -euo pipefail
 weir=${1:-target/release/weir}
 runs=${2:-10}
 port=${PORT:-8799}
+processes=${PROCESSES:-1}
 dir=$(mktemp -d)
+# One cache folder for every run: back to back, and side by side, the runs share the budget.
+export WEIR_CACHE_DIR=$dir/cache
 trap 'kill $sim 2>/dev/null; rm -rf "$dir"' EXIT
 "$weir" sim airtable --port "$port" --rows 10000 --table "SKU Candidates" >"$dir/sim.log" 2>&1 &
 sim=$!
@@ -24,24 +30,35 @@ base_url = "http://127.0.0.1:$port"
 bearer_token = { file = "token" }
 allow_loopback = true
 TOML
-{
-    echo "connection_name: airtable"
-    echo "objects:"
-    for t in "SKU Candidates" "Launch Milestones" "Compliance Records" "Packaging Tasks" "Marketing Assets" "Vendors"; do
-        printf '  - table:\n      source_table: %s\n' "$t"
-    done
-} >"$dir/pipeline.yaml"
+tables=("SKU Candidates" "Launch Milestones" "Compliance Records" "Packaging Tasks" "Marketing Assets" "Vendors")
+for p in $(seq 0 $((processes - 1))); do
+    {
+        echo "connection_name: airtable"
+        echo "objects:"
+        for k in "${!tables[@]}"; do
+            if [ $((k % processes)) -eq "$p" ]; then
+                printf '  - table:\n      source_table: %s\n' "${tables[$k]}"
+            fi
+        done
+    } >"$dir/pipeline$p.yaml"
+done
 printf 'run  wall_s  read_s  requests  per_s_wall  per_s_read  share_of_5_read  429s\n'
 for i in $(seq "$runs"); do
     start=$(date +%s.%N)
-    "$weir" run "$dir/pipeline.yaml" --connections "$dir/connections.toml" --warehouse "$dir/w$i" --parallel 6 --json >"$dir/r$i.json" 2>"$dir/e$i.log"
+    pids=()
+    for p in $(seq 0 $((processes - 1))); do
+        "$weir" run "$dir/pipeline$p.yaml" --connections "$dir/connections.toml" --warehouse "$dir/w$i-$p" \
+            --parallel 6 --json >"$dir/r$i-$p.json" 2>"$dir/e$i-$p.log" &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
     end=$(date +%s.%N)
-    python3 - "$dir/r$i.json" "$start" "$end" "$i" "$dir/e$i.log" <<'PY'
-import json, sys
-reports = json.load(open(sys.argv[1]))
+    python3 - "$dir" "$start" "$end" "$i" <<'PY'
+import glob, json, sys
+reports = [r for f in sorted(glob.glob(f"{sys.argv[1]}/r{sys.argv[4]}-*.json")) for r in json.load(open(f))]
 wall = float(sys.argv[3]) - float(sys.argv[2])
 requests = sum(r["http"]["requests"] for r in reports)
-limited = open(sys.argv[5]).read().count("429 from")
+limited = sum(open(f).read().count("429 from") for f in glob.glob(f"{sys.argv[1]}/e{sys.argv[4]}-*.log"))
 assert all(r["error"] is None for r in reports), [r["error"] for r in reports]
 read = max(r["duration"] for r in reports)
 print(f"{sys.argv[4]:>3}  {wall:6.1f}  {read:6.1f}  {requests:8d}  {requests / wall:10.2f}  {requests / read:10.2f}  {requests / read / 5:15.1%}  {limited:4d}")
