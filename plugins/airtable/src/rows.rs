@@ -245,17 +245,20 @@ fn is_long(raw: &str) -> bool {
 fn write_value(raw: &str, kind: &Kind, computed: bool, nulled: &mut u64, out: &mut Vec<u8>) -> bool {
     let first = raw.as_bytes()[0];
     let number = first == b'-' || first.is_ascii_digit();
-    match (kind, plain_string(raw)) {
-        (Kind::String, Some(text)) if !(computed && ERROR_TOKENS.contains(&text.trim())) => {
+    // Only the kinds that read a string's contents search it for an escape: text is copied as
+    // Airtable sent it, and only a computed cell's text may be an error token.
+    let plain = || plain_string(raw);
+    match kind {
+        Kind::String if first == b'"' && !computed => {
             out.extend_from_slice(raw.as_bytes());
             return true;
         }
-        // Escaped text (a newline, a quote) cannot be an error token unless computed.
-        (Kind::String, None) if first == b'"' && !computed => {
+        // Escaped computed text (`"#N\/A"`) takes the `Value` path below, which reads it.
+        Kind::String if plain().is_some_and(|text| !ERROR_TOKENS.contains(&text.trim())) => {
             out.extend_from_slice(raw.as_bytes());
             return true;
         }
-        (Kind::Timestamp | Kind::Date, Some(text)) => {
+        Kind::Timestamp | Kind::Date if let Some(text) = plain() => {
             // The time's text is ASCII digits and separators: quoting it makes a JSON string.
             let mark = out.len();
             out.push(b'"');
@@ -267,19 +270,19 @@ fn write_value(raw: &str, kind: &Kind, computed: bool, nulled: &mut u64, out: &m
             out.push(b'"');
             return true;
         }
-        (Kind::Double | Kind::Decimal(_), _) if number => {
+        Kind::Double | Kind::Decimal(_) if number => {
             out.extend_from_slice(raw.as_bytes());
             return true;
         }
-        (Kind::Long, _) if number && is_long(raw) => {
+        Kind::Long if number && is_long(raw) => {
             out.extend_from_slice(raw.as_bytes());
             return true;
         }
-        (Kind::Boolean, _) if raw == "true" || raw == "false" => {
+        Kind::Boolean if raw == "true" || raw == "false" => {
             out.extend_from_slice(raw.as_bytes());
             return true;
         }
-        (Kind::Array(inner), _) if first == b'[' => {
+        Kind::Array(inner) if first == b'[' => {
             if let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(raw) {
                 out.push(b'[');
                 let mut first = true;
@@ -288,7 +291,7 @@ fn write_value(raw: &str, kind: &Kind, computed: bool, nulled: &mut u64, out: &m
                 return true;
             }
         }
-        (Kind::Struct(members), _) if first == b'{' => {
+        Kind::Struct(members) if first == b'{' => {
             if let Ok(object) = serde_json::from_str::<Cells>(raw) {
                 let special =
                     object.get("specialValue").is_some() || (computed && object.get("error").is_some());
