@@ -24,13 +24,15 @@
 //! finish, pause and ration reads and rewrites the file under an exclusive lock (`<file>.lock`),
 //! so processes running at the same time draw from one budget, and a process starts from what the
 //! last one left. A request still on its way when its process died counts as finished once that
-//! is seen (its process is gone, or its grant is older than any request may take), so a crash
-//! never stalls the others.
+//! is seen, so a crash never stalls the others: each process holds a lock on a file of its own in
+//! `<cache>/budgets/running` for as long as it runs (the system lets go of it however the process
+//! ends), and a request older than any may take counts as finished too. A budget whose file cannot
+//! be locked or written goes on alone, with its own state.
 //!
 //! A manifest's rate limit can also be keyed by the request: see [`Rule`] and [`PathPattern`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -94,66 +96,78 @@ impl RateLimiters {
     }
 }
 
-/// When this process first used a shared budget: a request on its way that a process of the same
-/// id reserved before then was an earlier process's (every container's first process is 1).
-fn first_use() -> SystemTime {
-    static FIRST: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
-    *FIRST.get_or_init(SystemTime::now)
+/// This process among those that share budget files: a random number (process ids are reused,
+/// and repeat between containers that share a cache folder).
+fn this_process() -> u64 {
+    static ID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ID.get_or_init(rand::random)
 }
 
-/// Whether the process `pid` of this machine may still run (a process of another pid namespace
-/// looks gone: its requests then count as finished early, which can only cost a 429).
-fn may_run(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        let Ok(pid) = i32::try_from(pid) else { return false };
-        // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
-        let alive = unsafe { libc::kill(pid, 0) } == 0;
-        alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+/// Where the processes sharing the budgets of `dir` show that they run.
+fn running_dir(dir: &Path) -> PathBuf {
+    dir.join("running")
+}
+
+/// Shows every process sharing `dir` that this one runs, for as long as it does: it holds a lock
+/// on `<dir>/running/<its id>`, which the system lets go of however the process ends. Once per
+/// folder; the files of processes that are gone are removed on the way.
+fn announce(dir: &Path) {
+    static HELD: Mutex<Vec<(PathBuf, std::fs::File)>> = Mutex::new(Vec::new());
+    let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    if held.iter().any(|(d, _)| d == dir) {
+        return;
     }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
+    let running = running_dir(dir);
+    let id = this_process();
+    for entry in std::fs::read_dir(&running).into_iter().flatten().flatten() {
+        if let Some(other) = entry.file_name().to_str().and_then(|n| u64::from_str_radix(n, 16).ok())
+            && other != id
+        {
+            still_running(dir, other);
+        }
+    }
+    // Locked under another name, then named: no process sees the file before it is locked.
+    let path = running.join(format!("{id:016x}"));
+    let aside = path.with_extension("new");
+    let file = std::fs::create_dir_all(&running)
+        .and_then(|()| std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&aside))
+        .and_then(|file| file.lock().map(|()| file))
+        .and_then(|file| std::fs::rename(&aside, &path).map(|()| file));
+    match file {
+        Ok(file) => held.push((dir.to_path_buf(), file)),
+        Err(e) => tracing::debug!("rate-limit budgets {}: {e}", running.display()),
     }
 }
 
-/// A budget's file, and one moment on both clocks: the file holds wall-clock times, the budget
-/// monotonic ones.
-#[derive(Debug)]
-struct Shared {
-    path: PathBuf,
+/// Whether the process `id` that shares the budgets of `dir` still runs: it holds the lock on its
+/// file. A file that is no longer held is removed.
+fn still_running(dir: &Path, id: u64) -> bool {
+    if id == this_process() {
+        return true;
+    }
+    let path = running_dir(dir).join(format!("{id:016x}"));
+    let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) else { return false };
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&path);
+            false
+        }
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        // Cannot tell: running, until the longest a request may take.
+        Err(std::fs::TryLockError::Error(_)) => true,
+    }
+}
+
+/// One moment on both clocks, taken at each look at a budget's file: the file holds wall-clock
+/// times, the budget monotonic ones, and the two drift apart (a suspended machine, a clock set).
+struct Clock {
     instant: Instant,
     system: SystemTime,
 }
 
-/// What a budget's file holds: Unix times in nanoseconds.
-#[derive(serde::Serialize, serde::Deserialize, Default)]
-struct Stored {
-    #[serde(default)]
-    recent: Vec<StoredGrant>,
-    #[serde(default)]
-    next: Option<u128>,
-    #[serde(default)]
-    paused_until: Option<u128>,
-    /// Until when, and the spacing in nanoseconds.
-    #[serde(default)]
-    rationed: Option<(u128, u64)>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredGrant {
-    owner: u64,
-    pid: u32,
-    id: u64,
-    granted: u128,
-    done: Option<u128>,
-}
-
-impl Shared {
-    fn new(path: PathBuf) -> Shared {
-        first_use();
-        Shared { path, instant: Instant::now(), system: SystemTime::now() }
+impl Clock {
+    fn now() -> Clock {
+        Clock { instant: Instant::now(), system: SystemTime::now() }
     }
 
     fn unix_nanos(&self, t: Instant) -> u128 {
@@ -174,92 +188,133 @@ impl Shared {
             Err(ahead) => Some(self.instant + ahead.duration()),
         }
     }
+}
 
-    /// Takes the budget's lock, waiting for another process to let go of it; None when the lock
-    /// file cannot be opened (a read-only cache), and the budget is then this process's alone.
-    fn lock(&self) -> Option<std::fs::File> {
-        let path = self.path.with_extension("lock");
-        let file = self
-            .path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path))
-            .and_then(|file| file.lock().map(|()| file));
-        match file {
-            Ok(file) => Some(file),
-            Err(e) => {
-                tracing::debug!("rate-limit budget {}: {e}; pacing this process alone", path.display());
-                None
-            }
+/// A budget's file.
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    /// Set when the file could not be locked or written: from then on the budget is this
+    /// process's alone, and its state in memory the only one (the file's would lack its part).
+    alone: std::sync::atomic::AtomicBool,
+}
+
+/// What a budget's file holds: Unix times in nanoseconds.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Stored {
+    #[serde(default)]
+    recent: Vec<StoredGrant>,
+    #[serde(default)]
+    next: Option<u128>,
+    #[serde(default)]
+    paused_until: Option<u128>,
+    /// Until when, and the spacing in nanoseconds.
+    #[serde(default)]
+    rationed: Option<(u128, u64)>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredGrant {
+    owner: u64,
+    process: u64,
+    id: u64,
+    granted: u128,
+    done: Option<u128>,
+}
+
+impl Shared {
+    fn new(path: PathBuf) -> Shared {
+        if let Some(dir) = path.parent() {
+            announce(dir);
         }
+        Shared { path, alone: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// Takes the budget's lock, waiting for another process to let go of it.
+    fn lock(&self) -> std::io::Result<std::fs::File> {
+        let path = self.path.with_extension("lock");
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        file.lock()?;
+        Ok(file)
     }
 
     /// Replaces the state with the file's, if there is one. The budget's own requests on their
     /// way are its to finish; another's whose process is gone, or that no request could take this
     /// long, count as finished now.
-    fn load(&self, owner: u64, state: &mut State) {
+    fn load(&self, clock: &Clock, owner: u64, state: &mut State) {
         let Some(stored) =
             std::fs::read(&self.path).ok().and_then(|bytes| serde_json::from_slice::<Stored>(&bytes).ok())
         else {
             return;
         };
-        let now = Instant::now();
-        let earlier_process = |g: &StoredGrant| {
-            if g.pid == std::process::id() {
-                UNIX_EPOCH + Duration::from_nanos(u64::try_from(g.granted).unwrap_or(u64::MAX)) < first_use()
-            } else {
-                !may_run(g.pid)
+        let now = clock.instant;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let mut running: Vec<(u64, bool)> = Vec::new();
+        let mut still_running = |process: u64| match running.iter().find(|(p, _)| *p == process) {
+            Some((_, yes)) => *yes,
+            None => {
+                let yes = still_running(dir, process);
+                running.push((process, yes));
+                yes
             }
         };
         state.recent = stored
             .recent
             .iter()
             .filter_map(|g| {
-                let granted = self.instant(g.granted)?;
+                let granted = clock.instant(g.granted)?;
                 let done = match g.done {
-                    Some(t) => Some(self.instant(t)?),
+                    Some(t) => Some(clock.instant(t)?),
                     None if g.owner == owner => None,
-                    None if earlier_process(g) || now.saturating_duration_since(granted) > LONGEST_FLIGHT => {
+                    None if now.saturating_duration_since(granted) > LONGEST_FLIGHT
+                        || !still_running(g.process) =>
+                    {
                         Some(now)
                     }
                     None => None,
                 };
-                Some(Reserved { owner: g.owner, pid: g.pid, id: g.id, granted, done })
+                Some(Reserved { owner: g.owner, process: g.process, id: g.id, granted, done })
             })
             .collect();
-        state.next = stored.next.and_then(|t| self.instant(t));
-        state.paused_until = stored.paused_until.and_then(|t| self.instant(t)).filter(|t| *t > now);
+        state.next = stored.next.and_then(|t| clock.instant(t));
+        state.paused_until = stored.paused_until.and_then(|t| clock.instant(t)).filter(|t| *t > now);
         state.rationed = stored
             .rationed
-            .and_then(|(until, spacing)| Some((self.instant(until)?, Duration::from_nanos(spacing))));
+            .and_then(|(until, spacing)| Some((clock.instant(until)?, Duration::from_nanos(spacing))));
     }
 
-    /// Rewrites the file whole (written aside, then renamed, under the lock); a failure only
-    /// costs the other processes this one's part.
-    fn save(&self, state: &State) {
+    /// Rewrites the file whole (written aside, then renamed, under the lock).
+    fn save(&self, clock: &Clock, state: &State) -> std::io::Result<()> {
         let stored = Stored {
             recent: state
                 .recent
                 .iter()
                 .map(|g| StoredGrant {
                     owner: g.owner,
-                    pid: g.pid,
+                    process: g.process,
                     id: g.id,
-                    granted: self.unix_nanos(g.granted),
-                    done: g.done.map(|t| self.unix_nanos(t)),
+                    granted: clock.unix_nanos(g.granted),
+                    done: g.done.map(|t| clock.unix_nanos(t)),
                 })
                 .collect(),
-            next: state.next.map(|t| self.unix_nanos(t)),
-            paused_until: state.paused_until.map(|t| self.unix_nanos(t)),
+            next: state.next.map(|t| clock.unix_nanos(t)),
+            paused_until: state.paused_until.map(|t| clock.unix_nanos(t)),
             rationed: state.rationed.map(|(until, spacing)| {
-                (self.unix_nanos(until), u64::try_from(spacing.as_nanos()).unwrap_or(u64::MAX))
+                (clock.unix_nanos(until), u64::try_from(spacing.as_nanos()).unwrap_or(u64::MAX))
             }),
         };
         let aside = self.path.with_extension("new");
-        let written = std::fs::write(&aside, serde_json::to_vec(&stored).unwrap_or_default())
-            .and_then(|()| std::fs::rename(&aside, &self.path));
-        if let Err(e) = written {
-            tracing::debug!("rate-limit budget {}: {e}", self.path.display());
+        std::fs::write(&aside, serde_json::to_vec(&stored).unwrap_or_default())?;
+        std::fs::rename(&aside, &self.path)
+    }
+
+    /// The budget goes on alone (see `alone`), and says so once.
+    fn give_up(&self, e: &std::io::Error) {
+        if !self.alone.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                "rate-limit budget {}: {e}; this process paces that budget alone from now on",
+                self.path.display()
+            );
         }
     }
 }
@@ -300,7 +355,7 @@ struct State {
 #[derive(Debug)]
 struct Reserved {
     owner: u64,
-    pid: u32,
+    process: u64,
     id: u64,
     granted: Instant,
     done: Option<Instant>,
@@ -344,14 +399,23 @@ impl Budget {
     /// written back when `f` may change it.
     fn with_state<R>(&self, changes: bool, f: impl FnOnce(&mut State) -> R) -> R {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(shared) = &self.shared else { return f(&mut state) };
-        let lock = shared.lock();
-        if lock.is_some() {
-            shared.load(self.owner, &mut state);
-        }
+        let Some(shared) =
+            self.shared.as_ref().filter(|s| !s.alone.load(std::sync::atomic::Ordering::Relaxed))
+        else {
+            return f(&mut state);
+        };
+        let _lock = match shared.lock() {
+            Ok(lock) => lock,
+            Err(e) => {
+                shared.give_up(&e);
+                return f(&mut state);
+            }
+        };
+        let clock = Clock::now();
+        shared.load(&clock, self.owner, &mut state);
         let result = f(&mut state);
-        if changes && lock.is_some() {
-            shared.save(&state);
+        if changes && let Err(e) = shared.save(&clock, &state) {
+            shared.give_up(&e);
         }
         result
     }
@@ -391,7 +455,7 @@ impl Budget {
                 s.granted += 1;
                 s.recent.push_back(Reserved {
                     owner: self.owner,
-                    pid: std::process::id(),
+                    process: this_process(),
                     id,
                     granted: now,
                     done: None,
@@ -693,8 +757,10 @@ mod tests {
     async fn the_next_process_starts_from_the_budgets_last_window_and_penalty() {
         let dir = tempfile::tempdir().unwrap();
         let budget = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 5.0, true);
-        drop(budget.acquire().await);
+        let first = budget.acquire().await;
+        // Before the finish: the sixth request may go a window after it, not before.
         let first_done = Instant::now();
+        drop(first);
         for _ in 0..4 {
             drop(budget.acquire().await);
         }
@@ -722,11 +788,8 @@ mod tests {
         );
         let files = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok());
         let names: Vec<_> = files.map(|e| e.file_name().into_string().unwrap()).collect();
-        assert_eq!(
-            names.iter().filter(|n| !n.ends_with(".lock")).count(),
-            1,
-            "one file, for base:app1: {names:?}"
-        );
+        let budgets = names.iter().filter(|n| !n.ends_with(".lock") && *n != "running");
+        assert_eq!(budgets.count(), 1, "one file, for base:app1: {names:?}");
     }
 
     /// Two runtimes' budgets on one folder stand for two processes: each has its own state, file
@@ -756,28 +819,38 @@ mod tests {
         }
     }
 
-    /// A budget's file holding five requests on their way (a full window at 5 a second) from `pid`,
-    /// reserved at `granted`.
-    fn five_on_their_way(dir: &std::path::Path, key: &str, pid: u32, granted: SystemTime) {
-        let granted = granted.duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let recent = (0..5).map(|id| StoredGrant { owner: 7, pid, id, granted, done: None }).collect();
+    /// A budget's file holding five requests on their way (a full window at 5 a second) from
+    /// `process`.
+    fn five_on_their_way(dir: &Path, key: &str, process: u64) {
+        let granted = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let recent = (0..5).map(|id| StoredGrant { owner: 7, process, id, granted, done: None }).collect();
         let stored = Stored { recent, ..Stored::default() };
         let path = dir.join(crate::http::sha256_hex(format!("{key}@5").as_bytes()));
         std::fs::write(path, serde_json::to_vec(&stored).unwrap()).unwrap();
     }
 
-    /// Requests another process left on their way hold the budget while that process runs, and stop
-    /// holding it once it is gone, or when it was an earlier process of the same id (a container's
-    /// first process is always 1): a crash never stalls the budget.
+    /// Requests another process left on their way hold the budget while that process runs, and
+    /// stop holding it once it is gone, however it ended (the system let go of its lock): a crash
+    /// never stalls the budget.
     #[tokio::test]
     async fn requests_left_on_their_way_by_a_process_that_is_gone_do_not_hold_the_budget() {
         let dir = tempfile::tempdir().unwrap();
-        let first = RateLimiters::remembering(dir.path().to_path_buf()).budget("first", 5.0, true);
-        drop(first.acquire().await);
         let patience = Duration::from_secs(5);
-
-        let mut running = std::process::Command::new("sleep").arg("30").spawn().unwrap();
-        five_on_their_way(dir.path(), "running", running.id(), SystemTime::now());
+        // Another process, shown as `announce` shows one: it holds the lock on its file.
+        let other = 0x5eed_u64;
+        std::fs::create_dir_all(running_dir(dir.path())).unwrap();
+        let file = running_dir(dir.path()).join(format!("{other:016x}"));
+        std::fs::write(&file, "").unwrap();
+        // `-o`: flock(1) holds the lock itself, not the command it runs, so killing it lets go.
+        let mut running =
+            std::process::Command::new("flock").arg("-o").arg(&file).args(["sleep", "10"]).spawn().unwrap();
+        while !matches!(
+            std::fs::File::open(&file).unwrap().try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        five_on_their_way(dir.path(), "running", other);
         let held = RateLimiters::remembering(dir.path().to_path_buf()).budget("running", 5.0, true);
         let waited = tokio::time::timeout(Duration::from_millis(300), held.acquire()).await;
         assert!(waited.is_err(), "the requests of a running process were ignored");
@@ -785,11 +858,29 @@ mod tests {
         running.wait().unwrap();
         let after = tokio::time::timeout(patience, held.acquire()).await;
         assert!(after.is_ok(), "the requests of a process that is gone held the budget");
+        assert!(!file.exists(), "the file of a process that is gone was kept");
 
-        five_on_their_way(dir.path(), "earlier", std::process::id(), first_use() - Duration::from_secs(1));
-        let earlier = RateLimiters::remembering(dir.path().to_path_buf()).budget("earlier", 5.0, true);
-        let granted = tokio::time::timeout(patience, earlier.acquire()).await;
-        assert!(granted.is_ok(), "an earlier process of the same id held the budget");
+        // A process that left no file at all.
+        five_on_their_way(dir.path(), "vanished", 0xdead);
+        let vanished = RateLimiters::remembering(dir.path().to_path_buf()).budget("vanished", 5.0, true);
+        let granted = tokio::time::timeout(patience, vanished.acquire()).await;
+        assert!(granted.is_ok(), "the requests of a process without a file held the budget");
+    }
+
+    /// A budget whose file cannot be written goes on alone with what it knows: its own finish,
+    /// which the file lacks, does not hold it back for ever.
+    #[tokio::test]
+    async fn a_budget_whose_file_cannot_be_written_paces_on_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 1.0, true);
+        let grant = budget.acquire().await;
+        // From here the file cannot be rewritten: a folder takes its aside name.
+        let file = dir.path().join(crate::http::sha256_hex(b"base:app1@1"));
+        assert!(file.exists(), "the reservation was written");
+        std::fs::create_dir(file.with_extension("new")).unwrap();
+        drop(grant);
+        let next = tokio::time::timeout(Duration::from_secs(5), budget.acquire()).await;
+        assert!(next.is_ok(), "the budget waited for its own finish, which its file lacks");
     }
 
     #[test]
