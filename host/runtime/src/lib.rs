@@ -197,7 +197,7 @@ impl Runtime {
         let ticker = EpochTicker::start(engine.clone());
         // Budgets remember their last requests beside the compile cache, for the next process.
         let limiters = Arc::new(match &config.cache_dir {
-            Some(dir) => ratelimit::RateLimiters::remembering(dir.join("budgets")),
+            Some(dir) => ratelimit::RateLimiters::shared(dir.join("budgets")),
             None => ratelimit::RateLimiters::default(),
         });
         Ok(Runtime { engine, linker, cache, limiters, tokio, _ticker: ticker })

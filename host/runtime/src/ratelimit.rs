@@ -19,7 +19,7 @@
 //! after another drew a 429 on its first request when the last one had sent five in its last
 //! second, and two runs on one base at the same time would each pace to the full rate. So the
 //! budgets of a runtime with a cache folder live in `<cache>/budgets`, one small file per budget
-//! (for budgets of the whole rate, of at most [`REMEMBERED_BURST`] requests a window), shared by
+//! (for budgets of the whole rate, of at most [`SHARED_BURST`] requests a window), shared by
 //! every process on the machine that paces the same key at the same origin: each reservation,
 //! finish, pause and ration reads and rewrites the file under an exclusive lock (`<file>.lock`),
 //! so processes running at the same time draw from one budget, and a process starts from what the
@@ -43,7 +43,7 @@ pub const WINDOW: Duration = Duration::from_secs(1);
 
 /// Budgets of at most this many requests a window are shared through their file; faster ones (a
 /// bench's unlimited budgets) would rewrite it too often to be worth it.
-pub const REMEMBERED_BURST: usize = 100;
+pub const SHARED_BURST: usize = 100;
 
 /// The longest a request may be on its way (the largest `limits.http_timeout_seconds`): a grant
 /// older than this that never finished belongs to a process that can no longer finish it.
@@ -64,7 +64,7 @@ pub struct RateLimiters {
 
 impl RateLimiters {
     /// Budgets kept in `dir`, shared with every other process that keeps them there.
-    pub fn remembering(dir: PathBuf) -> RateLimiters {
+    pub fn shared(dir: PathBuf) -> RateLimiters {
         RateLimiters { budgets: Mutex::default(), shared: Some(dir) }
     }
 
@@ -84,7 +84,7 @@ impl RateLimiters {
                 let mut budget = Budget::new(per_second);
                 if let Some(dir) = shared
                     && whole
-                    && budget.burst <= REMEMBERED_BURST
+                    && budget.burst <= SHARED_BURST
                 {
                     // The key holds digests, not secrets (see `Rule::new`); hashed again for a name.
                     let name = crate::http::sha256_hex(format!("{key}@{per_second}").as_bytes());
@@ -395,15 +395,16 @@ impl Budget {
         }
     }
 
+    /// The budget's file, unless the budget has gone on alone.
+    fn shared(&self) -> Option<&Shared> {
+        self.shared.as_ref().filter(|s| !s.alone.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// Runs `f` on the budget's state: for a shared budget, the file's, under its lock, and
     /// written back when `f` may change it.
     fn with_state<R>(&self, changes: bool, f: impl FnOnce(&mut State) -> R) -> R {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(shared) =
-            self.shared.as_ref().filter(|s| !s.alone.load(std::sync::atomic::Ordering::Relaxed))
-        else {
-            return f(&mut state);
-        };
+        let Some(shared) = self.shared() else { return f(&mut state) };
         let _lock = match shared.lock() {
             Ok(lock) => lock,
             Err(e) => {
@@ -467,7 +468,7 @@ impl Budget {
                 break reserved;
             }
             // The request `burst` places back is still on its way: wait for it to finish.
-            if self.shared.is_some() {
+            if self.shared().is_some() {
                 tokio::select! {
                     () = finished => {}
                     () = tokio::time::sleep(POLL) => {}
@@ -528,7 +529,7 @@ impl Budget {
                 self.burst,
                 WINDOW,
                 s.recent.iter().filter(|r| r.done.is_none()).count(),
-                if self.shared.is_some() { ", shared with other processes" } else { "" },
+                if self.shared().is_some() { ", shared with other processes" } else { "" },
                 s.next.map_or(Duration::ZERO, |n| n.saturating_duration_since(now)),
                 s.paused_until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now)),
             )
@@ -756,7 +757,7 @@ mod tests {
     #[tokio::test]
     async fn the_next_process_starts_from_the_budgets_last_window_and_penalty() {
         let dir = tempfile::tempdir().unwrap();
-        let budget = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 5.0, true);
+        let budget = RateLimiters::shared(dir.path().to_path_buf()).budget("base:app1", 5.0, true);
         let first = budget.acquire().await;
         // Before the finish: the sixth request may go a window after it, not before.
         let first_done = Instant::now();
@@ -765,27 +766,22 @@ mod tests {
             drop(budget.acquire().await);
         }
         // A new process, the same folder: its first request is the sixth in the source's window.
-        let next = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 5.0, true);
+        let next = RateLimiters::shared(dir.path().to_path_buf()).budget("base:app1", 5.0, true);
         drop(next.acquire().await);
         assert!(Instant::now() >= first_done + WINDOW, "the sixth request went within a window of the first");
         // Other keys and rates are other budgets.
-        let other = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app2", 5.0, true);
+        let other = RateLimiters::shared(dir.path().to_path_buf()).budget("base:app2", 5.0, true);
         assert!(other.describe().contains("next slot in 0ns"), "{}", other.describe());
 
         next.pause(Duration::from_secs(30));
-        let after = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 5.0, true);
+        let after = RateLimiters::shared(dir.path().to_path_buf()).budget("base:app1", 5.0, true);
         let paused = after.describe();
         let left: f64 = paused.rsplit("paused for ").next().unwrap().trim_end_matches('s').parse().unwrap();
         assert!(left > 29.0, "the penalty was not remembered: {paused}");
         // Unlimited budgets (a bench's) are not written down, nor shares of a rate (each of the
         // readers that split it has its own).
-        drop(RateLimiters::remembering(dir.path().to_path_buf()).budget("bench", 1e5, true).acquire().await);
-        drop(
-            RateLimiters::remembering(dir.path().to_path_buf())
-                .budget("base:app1", 2.5, false)
-                .acquire()
-                .await,
-        );
+        drop(RateLimiters::shared(dir.path().to_path_buf()).budget("bench", 1e5, true).acquire().await);
+        drop(RateLimiters::shared(dir.path().to_path_buf()).budget("base:app1", 2.5, false).acquire().await);
         let files = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok());
         let names: Vec<_> = files.map(|e| e.file_name().into_string().unwrap()).collect();
         let budgets = names.iter().filter(|n| !n.ends_with(".lock") && *n != "running");
@@ -809,8 +805,8 @@ mod tests {
             }
             starts
         };
-        let one = tokio::spawn(run(RateLimiters::remembering(dir.path().to_path_buf())));
-        let other = tokio::spawn(run(RateLimiters::remembering(dir.path().to_path_buf())));
+        let one = tokio::spawn(run(RateLimiters::shared(dir.path().to_path_buf())));
+        let other = tokio::spawn(run(RateLimiters::shared(dir.path().to_path_buf())));
         let mut starts = one.await.unwrap();
         starts.extend(other.await.unwrap());
         starts.sort();
@@ -851,7 +847,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         five_on_their_way(dir.path(), "running", other);
-        let held = RateLimiters::remembering(dir.path().to_path_buf()).budget("running", 5.0, true);
+        let held = RateLimiters::shared(dir.path().to_path_buf()).budget("running", 5.0, true);
         let waited = tokio::time::timeout(Duration::from_millis(300), held.acquire()).await;
         assert!(waited.is_err(), "the requests of a running process were ignored");
         running.kill().unwrap();
@@ -862,7 +858,7 @@ mod tests {
 
         // A process that left no file at all.
         five_on_their_way(dir.path(), "vanished", 0xdead);
-        let vanished = RateLimiters::remembering(dir.path().to_path_buf()).budget("vanished", 5.0, true);
+        let vanished = RateLimiters::shared(dir.path().to_path_buf()).budget("vanished", 5.0, true);
         let granted = tokio::time::timeout(patience, vanished.acquire()).await;
         assert!(granted.is_ok(), "the requests of a process without a file held the budget");
     }
@@ -872,7 +868,7 @@ mod tests {
     #[tokio::test]
     async fn a_budget_whose_file_cannot_be_written_paces_on_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let budget = RateLimiters::remembering(dir.path().to_path_buf()).budget("base:app1", 1.0, true);
+        let budget = RateLimiters::shared(dir.path().to_path_buf()).budget("base:app1", 1.0, true);
         let grant = budget.acquire().await;
         // From here the file cannot be rewritten: a folder takes its aside name.
         let file = dir.path().join(crate::http::sha256_hex(b"base:app1@1"));
