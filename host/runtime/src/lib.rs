@@ -121,8 +121,8 @@ impl CallError {
 /// How to build a [`Runtime`].
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeConfig {
-    /// Where precompiled components are kept, and what rate-limit budgets remember for the next
-    /// process (`budgets/`); None disables both.
+    /// Where precompiled components are kept, and the rate-limit budgets this machine's processes
+    /// share (`budgets/`); None disables both.
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -195,7 +195,7 @@ impl Runtime {
             .build()
             .map_err(|e| RuntimeError::Start(e.to_string()))?;
         let ticker = EpochTicker::start(engine.clone());
-        // Budgets remember their last requests beside the compile cache, for the next process.
+        // Budgets live beside the compile cache, shared with the machine's other processes.
         let limiters = Arc::new(match &config.cache_dir {
             Some(dir) => ratelimit::RateLimiters::shared(dir.join("budgets")),
             None => ratelimit::RateLimiters::default(),
