@@ -1,10 +1,9 @@
 //! The scalar coercions: one JSON value to one Arrow native value, or `None` when the value does
 //! not fit the column. The rules are the table in the crate docs.
 
-use std::fmt::Write;
-
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 use serde_json::{Number, Value};
+use weir_connector_sdk::decimal;
 
 /// `NaiveDate::num_days_from_ce()` of 1970-01-01, the Arrow date epoch.
 const EPOCH_DAYS_FROM_CE: i32 = 719_163;
@@ -107,7 +106,7 @@ fn micros(wall: NaiveDateTime) -> Option<i64> {
 /// Epoch seconds to microseconds, exactly from the number's decimal text, within chrono's range so
 /// that every stored value can be printed back.
 fn epoch_seconds(n: &Number) -> Option<i64> {
-    let micros = i64::try_from(scaled_decimal(number_text(n).as_str(), 6)?).ok()?;
+    let micros = i64::try_from(decimal::number(n, 6)?).ok()?;
     DateTime::from_timestamp_micros(micros).map(|_| micros)
 }
 
@@ -115,8 +114,8 @@ fn epoch_seconds(n: &Number) -> Option<i64> {
 /// `precision` digits.
 pub(crate) fn decimal(value: &Value, precision: u8, scale: i8) -> Option<i128> {
     let unscaled = match value {
-        Value::Number(n) => scaled_decimal(number_text(n).as_str(), scale)?,
-        Value::String(s) => scaled_decimal(s, scale)?,
+        Value::Number(n) => decimal::number(n, scale)?,
+        Value::String(s) => decimal::scaled(s, scale)?,
         _ => return None,
     };
     let limit = 10_i128.checked_pow(u32::from(precision))?;
@@ -163,125 +162,10 @@ pub(crate) fn base64(text: &str, out: &mut Vec<u8>) -> Option<()> {
     Some(())
 }
 
-/// Decimal text (`-12.5`, `1e-3`, `+7`) times 10^scale, rounded half away from zero, exactly.
-pub(crate) fn scaled_decimal(text: &str, scale: i8) -> Option<i128> {
-    let bytes = text.as_bytes();
-    let (negative, rest) = match bytes.first() {
-        Some(b'-') => (true, &bytes[1..]),
-        Some(b'+') => (false, &bytes[1..]),
-        _ => (false, bytes),
-    };
-    let (mantissa, exponent) = match rest.iter().position(|c| matches!(c, b'e' | b'E')) {
-        Some(i) => (&rest[..i], exponent(&rest[i + 1..])?),
-        None => (rest, 0),
-    };
-    let (whole, fraction) = match mantissa.iter().position(|c| *c == b'.') {
-        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
-        None => (mantissa, &[][..]),
-    };
-    if whole.is_empty() && fraction.is_empty() || !whole.iter().chain(fraction).all(u8::is_ascii_digit) {
-        return None;
-    }
-    // value * 10^scale == digits * 10^shift
-    let shift = exponent + i64::from(scale) - fraction.len() as i64;
-    let total = (whole.len() + fraction.len()) as i64;
-    let keep = if shift < 0 { total + shift } else { total };
-    let mut unscaled = 0_i128;
-    let mut round_up = false;
-    for (i, digit) in whole.iter().chain(fraction).enumerate() {
-        let digit = i128::from(digit - b'0');
-        let i = i as i64;
-        if i < keep {
-            unscaled = unscaled.checked_mul(10)?.checked_add(digit)?;
-        } else {
-            round_up = i == keep && digit >= 5;
-            break;
-        }
-    }
-    for _ in 0..shift.max(0) {
-        if unscaled == 0 {
-            break;
-        }
-        unscaled = unscaled.checked_mul(10)?;
-    }
-    if round_up {
-        unscaled = unscaled.checked_add(1)?;
-    }
-    Some(if negative { -unscaled } else { unscaled })
-}
-
-/// An exponent, clamped: anything beyond ±100000 already overflows or rounds to zero.
-fn exponent(bytes: &[u8]) -> Option<i64> {
-    let (negative, digits) = match bytes.first() {
-        Some(b'-') => (true, &bytes[1..]),
-        Some(b'+') => (false, &bytes[1..]),
-        _ => (false, bytes),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let magnitude = digits.iter().fold(0_i64, |acc, d| (acc * 10 + i64::from(d - b'0')).min(100_000));
-    Some(if negative { -magnitude } else { magnitude })
-}
-
-/// A JSON number's shortest text, on the stack: the decimal and epoch paths run once per cell.
-fn number_text(n: &Number) -> StackText {
-    let mut text = StackText { bytes: [0; 40], len: 0 };
-    // The longest f64 or u64 text is well under 40 bytes; an overflow leaves a truncated text that
-    // then fails to parse, never a panic.
-    let _ = write!(text, "{n}");
-    text
-}
-
-struct StackText {
-    bytes: [u8; 40],
-    len: usize,
-}
-
-impl StackText {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
-    }
-}
-
-impl Write for StackText {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        if end > self.bytes.len() {
-            return Err(std::fmt::Error);
-        }
-        self.bytes[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn scaled_decimal_rounds_half_away_from_zero_exactly() {
-        assert_eq!(scaled_decimal("1.005", 2), Some(101));
-        assert_eq!(scaled_decimal("-1.005", 2), Some(-101));
-        assert_eq!(scaled_decimal("1.004", 2), Some(100));
-        assert_eq!(scaled_decimal("0.5", 0), Some(1));
-        assert_eq!(scaled_decimal("12", 3), Some(12_000));
-        assert_eq!(scaled_decimal("1e3", 0), Some(1000));
-        assert_eq!(scaled_decimal("1.5E-2", 3), Some(15));
-        assert_eq!(scaled_decimal("+.25", 2), Some(25));
-        assert_eq!(scaled_decimal("7.", 1), Some(70));
-        assert_eq!(scaled_decimal("0e99999999999", 2), Some(0));
-        assert_eq!(scaled_decimal("1e-99999999999", 2), Some(0));
-        assert_eq!(scaled_decimal("1e99999", 2), None);
-        assert_eq!(scaled_decimal("", 2), None);
-        assert_eq!(scaled_decimal(".", 2), None);
-        assert_eq!(scaled_decimal("1.2.3", 2), None);
-        assert_eq!(scaled_decimal("12a", 2), None);
-        assert_eq!(scaled_decimal("1e", 2), None);
-        assert_eq!(scaled_decimal(" 1", 2), None);
-    }
 
     #[test]
     fn base64_decodes_padded_standard_alphabet_only() {

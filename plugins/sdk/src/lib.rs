@@ -147,6 +147,7 @@
 
 use std::collections::BTreeMap;
 
+pub mod decimal;
 #[cfg(target_arch = "wasm32")]
 pub mod guest;
 
