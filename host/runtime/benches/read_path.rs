@@ -188,11 +188,15 @@ fn read_native(
     loop {
         let page = weir_airtable::Airtable::read_table(host, options, TABLE, &table_opts, start.as_deref())
             .expect("page");
-        let Rows::JsonLines(text) = page.rows else { panic!("the Airtable connector writes JSON Lines") };
         let c0 = thread_cpu_ns();
-        let batch = converter.json_lines(text.as_bytes()).expect("converts");
+        let rows: usize = match &page.rows {
+            Rows::ArrowIpc(stream) => {
+                converter.arrow_ipc(stream).expect("converts").iter().map(|b| b.num_rows()).sum()
+            }
+            Rows::JsonLines(text) => converter.json_lines(text.as_bytes()).expect("converts").num_rows(),
+        };
         f.convert_ns += thread_cpu_ns() - c0;
-        f.rows += batch.num_rows();
+        f.rows += rows;
         f.pages += 1;
         if start.as_deref() == Some(page.end_offset.as_str()) {
             break;

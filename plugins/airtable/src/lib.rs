@@ -1,5 +1,5 @@
 //! The Airtable connector for weir: lists a base's tables, types their columns from
-//! Airtable's meta API, and pages through records as JSON Lines shaped for that schema.
+//! Airtable's meta API, and pages through records as Arrow record batches in that schema.
 //!
 //! It is plain Rust over [`weir_connector_sdk::Host`], so the same code runs inside the
 //! wasm sandbox (built for `wasm32-wasip2`, where the host injects the bearer token) and
@@ -37,6 +37,7 @@
 #![cfg_attr(test, recursion_limit = "512")]
 
 mod api;
+mod columns;
 mod deletes;
 mod options;
 mod read;

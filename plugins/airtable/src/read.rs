@@ -53,7 +53,7 @@ use weir_connector_sdk::{ConnectorError, Level, Page, Rows};
 
 use crate::api::{Client, ListBody, ListQuery, Listing};
 use crate::options::TableOptions;
-use crate::rows::{Record, Shaper};
+use crate::rows::{Counters, Record, Shaper};
 use crate::schema::{Cursor, Plan};
 use crate::time;
 
@@ -222,17 +222,13 @@ impl Read<'_> {
         Ok(records)
     }
 
-    fn rows(&self, records: &[Record]) -> (Rows, Vec<(String, u64)>) {
+    fn rows(&self, records: &[Record]) -> Result<(Rows, Counters), ConnectorError> {
         let mut shaper = Shaper::new(&self.plan.columns);
-        let mut lines = Vec::new();
         for record in records {
-            shaper.write_row(record, &mut lines);
-            lines.push(b'\n');
+            shaper.push(record);
         }
-        // Every byte written came from a str or from serde_json.
-        let lines =
-            String::from_utf8(lines).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-        (Rows::JsonLines(lines), shaper.counters())
+        let (ipc, counters) = shaper.finish()?;
+        Ok((Rows::ArrowIpc(ipc), counters))
     }
 
     fn snapshot(&self, offset: &Map<String, Value>) -> Result<Page, ConnectorError> {
@@ -249,7 +245,7 @@ impl Read<'_> {
         let query = self.query(self.options.filter_by_formula.clone(), None);
         let listed = self.fetch(query, &mut progress)?;
         let records = self.records(&listed, &mut progress)?;
-        let (rows, counters) = self.rows(&records);
+        let (rows, counters) = self.rows(&records)?;
         let (end, checkpointable) = if progress.token.is_some() {
             let mut end = Map::new();
             progress.write(&mut end);
@@ -315,7 +311,7 @@ impl Read<'_> {
         for record in &records {
             max = max.max(value(record));
         }
-        let (rows, counters) = self.rows(&records);
+        let (rows, counters) = self.rows(&records)?;
         let iso = |ms: Option<i64>| ms.map(time::format_ms);
 
         if progress.token.is_some() {

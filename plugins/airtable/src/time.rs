@@ -77,6 +77,17 @@ fn digits(s: &[u8], at: usize, n: usize) -> Option<i64> {
     part.iter().try_fold(0i64, |acc, b| b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0')))
 }
 
+/// Days since the epoch of `YYYY-MM-DD` text that names a real calendar day.
+pub(crate) fn parse_day(text: &str) -> Option<i64> {
+    let s = text.as_bytes();
+    if s.len() != 10 || s[4] != b'-' || s[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (digits(s, 0, 4)?, digits(s, 5, 2)?, digits(s, 8, 2)?);
+    let days = days_from_civil(y, m, d);
+    (civil_from_days(days) == (y, m, d)).then_some(days)
+}
+
 /// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS[.fff…]][Z|±HH:MM]` (no zone means UTC).
 pub(crate) fn parse_ms(text: &str) -> Option<i64> {
     let s = text.trim().as_bytes();
@@ -162,6 +173,15 @@ mod tests {
         for bad in ["", "yesterday", "2024-13-01", "2024-01-02T25:00:00Z", "2024-01-02T03:04:05Q", "2024-1-2"]
         {
             assert_eq!(parse_ms(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn days_are_real_calendar_days() {
+        assert_eq!(parse_day("1970-01-02"), Some(1));
+        assert_eq!(parse_day("2024-02-29"), Some(parse_ms("2024-02-29").unwrap() / 86_400_000));
+        for bad in ["2023-02-29", "2024-04-31", "2024-13-01", "2024-00-10", "2024-1-02", "2024-01-02T00:00"] {
+            assert_eq!(parse_day(bad), None, "{bad}");
         }
     }
 

@@ -13,6 +13,12 @@ mod schema;
 
 use std::cell::RefCell;
 
+use arrow_array::Array;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, DecimalType, Float64Type, Int64Type, TimestampMicrosecondType,
+};
+use arrow_schema::DataType;
 use serde_json::Value;
 use weir_connector_sdk::{HttpError, Level, Options, Page, Request, Response, Rows};
 
@@ -185,14 +191,80 @@ impl weir_connector_sdk::Host for MockHost {
     }
 }
 
-/// The rows of a page, parsed.
+/// The rows of a page, read back from its Arrow IPC stream into JSON objects: nulls left out,
+/// times as the connector's millisecond text, dates as `YYYY-MM-DD`, decimals as their shortest
+/// decimal text, so that a row reads as its cells' values would be written in JSON.
 pub(crate) fn rows(page: &Page) -> Vec<Value> {
-    match &page.rows {
+    let stream = match &page.rows {
+        Rows::ArrowIpc(stream) => stream,
+        // Tombstones and the empty page that ends a read.
         Rows::JsonLines(text) => {
-            text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+            return text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
         }
-        Rows::ArrowIpc(_) => panic!("the connector writes JSON Lines"),
+    };
+    let reader =
+        arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(stream), None).expect("an IPC stream");
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("a record batch");
+        for row in 0..batch.num_rows() {
+            let object = batch
+                .schema()
+                .fields()
+                .iter()
+                .zip(batch.columns())
+                .filter_map(|(field, column)| Some((field.name().clone(), value_of(column, row)?)))
+                .collect();
+            out.push(Value::Object(object));
+        }
     }
+    out
+}
+
+/// One Arrow value as JSON, or `None` for a null.
+pub(crate) fn value_of(array: &dyn Array, i: usize) -> Option<Value> {
+    if array.is_null(i) {
+        return None;
+    }
+    Some(match array.data_type() {
+        DataType::Utf8 => Value::from(array.as_string::<i32>().value(i)),
+        DataType::Int64 => Value::from(array.as_primitive::<Int64Type>().value(i)),
+        DataType::Float64 => Value::from(array.as_primitive::<Float64Type>().value(i)),
+        DataType::Boolean => Value::from(array.as_boolean().value(i)),
+        DataType::Decimal128(precision, scale) => {
+            let text = Decimal128Type::format_decimal(
+                array.as_primitive::<Decimal128Type>().value(i),
+                *precision,
+                *scale,
+            );
+            let text =
+                if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { &text };
+            serde_json::from_str(text).expect("decimal text is a JSON number")
+        }
+        DataType::Date32 => {
+            let days = i64::from(array.as_primitive::<Date32Type>().value(i));
+            Value::from(&crate::time::format_ms(days * 86_400_000)[..10])
+        }
+        DataType::Timestamp(..) => {
+            let micros = array.as_primitive::<TimestampMicrosecondType>().value(i);
+            Value::from(crate::time::format_ms(micros.div_euclid(1000)))
+        }
+        DataType::List(_) => {
+            let items = array.as_list::<i32>().value(i);
+            Value::Array((0..items.len()).map(|j| value_of(&items, j).unwrap_or(Value::Null)).collect())
+        }
+        DataType::Struct(fields) => {
+            let members = array.as_struct();
+            Value::Object(
+                fields
+                    .iter()
+                    .zip(members.columns())
+                    .filter_map(|(field, column)| Some((field.name().clone(), value_of(column, i)?)))
+                    .collect(),
+            )
+        }
+        other => panic!("the connector writes no {other} column"),
+    })
 }
 
 /// The `id`s of rows.

@@ -127,17 +127,27 @@ fn every_type_is_shaped_for_its_column() {
     assert!(page.counters.is_empty(), "{:?}", page.counters);
 }
 
+/// A page is an Arrow IPC stream in the table's schema as the host reads its Spark schema: the
+/// same columns in the same order, of the same types and nullability; and the host's converter
+/// reads it.
 #[test]
-fn rows_keep_the_schema_column_order() {
+fn pages_are_arrow_in_the_tables_schema() {
     let page = read_sku(&[full_record()]);
-    let Rows::JsonLines(text) = &page.rows else { panic!("JSON Lines") };
+    let Rows::ArrowIpc(stream) = &page.rows else { panic!("Arrow IPC") };
     let host = MockHost::with_meta();
     let schema = Airtable::table_schema(&host, &connection(), "SKU Candidates", &opts(&[])).unwrap();
-    let schema: Value = serde_json::from_str(&schema).unwrap();
-    let order: Vec<&str> =
-        schema["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
-    let row: serde_json::Map<String, Value> = serde_json::from_str(text.trim()).unwrap();
-    assert_eq!(row.keys().map(String::as_str).collect::<Vec<_>>(), order);
+    let expected = weir_convert::arrow_schema(&schema).unwrap();
+    let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(stream), None).unwrap();
+    let found = reader.schema();
+    let shape = |f: &arrow_schema::Field| (f.name().clone(), f.data_type().clone(), f.is_nullable());
+    assert_eq!(
+        found.fields().iter().map(|f| shape(f)).collect::<Vec<_>>(),
+        expected.fields().iter().map(|f| shape(f)).collect::<Vec<_>>()
+    );
+    let batches = weir_convert::Converter::new(std::sync::Arc::new(expected))
+        .arrow_ipc(stream)
+        .expect("the host reads it");
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
 }
 
 #[test]

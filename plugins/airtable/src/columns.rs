@@ -1,0 +1,635 @@
+//! A page's columns, built as Arrow arrays in the table's schema and sent as an Arrow IPC stream.
+//!
+//! The connector builds Arrow itself, rather than writing JSON Lines for the host to parse again:
+//! each cell goes from the response's JSON text straight into its column, once (issue 12: the row
+//! text and the host's second parse were about a third of the read path's CPU). What a cell
+//! becomes is [`shape`]'s answer, the reference this agrees with (a test holds the two to it,
+//! and holds both to what the host stores for the same value sent as JSON):
+//! - the common forms are appended from their text: strings (unescaped only when they hold an
+//!   escape), numbers, checkboxes, times (parsed once, to microseconds), lists and objects;
+//! - anything else (a number in a text column, a JSON column, a special value) is parsed into a
+//!   `serde_json::Value`, shaped, and appended from that.
+//!
+//! Times carry milliseconds, as Airtable writes them; a date-only text must name a real day.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
+use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Number, Value};
+use weir_connector_sdk::{ConnectorError, decimal};
+
+use crate::rows::{ERROR_TOKENS, Key, is_long, plain_string, shape};
+use crate::schema::{CREATED_TIME, Column, ID, Kind, Member};
+use crate::time;
+
+/// Decimal columns are `decimal(38, scale)`: a value needs fewer than 38 digits.
+const DECIMAL_LIMIT: i128 = 10_i128.pow(38);
+
+/// The Arrow type the host reads a kind's Spark type as.
+pub(crate) fn data_type(kind: &Kind) -> DataType {
+    match kind {
+        Kind::String | Kind::Json => DataType::Utf8,
+        Kind::Long => DataType::Int64,
+        Kind::Double => DataType::Float64,
+        Kind::Decimal(scale) => DataType::Decimal128(38, *scale as i8),
+        Kind::Boolean => DataType::Boolean,
+        Kind::Date => DataType::Date32,
+        Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        Kind::Array(inner) => DataType::List(Arc::new(Field::new("element", data_type(inner), true))),
+        Kind::Struct(members) => DataType::Struct(fields(members)),
+    }
+}
+
+fn fields(members: &[Member]) -> Fields {
+    members.iter().map(|m| Field::new(m.name, data_type(&m.kind), true)).collect()
+}
+
+/// The table's Arrow schema: `id`, `created_time`, then the columns (as `schema_json` says).
+pub(crate) fn schema(columns: &[Column]) -> SchemaRef {
+    let mut fields = vec![
+        Field::new(ID, DataType::Utf8, false),
+        Field::new(CREATED_TIME, data_type(&Kind::Timestamp), true),
+    ];
+    fields.extend(columns.iter().map(|c| Field::new(&c.name, data_type(&c.kind), true)));
+    Arc::new(Schema::new(fields))
+}
+
+/// The batch as an Arrow IPC stream: its schema, the batch, the end marker.
+pub(crate) fn ipc(batch: &RecordBatch) -> Result<Vec<u8>, ConnectorError> {
+    let internal = |e: ArrowError| ConnectorError::Internal(format!("writing the page as Arrow: {e}"));
+    let mut writer =
+        arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).map_err(internal)?;
+    writer.write(batch).map_err(internal)?;
+    writer.into_inner().map_err(internal)
+}
+
+/// Microseconds of a time's text, or `None` when it is not a time.
+pub(crate) fn micros(text: &str) -> Option<i64> {
+    time::parse_ms(text)?.checked_mul(1000)
+}
+
+/// Days since the epoch of a time's text: a date-only text's own day (which must exist), else the
+/// instant's UTC day.
+fn days(text: &str) -> Option<i32> {
+    let days =
+        if text.len() == 10 { time::parse_day(text)? } else { time::parse_ms(text)?.div_euclid(86_400_000) };
+    i32::try_from(days).ok()
+}
+
+/// One column's values, of a kind's Arrow type.
+pub(crate) enum Builder {
+    Text(StringBuilder),
+    Long(Int64Builder),
+    Double(Float64Builder),
+    Decimal(Decimal128Builder, i8),
+    Boolean(BooleanBuilder),
+    Date(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder),
+    List { item: Box<Builder>, field: Arc<Field>, offsets: Vec<i32>, valid: NullBufferBuilder },
+    Struct { members: Vec<Builder>, fields: Fields, valid: NullBufferBuilder, len: usize },
+}
+
+impl Builder {
+    pub(crate) fn new(kind: &Kind) -> Builder {
+        match kind {
+            Kind::String | Kind::Json => Builder::Text(StringBuilder::new()),
+            Kind::Long => Builder::Long(Int64Builder::new()),
+            Kind::Double => Builder::Double(Float64Builder::new()),
+            Kind::Decimal(scale) => {
+                Builder::Decimal(Decimal128Builder::new().with_data_type(data_type(kind)), *scale as i8)
+            }
+            Kind::Boolean => Builder::Boolean(BooleanBuilder::new()),
+            Kind::Date => Builder::Date(Date32Builder::new()),
+            Kind::Timestamp => Builder::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+            Kind::Array(inner) => Builder::List {
+                item: Box::new(Builder::new(inner)),
+                field: Arc::new(Field::new("element", data_type(inner), true)),
+                offsets: vec![0],
+                valid: NullBufferBuilder::new(0),
+            },
+            Kind::Struct(members) => Builder::Struct {
+                members: members.iter().map(|m| Builder::new(&m.kind)).collect(),
+                fields: fields(members),
+                valid: NullBufferBuilder::new(0),
+                len: 0,
+            },
+        }
+    }
+
+    pub(crate) fn null(&mut self) {
+        match self {
+            Builder::Text(b) => b.append_null(),
+            Builder::Long(b) => b.append_null(),
+            Builder::Double(b) => b.append_null(),
+            Builder::Decimal(b, _) => b.append_null(),
+            Builder::Boolean(b) => b.append_null(),
+            Builder::Date(b) => b.append_null(),
+            Builder::Timestamp(b) => b.append_null(),
+            Builder::List { offsets, valid, .. } => {
+                offsets.push(offsets.last().copied().unwrap_or(0));
+                valid.append_null();
+            }
+            Builder::Struct { members, valid, len, .. } => {
+                members.iter_mut().for_each(Builder::null);
+                valid.append_null();
+                *len += 1;
+            }
+        }
+    }
+
+    /// An absent checkbox: false (Airtable omits false).
+    pub(crate) fn absent_false(&mut self) {
+        match self {
+            Builder::Boolean(b) => b.append_value(false),
+            other => other.null(),
+        }
+    }
+
+    /// Appends one cell, its JSON text shaped for `kind` as [`shape`] would, or a null, counted in
+    /// `nulled` when a value was lost.
+    pub(crate) fn cell(&mut self, raw: &str, kind: &Kind, computed: bool, nulled: &mut u64) {
+        if raw == "null" {
+            return self.null();
+        }
+        if self.text_form(raw, kind, computed, nulled) {
+            return;
+        }
+        match serde_json::from_str::<Value>(raw) {
+            Ok(value) => {
+                let shaped = shape(&value, kind, computed, nulled);
+                self.value(&shaped, kind, nulled);
+            }
+            Err(_) => {
+                *nulled += 1;
+                self.null();
+            }
+        }
+    }
+
+    /// The common forms, appended from their text; false, having appended nothing, for a cell that
+    /// takes the `Value` path.
+    fn text_form(&mut self, raw: &str, kind: &Kind, computed: bool, nulled: &mut u64) -> bool {
+        let first = raw.as_bytes()[0];
+        let number = first == b'-' || first.is_ascii_digit();
+        match (self, kind) {
+            // Only a computed cell's text may be an error token; escaped computed text (`"#N\/A"`)
+            // takes the `Value` path, which reads it.
+            (Builder::Text(b), Kind::String) if first == b'"' => match plain_string(raw) {
+                Some(text) if !computed || !ERROR_TOKENS.contains(&text.trim()) => b.append_value(text),
+                None if !computed => match serde_json::from_str::<String>(raw) {
+                    Ok(text) => b.append_value(text),
+                    Err(_) => return false,
+                },
+                _ => return false,
+            },
+            (Builder::Timestamp(b), Kind::Timestamp) => {
+                let Some(text) = plain_string(raw) else { return false };
+                match micros(text) {
+                    Some(us) => b.append_value(us),
+                    None => lost(b, nulled),
+                }
+            }
+            (Builder::Date(b), Kind::Date) => {
+                let Some(text) = plain_string(raw) else { return false };
+                match days(text) {
+                    Some(d) => b.append_value(d),
+                    None => lost(b, nulled),
+                }
+            }
+            (Builder::Double(b), Kind::Double) if number => match serde_json::from_str::<f64>(raw) {
+                Ok(f) => b.append_value(f),
+                Err(_) => return false,
+            },
+            // A literal short enough that a float reads it back unchanged is its own shortest
+            // text; the host read others through the float.
+            (Builder::Decimal(b, scale), Kind::Decimal(_))
+                if number && (is_long(raw) || is_short_literal(raw)) =>
+            {
+                within_limit(b, decimal::scaled(raw, *scale), nulled);
+            }
+            (Builder::Decimal(b, scale), Kind::Decimal(_)) if number => {
+                let Ok(n) = serde_json::from_str::<Number>(raw) else { return false };
+                within_limit(b, decimal::number(&n, *scale), nulled);
+            }
+            (Builder::Long(b), Kind::Long) if number && is_long(raw) => match raw.parse() {
+                Ok(n) => b.append_value(n),
+                Err(_) => return false,
+            },
+            (Builder::Boolean(b), Kind::Boolean) if raw == "true" || raw == "false" => {
+                b.append_value(raw == "true")
+            }
+            (Builder::List { item, offsets, valid, .. }, Kind::Array(inner)) if first == b'[' => {
+                let Ok(count) = item.items(raw, inner, computed, nulled) else { return false };
+                push_offset(offsets, count);
+                valid.append_non_null();
+            }
+            (Builder::Struct { members: builders, valid, len, .. }, Kind::Struct(members))
+                if first == b'{' && members.len() <= MAX_MEMBERS =>
+            {
+                let Ok(object) = parse(raw, Object { members }) else { return false };
+                if object.special || (computed && object.error) {
+                    return false;
+                }
+                for ((b, m), raw) in builders.iter_mut().zip(members).zip(object.cells) {
+                    match raw {
+                        Some(raw) => b.cell(raw, &m.kind, false, nulled),
+                        None => b.null(),
+                    }
+                }
+                valid.append_non_null();
+                *len += 1;
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// A list cell's items (the JSON text of an array), nested lists flattened (as `shape` does);
+    /// returns how many it appended.
+    fn items(
+        &mut self,
+        raw: &str,
+        inner: &Kind,
+        computed: bool,
+        nulled: &mut u64,
+    ) -> serde_json::Result<usize> {
+        parse(raw, Items { item: self, inner, computed, nulled })
+    }
+
+    /// Appends a value [`shape`] returned for `kind`.
+    pub(crate) fn value(&mut self, value: &Value, kind: &Kind, nulled: &mut u64) {
+        if value.is_null() {
+            return self.null();
+        }
+        match (self, kind, value) {
+            (Builder::Text(b), _, Value::String(s)) => b.append_value(s),
+            (Builder::Long(b), _, Value::Number(n)) if let Some(i) = n.as_i64() => b.append_value(i),
+            (Builder::Double(b), _, Value::Number(n)) if let Some(f) = n.as_f64() => b.append_value(f),
+            (Builder::Decimal(b, scale), _, Value::Number(n)) => {
+                within_limit(b, decimal::number(n, *scale), nulled)
+            }
+            (Builder::Boolean(b), _, Value::Bool(v)) => b.append_value(*v),
+            (Builder::Date(b), _, Value::String(s)) => match days(s) {
+                Some(d) => b.append_value(d),
+                None => lost(b, nulled),
+            },
+            (Builder::Timestamp(b), _, Value::String(s)) => match micros(s) {
+                Some(us) => b.append_value(us),
+                None => lost(b, nulled),
+            },
+            (Builder::List { item, offsets, valid, .. }, Kind::Array(inner), Value::Array(values)) => {
+                values.iter().for_each(|v| item.value(v, inner, nulled));
+                push_offset(offsets, values.len());
+                valid.append_non_null();
+            }
+            (
+                Builder::Struct { members: builders, valid, len, .. },
+                Kind::Struct(members),
+                Value::Object(o),
+            ) => {
+                for (b, m) in builders.iter_mut().zip(members) {
+                    match o.get(m.name) {
+                        Some(v) => b.value(v, &m.kind, nulled),
+                        None => b.null(),
+                    }
+                }
+                valid.append_non_null();
+                *len += 1;
+            }
+            // `shape` returns only the forms above for each kind.
+            (b, _, _) => {
+                *nulled += 1;
+                b.null();
+            }
+        }
+    }
+
+    pub(crate) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        Ok(match self {
+            Builder::Text(b) => Arc::new(b.finish()),
+            Builder::Long(b) => Arc::new(b.finish()),
+            Builder::Double(b) => Arc::new(b.finish()),
+            Builder::Decimal(b, _) => Arc::new(b.finish()),
+            Builder::Boolean(b) => Arc::new(b.finish()),
+            Builder::Date(b) => Arc::new(b.finish()),
+            Builder::Timestamp(b) => Arc::new(b.finish()),
+            Builder::List { item, field, offsets, valid } => {
+                let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(offsets, vec![0])));
+                Arc::new(ListArray::try_new(field.clone(), offsets, item.finish()?, valid.finish())?)
+            }
+            Builder::Struct { members, fields, valid, len } => {
+                let children = members.iter_mut().map(Builder::finish).collect::<Result<Vec<_>, _>>()?;
+                let len = std::mem::take(len);
+                Arc::new(StructArray::try_new_with_length(fields.clone(), children, valid.finish(), len)?)
+            }
+        })
+    }
+}
+
+/// A value that was there but cannot be kept: a null, counted.
+fn lost<T: arrow_array::ArrowPrimitiveType>(
+    b: &mut arrow_array::builder::PrimitiveBuilder<T>,
+    nulled: &mut u64,
+) {
+    *nulled += 1;
+    b.append_null();
+}
+
+fn within_limit(b: &mut Decimal128Builder, unscaled: Option<i128>, nulled: &mut u64) {
+    match unscaled.filter(|v| v.abs() < DECIMAL_LIMIT) {
+        Some(v) => b.append_value(v),
+        None => lost(b, nulled),
+    }
+}
+
+/// A number literal of at most 15 digits and no exponent: a float holds each such decimal apart
+/// from every other, so its shortest text has the literal's value.
+fn is_short_literal(raw: &str) -> bool {
+    raw.len() <= 17
+        && raw.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'.')
+        && raw.bytes().filter(u8::is_ascii_digit).count() <= 15
+}
+
+/// Parses JSON text with a seed, to its end.
+fn parse<'de, S: DeserializeSeed<'de>>(raw: &'de str, seed: S) -> serde_json::Result<S::Value> {
+    let mut deserializer = serde_json::Deserializer::from_str(raw);
+    let value = seed.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// A list's items appended to the item column as they are read, nested lists flattened.
+struct Items<'b> {
+    item: &'b mut Builder,
+    inner: &'b Kind,
+    computed: bool,
+    nulled: &'b mut u64,
+}
+
+impl<'de> DeserializeSeed<'de> for Items<'_> {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Items<'_> {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        let mut count = 0;
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            let raw = item.get();
+            if raw.starts_with('[') && !matches!(self.inner, Kind::Json) {
+                count +=
+                    self.item.items(raw, self.inner, self.computed, self.nulled).map_err(A::Error::custom)?;
+            } else {
+                self.item.cell(raw, self.inner, self.computed, self.nulled);
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+}
+
+/// The most members a struct column has (an attachment has 8).
+const MAX_MEMBERS: usize = 16;
+
+/// An object cell's members, found by key: of a repeated key, the last (as a JSON object keeps).
+struct Object<'m> {
+    members: &'m [Member],
+}
+
+struct ObjectCells<'a> {
+    cells: [Option<&'a str>; MAX_MEMBERS],
+    /// `specialValue` (`NaN`, `Infinity`) and `error` (a computed cell's error) are keys too.
+    special: bool,
+    error: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Object<'_> {
+    type Value = ObjectCells<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ObjectCells<'de>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Object<'_> {
+    type Value = ObjectCells<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<ObjectCells<'de>, M::Error> {
+        let mut object = ObjectCells { cells: [None; MAX_MEMBERS], special: false, error: false };
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            let key = key.as_str();
+            object.special |= key == "specialValue";
+            object.error |= key == "error";
+            if let Some(i) = self.members.iter().position(|m| m.key == key) {
+                object.cells[i] = Some(value.get());
+            }
+        }
+        Ok(object)
+    }
+}
+
+fn push_offset(offsets: &mut Vec<i32>, count: usize) {
+    let last = offsets.last().copied().unwrap_or(0);
+    offsets.push(last + i32::try_from(count).unwrap_or(i32::MAX));
+}
+
+/// Builds a page from its rows: `id`, `created_time`, then one column per schema column.
+pub(crate) struct Page {
+    schema: SchemaRef,
+    id: StringBuilder,
+    created: TimestampMicrosecondBuilder,
+    columns: Vec<Builder>,
+}
+
+impl Page {
+    pub(crate) fn new(columns: &[Column]) -> Page {
+        Page {
+            schema: schema(columns),
+            id: StringBuilder::new(),
+            created: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            columns: columns.iter().map(|c| Builder::new(&c.kind)).collect(),
+        }
+    }
+
+    /// Starts a row: its id and created time; unparsable created times count in `created_nulled`.
+    pub(crate) fn start_row(&mut self, id: &str, created: Option<&str>, created_nulled: &mut u64) {
+        self.id.append_value(id);
+        match created.map(micros) {
+            Some(Some(us)) => self.created.append_value(us),
+            Some(None) => lost(&mut self.created, created_nulled),
+            None => self.created.append_null(),
+        }
+    }
+
+    pub(crate) fn column(&mut self, index: usize) -> &mut Builder {
+        &mut self.columns[index]
+    }
+
+    /// The page's batch as an Arrow IPC stream.
+    pub(crate) fn finish(mut self) -> Result<Vec<u8>, ConnectorError> {
+        let internal = |e: ArrowError| ConnectorError::Internal(format!("building the page's columns: {e}"));
+        let mut arrays: Vec<ArrayRef> = vec![Arc::new(self.id.finish()), Arc::new(self.created.finish())];
+        for column in &mut self.columns {
+            arrays.push(column.finish().map_err(internal)?);
+        }
+        let batch = RecordBatch::try_new(self.schema, arrays).map_err(internal)?;
+        ipc(&batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Member, spark_type};
+
+    fn collaborator() -> Kind {
+        let m = |name, kind| Member { name, key: name, kind };
+        Kind::Struct(vec![m("id", Kind::String), m("email", Kind::String), m("name", Kind::String)])
+    }
+
+    fn cells() -> Vec<&'static str> {
+        vec![
+            r##""text""##,
+            r##""a\nb \"q\"""##,
+            r##""#ERROR!""##,
+            r##""  #N/A ""##,
+            r##""#N\/A""##,
+            "12",
+            "-3",
+            "1.5",
+            "1.0",
+            "1e3",
+            "9223372036854775808",
+            "true",
+            "false",
+            r##""2024-01-02""##,
+            r##""2024-03-08T12:00:00.000+02:00""##,
+            r##""2024-03-08T12:00:00Z""##,
+            r##""not a date""##,
+            r##""12""##,
+            r##"["a", "b"]"##,
+            r##"[["eu"],["us","ca"]]"##,
+            r##"[1,"x",null,"#ERROR!"]"##,
+            r##"[]"##,
+            r##"[{"id":"u1"},{"specialValue":"NaN"},null,[{"id":"u2","name":"N"}]]"##,
+            r##"{"id":"usrA","email":"a@b.example","name":"Al"}"##,
+            r##"{"id":"usrA","id":"usrB","name":null}"##,
+            r##"{"specialValue":"NaN"}"##,
+            r##"{"error":"#ERROR!"}"##,
+            r##"{"a":[1,2],"b":{"c":"d"}}"##,
+            r##"{}"##,
+            r##""2023-02-29""##,
+            r##""2024-02-29""##,
+            "19.99",
+            "1.005",
+            "1.00499999999999999",
+            "0.30000000000000004",
+            "0.1000000000000000055511151231257827",
+            "0.005",
+            "123456789012345678901234567890123456789",
+            "-0",
+            r##""\u00e9t\u00e9""##,
+        ]
+    }
+
+    fn kinds() -> Vec<Kind> {
+        vec![
+            Kind::String,
+            Kind::Long,
+            Kind::Double,
+            Kind::Decimal(2),
+            Kind::Boolean,
+            Kind::Date,
+            Kind::Timestamp,
+            Kind::Json,
+            Kind::Array(Box::new(Kind::String)),
+            Kind::Array(Box::new(Kind::Long)),
+            Kind::Array(Box::new(Kind::Json)),
+            Kind::Array(Box::new(collaborator())),
+            collaborator(),
+        ]
+    }
+
+    /// The column of one cell taken from its text, and its losses.
+    fn from_text(raw: &str, kind: &Kind, computed: bool) -> (ArrayRef, u64) {
+        let (mut builder, mut nulled) = (Builder::new(kind), 0);
+        builder.cell(raw, kind, computed, &mut nulled);
+        (builder.finish().expect("a column"), nulled)
+    }
+
+    /// The text forms append what the `Value` path appends, and count the same losses, for every
+    /// column kind and a spread of cells: plain and escaped text, error tokens, numbers, times,
+    /// days that do not exist, nested lists, objects with repeated keys, special values.
+    #[test]
+    fn the_text_forms_agree_with_the_value_path() {
+        for kind in &kinds() {
+            for computed in [false, true] {
+                for raw in cells() {
+                    let (mut builder, mut expected_nulled) = (Builder::new(kind), 0);
+                    let value: Value = serde_json::from_str(raw).expect("test cells are JSON");
+                    let shaped = shape(&value, kind, computed, &mut expected_nulled);
+                    builder.value(&shaped, kind, &mut expected_nulled);
+                    let expected = builder.finish().expect("a column");
+                    let (got, nulled) = from_text(raw, kind, computed);
+                    assert_eq!(&*got, &*expected, "{raw} as {kind:?}, computed {computed}");
+                    assert_eq!(nulled, expected_nulled, "losses of {raw} as {kind:?}, computed {computed}");
+                }
+            }
+        }
+    }
+
+    /// What the connector stores is what the host stored when the connector sent the shaped value
+    /// as JSON Lines: the same cells through weir-convert, the host's converter, give the same
+    /// column. A value the host would have refused (a decimal of 39 digits, a day that does not
+    /// exist) is a counted null instead.
+    #[test]
+    fn columns_hold_what_the_host_makes_of_the_shaped_json() {
+        for kind in &kinds() {
+            let spark = format!(
+                r#"{{"type":"struct","fields":[{{"name":"c","type":{},"nullable":true,"metadata":{{}}}}]}}"#,
+                spark_type(kind)
+            );
+            let host_schema = Arc::new(weir_convert::arrow_schema(&spark).expect("a Spark schema"));
+            assert_eq!(host_schema.field(0).data_type(), &data_type(kind), "{kind:?}");
+            for computed in [false, true] {
+                for raw in cells() {
+                    let value: Value = serde_json::from_str(raw).expect("test cells are JSON");
+                    let (got, nulled) = from_text(raw, kind, computed);
+                    // The connector wrote a cell that kept its value as Airtable's own text.
+                    let shaped = shape(&value, kind, computed, &mut 0);
+                    let line = match shaped {
+                        Value::Null => "{}".to_string(),
+                        v if v == value => format!(r#"{{"c":{raw}}}"#),
+                        v => format!(r#"{{"c":{v}}}"#),
+                    };
+                    match weir_convert::Converter::new(host_schema.clone()).json_lines(line.as_bytes()) {
+                        Ok(batch) => {
+                            assert_eq!(&*got, &**batch.column(0), "{raw} as {kind:?}, computed {computed}")
+                        }
+                        Err(e) => assert!(
+                            got.is_null(0) && nulled > 0,
+                            "{raw} as {kind:?}: the host refused it ({e}), the connector kept {got:?}"
+                        ),
+                    }
+                }
+            }
+        }
+    }
+}
