@@ -641,12 +641,15 @@ impl<'a, 'b> Batch<'a, 'b> {
         buffer.ok_or_else(|| self.error(format!("no buffer left for column `{path}`")))
     }
 
-    /// The next buffer, inflated when the batch is compressed.
+    /// The next buffer: inflated when the batch is compressed, else copied out of the page. A slice
+    /// of the page would keep the whole page alive for as long as any one column lives, and count
+    /// it once per buffer in the batch's memory size, by which the host bounds what it holds
+    /// (`limits.pending_mib`, reading ahead): a 100-row page of 60 buffers then weighed 4 MB.
     fn buffer(&mut self, path: &str) -> Result<Buffer, ConvertError> {
         let raw = self.raw_buffer(path)?;
         match self.compression {
             Some(codec) if !raw.is_empty() => self.inflate(codec, &raw, path),
-            _ => Ok(raw),
+            _ => Ok(Buffer::from_slice_ref(raw.as_slice())),
         }
     }
 

@@ -158,3 +158,19 @@ fn struct_fields_must_match_by_name() {
     let error = Converter::new(schema).arrow_ipc(&stream(&[page]));
     assert!(matches!(&error, Err(ConvertError::IpcMismatch { column, .. }) if column == "o"), "{error:?}");
 }
+
+/// A decoded batch weighs what its own columns hold, not the page once per buffer: the host bounds
+/// what it holds by this size, and a 100-row page of a wide table once weighed 4 MB.
+#[test]
+fn a_decoded_batch_weighs_its_columns_not_the_page() {
+    let rows = 1000;
+    let ids: Vec<String> = (0..rows).map(|i| format!("rec{i:014}")).collect();
+    let page = stream(&[batch(vec![
+        ("id", Arc::new(StringArray::from(ids)), false),
+        ("n", Arc::new(Int64Array::from((0..rows as i64).collect::<Vec<_>>())), true),
+        ("tags", tags(&vec![Some(vec!["x", "y"]); rows]), true),
+    ])]);
+    let batches = Converter::new(table()).arrow_ipc(&page).unwrap();
+    let weight: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    assert!(weight < 2 * page.len(), "{weight} bytes held for a page of {}", page.len());
+}
