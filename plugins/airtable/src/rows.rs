@@ -93,10 +93,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for Cells<'a> {
     }
 }
 
-impl Record<'_> {
-    /// A cell's value when it is a JSON string.
-    pub(crate) fn text(&self, field_id: &str) -> Option<String> {
-        serde_json::from_str(self.fields.get(field_id)?).ok()
+impl<'a> Record<'a> {
+    /// A cell's value when it is a JSON string: borrowed unless it holds an escape.
+    pub(crate) fn text(&self, field_id: &str) -> Option<Cow<'a, str>> {
+        let raw = self.fields.get(field_id)?;
+        match plain_string(raw) {
+            Some(text) => Some(Cow::Borrowed(text)),
+            None => serde_json::from_str(raw).ok().map(Cow::Owned),
+        }
     }
 }
 
