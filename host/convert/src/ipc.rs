@@ -663,7 +663,8 @@ impl<'a, 'b> Batch<'a, 'b> {
         };
         let declared = i64::from_le_bytes(*prefix);
         if declared == -1 {
-            return Ok(raw.slice(8));
+            // Stored as is: copied out of the page too (see `buffer`).
+            return Ok(Buffer::from_slice_ref(&raw.as_slice()[8..]));
         }
         let length = usize::try_from(declared)
             .map_err(|_| error(format!("negative uncompressed length {declared}")))?;
@@ -719,10 +720,12 @@ impl<'a, 'b> Batch<'a, 'b> {
         nulls: usize,
         path: &str,
     ) -> Result<Option<NullBuffer>, ConvertError> {
-        let buffer = self.buffer(path)?;
         if nulls == 0 {
+            // No nulls: the bitmap, if any, is never read.
+            self.raw_buffer(path)?;
             return Ok(None);
         }
+        let buffer = self.buffer(path)?;
         if buffer.len() < length.div_ceil(8) {
             return Err(self.error(format!(
                 "column `{path}`: a validity bitmap of {} bytes for {length} values",
