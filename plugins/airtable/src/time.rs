@@ -77,6 +77,12 @@ fn digits(s: &[u8], at: usize, n: usize) -> Option<i64> {
     part.iter().try_fold(0i64, |acc, b| b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0')))
 }
 
+/// Whether an instant's UTC year has four digits (0 to 9999): the years the text form covers.
+pub(crate) fn four_digit_year(ms: i64) -> bool {
+    // 0000-01-01T00:00:00.000Z ..= 9999-12-31T23:59:59.999Z
+    (-62_167_219_200_000..=253_402_300_799_999).contains(&ms)
+}
+
 /// Days since the epoch of `YYYY-MM-DD` text that names a real calendar day.
 pub(crate) fn parse_day(text: &str) -> Option<i64> {
     let s = text.as_bytes();
@@ -88,17 +94,23 @@ pub(crate) fn parse_day(text: &str) -> Option<i64> {
     (civil_from_days(days) == (y, m, d)).then_some(days)
 }
 
-/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS[.fff…]][Z|±HH:MM]` (no zone means UTC).
+/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS[.fff…]][Z|±HH:MM]` (no zone means UTC), to
+/// milliseconds: finer digits are truncated.
 pub(crate) fn parse_ms(text: &str) -> Option<i64> {
+    parse_us(text).map(|us| us.div_euclid(1000))
+}
+
+/// [`parse_ms`]'s forms, to microseconds: digits finer than those are truncated.
+pub(crate) fn parse_us(text: &str) -> Option<i64> {
     let s = text.trim().as_bytes();
     let (y, m, d) = (digits(s, 0, 4)?, digits(s, 5, 2)?, digits(s, 8, 2)?);
     if s.get(4) != Some(&b'-') || s.get(7) != Some(&b'-') || !(1..=12).contains(&m) || !(1..=31).contains(&d)
     {
         return None;
     }
-    let mut ms = days_from_civil(y, m, d) * 86_400_000;
+    let mut us = days_from_civil(y, m, d) * 86_400_000_000;
     if s.len() == 10 {
-        return Some(ms);
+        return Some(us);
     }
     if !matches!(s.get(10), Some(b'T' | b't' | b' ')) || s.get(13) != Some(&b':') {
         return None;
@@ -107,14 +119,14 @@ pub(crate) fn parse_ms(text: &str) -> Option<i64> {
     if h > 23 || min > 59 {
         return None;
     }
-    ms += h * 3_600_000 + min * 60_000;
+    us += (h * 3_600 + min * 60) * 1_000_000;
     let mut i = 16;
     if s.get(i) == Some(&b':') {
         let sec = digits(s, i + 1, 2)?;
         if sec > 60 {
             return None;
         }
-        ms += sec * 1000;
+        us += sec * 1_000_000;
         i += 3;
         if s.get(i) == Some(&b'.') {
             i += 1;
@@ -125,21 +137,20 @@ pub(crate) fn parse_ms(text: &str) -> Option<i64> {
             if i == start {
                 return None;
             }
-            // Only milliseconds matter; finer digits are truncated.
-            let frac = &s[start..i.min(start + 3)];
-            let mut milli = frac.iter().fold(0i64, |acc, b| acc * 10 + i64::from(b - b'0'));
-            for _ in frac.len()..3 {
-                milli *= 10;
+            let frac = &s[start..i.min(start + 6)];
+            let mut micro = frac.iter().fold(0i64, |acc, b| acc * 10 + i64::from(b - b'0'));
+            for _ in frac.len()..6 {
+                micro *= 10;
             }
-            ms += milli;
+            us += micro;
         }
     }
     match s.get(i) {
-        None => Some(ms),
-        Some(b'Z' | b'z') if i + 1 == s.len() => Some(ms),
+        None => Some(us),
+        Some(b'Z' | b'z') if i + 1 == s.len() => Some(us),
         Some(sign @ (b'+' | b'-')) if s.len() == i + 6 && s.get(i + 3) == Some(&b':') => {
-            let offset = digits(s, i + 1, 2)? * 3_600_000 + digits(s, i + 4, 2)? * 60_000;
-            Some(if *sign == b'+' { ms - offset } else { ms + offset })
+            let offset = (digits(s, i + 1, 2)? * 3_600 + digits(s, i + 4, 2)? * 60) * 1_000_000;
+            Some(if *sign == b'+' { us - offset } else { us + offset })
         }
         _ => None,
     }
@@ -169,11 +180,27 @@ mod tests {
     }
 
     #[test]
+    fn microseconds_keep_six_digits_and_milliseconds_three() {
+        let us = parse_us("2024-01-02T03:04:05.123456789Z").unwrap();
+        assert_eq!(us % 1_000_000, 123_456);
+        assert_eq!(parse_ms("2024-01-02T03:04:05.123456789Z"), Some(us.div_euclid(1000)));
+        assert_eq!(parse_ms("1969-12-31T23:59:59.9999Z"), Some(-1));
+    }
+
+    #[test]
     fn rejects_what_is_not_a_time() {
         for bad in ["", "yesterday", "2024-13-01", "2024-01-02T25:00:00Z", "2024-01-02T03:04:05Q", "2024-1-2"]
         {
             assert_eq!(parse_ms(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn four_digit_years_are_the_text_forms() {
+        assert!(four_digit_year(parse_ms("0000-01-01").unwrap()));
+        assert!(four_digit_year(parse_ms("9999-12-31T23:59:59.999Z").unwrap()));
+        assert!(!four_digit_year(parse_ms("0000-01-01").unwrap() - 1));
+        assert!(!four_digit_year(parse_ms("9999-12-31T23:59:59.999Z").unwrap() + 1));
     }
 
     #[test]

@@ -232,3 +232,21 @@ fn original_names_key_the_rows_too() {
         [json!({"id": "recM", "created_time": "2024-01-02T03:04:05.000Z", "🚀 Milestone": "Go", "ID_2": 7})]
     );
 }
+
+/// A record's created time keeps every digit to the microsecond, as the host kept it from
+/// Airtable's text; one that is not a time (a day that does not exist) is a counted null.
+#[test]
+fn created_times_keep_microseconds_and_a_bad_one_is_a_counted_null() {
+    let page = read_sku(&[
+        json!({"id": "recT", "createdTime": "2024-01-02T03:04:05.123456Z", "fields": {}}),
+        json!({"id": "recU", "createdTime": "2024-02-30T00:00:00.000Z", "fields": {}}),
+    ]);
+    let Rows::ArrowIpc(stream) = &page.rows else { panic!("Arrow IPC") };
+    let mut reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(stream), None).unwrap();
+    let batch = reader.next().expect("a batch").unwrap();
+    let created = batch.column_by_name("created_time").unwrap();
+    let created = created.as_any().downcast_ref::<arrow_array::TimestampMicrosecondArray>().unwrap();
+    let expected = crate::time::parse_ms("2024-01-02T03:04:05.123Z").unwrap() * 1000 + 456;
+    assert_eq!((created.value(0), created.is_null(1)), (expected, true));
+    assert_eq!(page.counters, [("nulled.created_time".to_string(), 1)]);
+}
