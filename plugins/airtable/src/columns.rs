@@ -10,15 +10,16 @@
 //! - anything else (a number in a text column, a JSON column, a special value) is parsed into a
 //!   `serde_json::Value`, shaped, and appended from that.
 //!
-//! Times carry milliseconds, as Airtable writes them; a date-only text must name a real day.
+//! A time cell keeps its milliseconds (what the connector's JSON carried), a record's created time
+//! its microseconds (what the host read from Airtable's text); a date-only text must name a day
+//! that exists, and a time outside four-digit years is a counted null.
 
 use std::fmt;
 use std::sync::Arc;
 
-use arrow_array::builder::ArrayBuilder;
 use arrow_array::builder::{
-    BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
 use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
@@ -191,7 +192,7 @@ impl Builder {
     /// The common forms, appended from their text; false, having appended nothing, for a cell that
     /// takes the `Value` path.
     fn text_form(&mut self, raw: &str, kind: &Kind, computed: bool, nulled: &mut u64) -> bool {
-        let first = raw.as_bytes()[0];
+        let Some(&first) = raw.as_bytes().first() else { return false };
         let number = first == b'-' || first.is_ascii_digit();
         match (self, kind) {
             // Only a computed cell's text may be an error token; escaped computed text (`"#N\/A"`)
