@@ -54,6 +54,10 @@ const LONGEST_FLIGHT: Duration = Duration::from_secs(86_400);
 /// looking late by this much costs nothing.)
 const POLL: Duration = Duration::from_millis(50);
 
+/// How long a budget waits for another process to let go of its file's lock before it paces on
+/// alone (see `Shared::lock`).
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
 /// Every budget of the process, by rendered key and rate.
 #[derive(Default)]
 pub struct RateLimiters {
@@ -230,12 +234,29 @@ impl Shared {
         Shared { path, alone: std::sync::atomic::AtomicBool::new(false) }
     }
 
-    /// Takes the budget's lock, waiting for another process to let go of it.
+    /// Takes the budget's lock, waiting up to [`LOCK_WAIT`] for another process to let go of it.
+    /// The wait blocks the thread (an HTTP worker): the lock is held for a read and a write of a
+    /// small file, so a longer hold is a process stopped or stuck while holding it, and the budget
+    /// then paces on alone rather than freeze this process's requests behind it.
     fn lock(&self) -> std::io::Result<std::fs::File> {
         let path = self.path.with_extension("lock");
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
-        file.lock()?;
-        Ok(file)
+        let started = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("another process has held {} for over {LOCK_WAIT:?}", path.display()),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
     }
 
     /// Replaces the state with the file's, if there is one. The budget's own requests on their
@@ -861,6 +882,29 @@ mod tests {
         let vanished = RateLimiters::shared(dir.path().to_path_buf()).budget("vanished", 5.0, true);
         let granted = tokio::time::timeout(patience, vanished.acquire()).await;
         assert!(granted.is_ok(), "the requests of a process without a file held the budget");
+    }
+
+    /// A process that holds a budget's lock and never lets go (stopped, or stuck on a slow disk)
+    /// holds this one's requests back only for [`LOCK_WAIT`]: the budget then paces on alone.
+    #[tokio::test]
+    async fn a_lock_another_process_never_lets_go_of_holds_requests_back_only_briefly() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join(crate::http::sha256_hex(b"base:app1@1")).with_extension("lock");
+        std::fs::write(&lock, "").unwrap();
+        let mut holder =
+            std::process::Command::new("flock").arg("-o").arg(&lock).args(["sleep", "60"]).spawn().unwrap();
+        while !matches!(
+            std::fs::File::open(&lock).unwrap().try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let budget = RateLimiters::shared(dir.path().to_path_buf()).budget("base:app1", 1.0, true);
+        let granted = tokio::time::timeout(Duration::from_secs(20), budget.acquire()).await;
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        assert!(granted.is_ok(), "a lock held for ever held the request back for ever");
+        assert!(budget.shared().is_none(), "the budget still waits on the file's lock");
     }
 
     /// A budget whose file cannot be written goes on alone with what it knows: its own finish,
