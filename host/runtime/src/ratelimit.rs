@@ -846,6 +846,23 @@ mod tests {
         std::fs::write(path, serde_json::to_vec(&stored).unwrap()).unwrap();
     }
 
+    /// A real process (flock(1)) holding the lock on `file` for `seconds`, once it holds it. `-o`:
+    /// flock holds the lock itself, not the command it runs, so killing it lets go.
+    async fn another_process_locking(file: &Path, seconds: u32) -> std::process::Child {
+        std::fs::write(file, "").unwrap();
+        let child = std::process::Command::new("flock")
+            .arg("-o")
+            .arg(file)
+            .args(["sleep", &seconds.to_string()])
+            .spawn()
+            .unwrap();
+        while !matches!(std::fs::File::open(file).unwrap().try_lock(), Err(std::fs::TryLockError::WouldBlock))
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        child
+    }
+
     /// Requests another process left on their way hold the budget while that process runs, and
     /// stop holding it once it is gone, however it ended (the system let go of its lock): a crash
     /// never stalls the budget.
@@ -857,16 +874,7 @@ mod tests {
         let other = 0x5eed_u64;
         std::fs::create_dir_all(running_dir(dir.path())).unwrap();
         let file = running_dir(dir.path()).join(format!("{other:016x}"));
-        std::fs::write(&file, "").unwrap();
-        // `-o`: flock(1) holds the lock itself, not the command it runs, so killing it lets go.
-        let mut running =
-            std::process::Command::new("flock").arg("-o").arg(&file).args(["sleep", "10"]).spawn().unwrap();
-        while !matches!(
-            std::fs::File::open(&file).unwrap().try_lock(),
-            Err(std::fs::TryLockError::WouldBlock)
-        ) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let mut running = another_process_locking(&file, 10).await;
         five_on_their_way(dir.path(), "running", other);
         let held = RateLimiters::shared(dir.path().to_path_buf()).budget("running", 5.0, true);
         let waited = tokio::time::timeout(Duration::from_millis(300), held.acquire()).await;
@@ -890,15 +898,7 @@ mod tests {
     async fn a_lock_another_process_never_lets_go_of_holds_requests_back_only_briefly() {
         let dir = tempfile::tempdir().unwrap();
         let lock = dir.path().join(crate::http::sha256_hex(b"base:app1@1")).with_extension("lock");
-        std::fs::write(&lock, "").unwrap();
-        let mut holder =
-            std::process::Command::new("flock").arg("-o").arg(&lock).args(["sleep", "60"]).spawn().unwrap();
-        while !matches!(
-            std::fs::File::open(&lock).unwrap().try_lock(),
-            Err(std::fs::TryLockError::WouldBlock)
-        ) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let mut holder = another_process_locking(&lock, 60).await;
         let budget = RateLimiters::shared(dir.path().to_path_buf()).budget("base:app1", 1.0, true);
         let granted = tokio::time::timeout(Duration::from_secs(20), budget.acquire()).await;
         holder.kill().unwrap();
