@@ -29,7 +29,7 @@ use serde_json::value::RawValue;
 use serde_json::{Number, Value};
 use weir_connector_sdk::{ConnectorError, decimal};
 
-use crate::rows::{ERROR_TOKENS, Key, is_long, plain_string, shape};
+use crate::rows::{ERROR_TOKENS, Key, is_long, plain_string, shape, string_value};
 use crate::schema::{CREATED_TIME, Column, ID, Kind, Member};
 use crate::time;
 
@@ -56,7 +56,7 @@ fn fields(members: &[Member]) -> Fields {
 }
 
 /// The table's Arrow schema: `id`, `created_time`, then the columns (as `schema_json` says).
-pub(crate) fn schema(columns: &[Column]) -> SchemaRef {
+fn schema(columns: &[Column]) -> SchemaRef {
     let mut fields = vec![
         Field::new(ID, DataType::Utf8, false),
         Field::new(CREATED_TIME, data_type(&Kind::Timestamp), true),
@@ -66,7 +66,7 @@ pub(crate) fn schema(columns: &[Column]) -> SchemaRef {
 }
 
 /// The batch as an Arrow IPC stream: its schema, the batch, the end marker.
-pub(crate) fn ipc(batch: &RecordBatch) -> Result<Vec<u8>, ConnectorError> {
+fn ipc(batch: &RecordBatch) -> Result<Vec<u8>, ConnectorError> {
     let internal = |e: ArrowError| ConnectorError::Internal(format!("writing the page as Arrow: {e}"));
     let mut writer =
         arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).map_err(internal)?;
@@ -81,7 +81,7 @@ fn instant(text: &str) -> Option<i64> {
 }
 
 /// Microseconds of a time's text, or `None` when it is not a time (in a four-digit year).
-pub(crate) fn micros(text: &str) -> Option<i64> {
+fn micros(text: &str) -> Option<i64> {
     instant(text)?.checked_mul(1000)
 }
 
@@ -197,12 +197,12 @@ impl Builder {
         match (self, kind) {
             // Only a computed cell's text may be an error token; escaped computed text (`"#N\/A"`)
             // takes the `Value` path, which reads it.
+            (Builder::Text(b), Kind::String) if first == b'"' && !computed => match string_value(raw) {
+                Some(text) => b.append_value(text),
+                None => return false,
+            },
             (Builder::Text(b), Kind::String) if first == b'"' => match plain_string(raw) {
-                Some(text) if !computed || !ERROR_TOKENS.contains(&text.trim()) => b.append_value(text),
-                None if !computed => match serde_json::from_str::<String>(raw) {
-                    Ok(text) => b.append_value(text),
-                    Err(_) => return false,
-                },
+                Some(text) if !ERROR_TOKENS.contains(&text.trim()) => b.append_value(text),
                 _ => return false,
             },
             (Builder::Timestamp(b), Kind::Timestamp) => {

@@ -96,11 +96,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Cells<'a> {
 impl<'a> Record<'a> {
     /// A cell's value when it is a JSON string: borrowed unless it holds an escape.
     pub(crate) fn text(&self, field_id: &str) -> Option<Cow<'a, str>> {
-        let raw = self.fields.get(field_id)?;
-        match plain_string(raw) {
-            Some(text) => Some(Cow::Borrowed(text)),
-            None => serde_json::from_str(raw).ok().map(Cow::Owned),
-        }
+        string_value(self.fields.get(field_id)?)
     }
 }
 
@@ -221,6 +217,14 @@ impl<'c, 'r> Shaper<'c, 'r> {
 pub(crate) fn plain_string(raw: &str) -> Option<&str> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
     (!inner.contains('\\')).then_some(inner)
+}
+
+/// A JSON string's value: its contents borrowed when they hold no escape, else unescaped.
+pub(crate) fn string_value(raw: &str) -> Option<Cow<'_, str>> {
+    match plain_string(raw) {
+        Some(text) => Some(Cow::Borrowed(text)),
+        None => serde_json::from_str(raw).ok().map(Cow::Owned),
+    }
 }
 
 /// An integer literal that fits a long.
