@@ -23,6 +23,9 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
 use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use arrow_ipc::writer::{
+    DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions, write_message,
+};
 use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -65,13 +68,50 @@ fn schema(columns: &[Column]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// The batch as an Arrow IPC stream: its schema, the batch, the end marker.
-fn ipc(batch: &RecordBatch) -> Result<Vec<u8>, ConnectorError> {
-    let internal = |e: ArrowError| ConnectorError::Internal(format!("writing the page as Arrow: {e}"));
-    let mut writer =
-        arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).map_err(internal)?;
-    writer.write(batch).map_err(internal)?;
-    writer.into_inner().map_err(internal)
+fn internal(what: &str) -> impl Fn(ArrowError) -> ConnectorError + '_ {
+    move |e| ConnectorError::Internal(format!("{what}: {e}"))
+}
+
+/// The end of an IPC stream: a continuation marker and an empty message.
+const END_OF_STREAM: [u8; 8] = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+
+/// A table's pages' Arrow schema, and its IPC schema message, encoded once per plan rather than
+/// once per page.
+#[derive(Debug)]
+pub(crate) struct PageLayout {
+    schema: SchemaRef,
+    schema_message: Vec<u8>,
+}
+
+impl PageLayout {
+    pub(crate) fn new(columns: &[Column]) -> PageLayout {
+        let schema = schema(columns);
+        let options = IpcWriteOptions::default();
+        let encoded = IpcDataGenerator::default().schema_to_bytes_with_dictionary_tracker(
+            &schema,
+            &mut DictionaryTracker::new(false),
+            &options,
+        );
+        let mut schema_message = Vec::new();
+        // Writing to a `Vec` cannot fail.
+        let _ = write_message(&mut schema_message, encoded, &options);
+        PageLayout { schema, schema_message }
+    }
+
+    /// The batch as an Arrow IPC stream: the schema message, the batch, the end marker.
+    fn stream(&self, batch: &RecordBatch) -> Result<Vec<u8>, ConnectorError> {
+        let options = IpcWriteOptions::default();
+        let (_, message) = IpcDataGenerator::default()
+            .encode(batch, &mut DictionaryTracker::new(false), &options, &mut IpcWriteContext::default())
+            .map_err(internal("writing the page as Arrow"))?;
+        let mut stream = Vec::with_capacity(
+            self.schema_message.len() + message.ipc_message.len() + message.arrow_data.len() + 64,
+        );
+        stream.extend_from_slice(&self.schema_message);
+        write_message(&mut stream, message, &options).map_err(internal("writing the page as Arrow"))?;
+        stream.extend_from_slice(&END_OF_STREAM);
+        Ok(stream)
+    }
 }
 
 /// Milliseconds of a time's text, when it is a time in a four-digit year (the years its text form
@@ -476,17 +516,17 @@ impl<'de> Visitor<'de> for Object<'_> {
 }
 
 /// Builds a page from its rows: `id`, `created_time`, then one column per schema column.
-pub(crate) struct Page {
-    schema: SchemaRef,
+pub(crate) struct Page<'l> {
+    layout: &'l PageLayout,
     id: StringBuilder,
     created: TimestampMicrosecondBuilder,
     columns: Vec<Builder>,
 }
 
-impl Page {
-    pub(crate) fn new(columns: &[Column]) -> Page {
+impl<'l> Page<'l> {
+    pub(crate) fn new(columns: &[Column], layout: &'l PageLayout) -> Page<'l> {
         Page {
-            schema: schema(columns),
+            layout,
             id: StringBuilder::new(),
             created: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             columns: columns.iter().map(|c| Builder::new(&c.kind)).collect(),
@@ -509,13 +549,13 @@ impl Page {
 
     /// The page's batch as an Arrow IPC stream.
     pub(crate) fn finish(mut self) -> Result<Vec<u8>, ConnectorError> {
-        let internal = |e: ArrowError| ConnectorError::Internal(format!("building the page's columns: {e}"));
+        let building = internal("building the page's columns");
         let mut arrays: Vec<ArrayRef> = vec![Arc::new(self.id.finish()), Arc::new(self.created.finish())];
         for column in &mut self.columns {
-            arrays.push(column.finish().map_err(internal)?);
+            arrays.push(column.finish().map_err(&building)?);
         }
-        let batch = RecordBatch::try_new(self.schema, arrays).map_err(internal)?;
-        ipc(&batch)
+        let batch = RecordBatch::try_new(self.layout.schema.clone(), arrays).map_err(building)?;
+        self.layout.stream(&batch)
     }
 }
 

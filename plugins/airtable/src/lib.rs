@@ -48,6 +48,9 @@ mod time;
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use weir_connector_sdk::{Connector, ConnectorError, Host, Options, Page, TableMetadata};
 
 pub use options::{DEFAULT_BASE_URL, DEFAULT_CHECKPOINT_RECORDS, TABLE_OPTIONS};
@@ -59,12 +62,20 @@ use schema::Plan;
 /// The Airtable connector.
 pub struct Airtable;
 
+/// The last meta response of this instance, by (base URL, base id), and the plans made from it.
+struct Kept {
+    base: (String, String),
+    meta: schema::BaseMeta,
+    /// By table and table options: a plan builds each column's lookup and the pages' Arrow schema.
+    plans: Vec<(String, Options, Rc<Plan>)>,
+}
+
 thread_local! {
-    /// The last meta response of this instance, by (base URL, base id). A read's later
-    /// pages reuse it: fetching it again for every page would spend half of Airtable's
-    /// 5 requests per second on metadata. Every read's first page, and every schema,
-    /// metadata or table-list call, fetches it afresh.
-    static META: std::cell::RefCell<Option<((String, String), schema::BaseMeta)>> = const { std::cell::RefCell::new(None) };
+    /// A read's later pages reuse the meta and the plan: fetching the meta again for every page
+    /// would spend half of Airtable's 5 requests per second on metadata, and planning again cost
+    /// 2 % of the read path. Every read's first page, and every schema, metadata or table-list
+    /// call, fetches the meta afresh and drops the plans.
+    static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
 }
 
 /// A client for the base that `namespace` (or the connection's `base_id`) names.
@@ -83,24 +94,30 @@ fn plan<'h>(
     host: &'h dyn Host,
     options: &Options,
     table: &str,
-    table_options: &Options,
+    raw_options: &Options,
     reuse_meta: bool,
-) -> Result<(Client<'h>, Plan, TableOptions), ConnectorError> {
-    let client = client(host, options, &weir_connector_sdk::namespace(table_options)?)?;
-    let table_options = TableOptions::parse(table_options)?;
-    let key = (client.base_url.clone(), client.base_id.clone());
-    let cached = reuse_meta && META.with(|m| m.borrow().as_ref().is_some_and(|(k, _)| *k == key));
+) -> Result<(Client<'h>, Rc<Plan>, TableOptions), ConnectorError> {
+    let client = client(host, options, &weir_connector_sdk::namespace(raw_options)?)?;
+    let parsed = TableOptions::parse(raw_options)?;
+    let base = (client.base_url.clone(), client.base_id.clone());
+    let cached = reuse_meta && KEPT.with(|k| k.borrow().as_ref().is_some_and(|k| k.base == base));
     if !cached {
         let meta = client.meta()?;
-        META.with(|m| *m.borrow_mut() = Some((key, meta)));
+        KEPT.with(|k| *k.borrow_mut() = Some(Kept { base, meta, plans: Vec::new() }));
     }
-    // Planned from the cached meta in place: cloning a base's meta for every page cost more
-    // than the plan itself.
-    let plan = META.with(|m| match m.borrow().as_ref() {
-        Some((_, meta)) => Plan::new(meta.table(table)?, &table_options),
-        None => Err(ConnectorError::Internal("the base's meta was not kept".into())),
+    let plan = KEPT.with(|k| {
+        let mut kept = k.borrow_mut();
+        let Some(kept) = kept.as_mut() else {
+            return Err(ConnectorError::Internal("the base's meta was not kept".into()));
+        };
+        if let Some((_, _, plan)) = kept.plans.iter().find(|(t, o, _)| t == table && o == raw_options) {
+            return Ok(plan.clone());
+        }
+        let plan = Rc::new(Plan::new(kept.meta.table(table)?, &parsed)?);
+        kept.plans.push((table.to_string(), raw_options.clone(), plan.clone()));
+        Ok(plan)
     })?;
-    Ok((client, plan, table_options))
+    Ok((client, plan, parsed))
 }
 
 impl Airtable {

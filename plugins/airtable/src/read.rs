@@ -223,7 +223,7 @@ impl Read<'_> {
     }
 
     fn rows(&self, records: &[Record]) -> Result<(Rows, Counters), ConnectorError> {
-        let mut shaper = Shaper::new(&self.plan.columns);
+        let mut shaper = Shaper::new(&self.plan.columns, &self.plan.layout);
         for record in records {
             shaper.push(record);
         }

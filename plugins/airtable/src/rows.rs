@@ -17,7 +17,7 @@ use serde_json::{Map, Number, Value};
 
 use weir_connector_sdk::ConnectorError;
 
-use crate::columns::Page;
+use crate::columns::{Page, PageLayout};
 use crate::schema::{CREATED_TIME, Column, Kind};
 use crate::time;
 
@@ -137,15 +137,35 @@ pub(crate) const ERROR_TOKENS: [&str; 8] =
 /// A page's named counts (`Page::counters`).
 pub(crate) type Counters = Vec<(String, u64)>;
 
+/// What every page of a plan shares, built once with the plan: the columns by field id and the
+/// pages' Arrow schema.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    /// Field id → the first column of that field.
+    by_field: HashMap<String, usize, BuildHasherDefault<FieldHasher>>,
+    /// Column index → the next column of the same field, if a schema repeats a field id.
+    same_field: Vec<Option<usize>>,
+    page: PageLayout,
+}
+
+impl Layout {
+    pub(crate) fn new(columns: &[Column]) -> Layout {
+        let mut by_field: HashMap<String, usize, _> = HashMap::default();
+        let mut same_field = vec![None; columns.len()];
+        // From the last column back, so each field id ends up at its first column.
+        for (i, c) in columns.iter().enumerate().rev() {
+            same_field[i] = by_field.insert(c.field_id.clone(), i);
+        }
+        Layout { by_field, same_field, page: PageLayout::new(columns) }
+    }
+}
+
 /// Turns one page's records (borrowed for `'r`) into its columns, counting the cells that became
 /// null per column.
 pub(crate) struct Shaper<'c, 'r> {
     columns: &'c [Column],
-    page: Page,
-    /// Field id → the first column of that field.
-    by_field: HashMap<&'c str, usize, BuildHasherDefault<FieldHasher>>,
-    /// Column index → the next column of the same field, if a schema repeats a field id.
-    same_field: Vec<Option<usize>>,
+    layout: &'c Layout,
+    page: Page<'c>,
     /// The current record's cells by column index: reused from record to record.
     slots: Vec<Option<&'r str>>,
     nulled: BTreeMap<usize, u64>,
@@ -154,18 +174,12 @@ pub(crate) struct Shaper<'c, 'r> {
 }
 
 impl<'c, 'r> Shaper<'c, 'r> {
-    pub(crate) fn new(columns: &'c [Column]) -> Shaper<'c, 'r> {
-        let mut by_field: HashMap<&str, usize, _> = HashMap::default();
-        let mut same_field = vec![None; columns.len()];
-        // From the last column back, so each field id ends up at its first column.
-        for (i, c) in columns.iter().enumerate().rev() {
-            same_field[i] = by_field.insert(c.field_id.as_str(), i);
-        }
+    /// A shaper for `columns`, whose layout is `layout`.
+    pub(crate) fn new(columns: &'c [Column], layout: &'c Layout) -> Shaper<'c, 'r> {
         Shaper {
             columns,
-            page: Page::new(columns),
-            by_field,
-            same_field,
+            layout,
+            page: Page::new(columns, &layout.page),
             slots: vec![None; columns.len()],
             nulled: BTreeMap::new(),
             created_nulled: 0,
@@ -178,10 +192,10 @@ impl<'c, 'r> Shaper<'c, 'r> {
         self.slots.fill(None);
         // A repeated field id keeps its last cell, as a JSON object would.
         for (field_id, raw) in &record.fields.0 {
-            let mut column = self.by_field.get(field_id.0.as_ref()).copied();
+            let mut column = self.layout.by_field.get(field_id.0.as_ref()).copied();
             while let Some(i) = column {
                 self.slots[i] = Some(raw.get());
-                column = self.same_field[i];
+                column = self.layout.same_field[i];
             }
         }
         for (i, column) in self.columns.iter().enumerate() {
@@ -358,7 +372,8 @@ mod tests {
         let columns = [column("a", "fldA"), column("b", "fldB"), column("a2", "fldA")];
         let body = r#"{"id":"rec1","fields":{"fldA":"one","fldB":"x","fldA":"two"}}"#;
         let record: Record = serde_json::from_str(body).expect("a record");
-        let mut shaper = Shaper::new(&columns);
+        let layout = Layout::new(&columns);
+        let mut shaper = Shaper::new(&columns, &layout);
         shaper.push(&record);
         let (stream, counters) = shaper.finish().expect("a page");
         let page =

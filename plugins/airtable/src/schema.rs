@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 use weir_connector_sdk::{ConnectorError, IngestionType, TableMetadata};
 
 use crate::options::{Naming, TableOptions};
+use crate::rows::Layout;
 
 /// `GET /v0/meta/bases/{baseId}/tables`.
 #[derive(Debug, Clone, Deserialize)]
@@ -277,7 +278,7 @@ pub(crate) struct Cursor {
 }
 
 /// Everything a call needs to know about one table under its options.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Plan {
     pub table_id: String,
     pub table_name: String,
@@ -289,6 +290,8 @@ pub(crate) struct Plan {
     pub requested_fields: Option<Vec<String>>,
     /// Deletes are read through a webhook (`cdc_with_deletes`).
     pub deletes: bool,
+    /// How the columns' pages are built.
+    pub layout: Layout,
 }
 
 impl Plan {
@@ -375,6 +378,7 @@ impl Plan {
         Ok(Plan {
             table_id: table.id.clone(),
             table_name: table.name.clone(),
+            layout: Layout::new(&columns),
             columns,
             cursor,
             requested_fields,
