@@ -325,29 +325,20 @@ fn long(value: &Value) -> Option<Value> {
     Some(Value::Number(n.into()))
 }
 
-/// Appends a time cell's text as a date or timestamp column holds it (ASCII, unquoted); false,
-/// having written nothing, when the text is not a time.
-fn write_time(text: &str, date: bool, out: &mut Vec<u8>) -> bool {
-    let Some(ms) = time::parse_ms(text) else { return false };
+/// A time cell's text as a date or timestamp column holds it, or `None` when it is not a time.
+fn time_text(text: &str, date: bool) -> Option<String> {
+    let ms = time::parse_ms(text)?;
     if date && text.len() == 10 {
         // Date-only text is already the calendar day.
-        out.extend_from_slice(text.as_bytes());
-    } else {
-        // One textual form for every instant, whatever zone or precision Airtable wrote; a date
-        // column keeps its UTC day.
-        let start = out.len();
-        time::write_ms(ms, out);
-        if date {
-            out.truncate(start + 10);
-        }
+        return Some(text.to_string());
     }
-    true
-}
-
-/// [`write_time`]'s text as a string, for the `Value` path.
-fn time_text(text: &str, date: bool) -> Option<String> {
-    let mut out = Vec::new();
-    write_time(text, date, &mut out).then(|| String::from_utf8_lossy(&out).into_owned())
+    // One textual form for every instant, whatever zone or precision Airtable wrote; a date
+    // column keeps its UTC day.
+    let mut out = time::format_ms(ms);
+    if date {
+        out.truncate(10);
+    }
+    Some(out)
 }
 
 #[cfg(test)]

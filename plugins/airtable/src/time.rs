@@ -39,20 +39,13 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 /// `2024-01-02T03:04:05.000Z`: the one form offsets and formulas use, so equal instants
 /// always compare equal as text.
 pub(crate) fn format_ms(ms: i64) -> String {
-    let mut text = Vec::with_capacity(24);
-    write_ms(ms, &mut text);
-    String::from_utf8(text).unwrap_or_default()
-}
-
-/// Appends [`format_ms`]'s text (ASCII) to `out`; rows write one per time cell, so the digits are
-/// written by hand rather than through `format!`.
-pub(crate) fn write_ms(ms: i64, out: &mut Vec<u8>) {
+    let mut out = Vec::with_capacity(24);
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
     let (h, min, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
     if (0..=9999).contains(&y) {
-        push_digits(out, y, 4);
+        push_digits(&mut out, y, 4);
     } else {
         out.extend_from_slice(format!("{y:04}").as_bytes());
     }
@@ -60,9 +53,10 @@ pub(crate) fn write_ms(ms: i64, out: &mut Vec<u8>) {
         [(b'-', m, 2), (b'-', d, 2), (b'T', h, 2), (b':', min, 2), (b':', s, 2), (b'.', milli, 3)]
     {
         out.push(sep);
-        push_digits(out, n, width);
+        push_digits(&mut out, n, width);
     }
     out.push(b'Z');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// `n` (0 ≤ n < 10^width) in `width` decimal digits.
