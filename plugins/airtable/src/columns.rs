@@ -32,7 +32,7 @@ use serde_json::value::RawValue;
 use serde_json::{Number, Value};
 use weir_connector_sdk::{ConnectorError, decimal};
 
-use crate::rows::{ERROR_TOKENS, Key, is_long, plain_string, shape, string_value};
+use crate::rows::{Key, is_error_token, is_long, is_special_key, plain_string, shape, string_value};
 use crate::schema::{CREATED_TIME, Column, ID, Kind, Member};
 use crate::time;
 
@@ -242,7 +242,7 @@ impl Builder {
                 None => return false,
             },
             (Builder::Text(b), Kind::String) if first == b'"' => match plain_string(raw) {
-                Some(text) if !ERROR_TOKENS.contains(&text.trim()) => b.append_value(text),
+                Some(text) if !is_error_token(text) => b.append_value(text),
                 _ => return false,
             },
             (Builder::Timestamp(b), Kind::Timestamp) => {
@@ -292,8 +292,8 @@ impl Builder {
             (Builder::Struct { members: builders, valid, len, .. }, Kind::Struct(members))
                 if first == b'{' && members.len() <= MAX_MEMBERS =>
             {
-                let Ok(object) = parse(raw, Object { members }) else { return false };
-                if object.special || (computed && object.error) {
+                let Ok(object) = parse(raw, Object { members, computed }) else { return false };
+                if object.special {
                     return false;
                 }
                 for ((b, m), raw) in builders.iter_mut().zip(members).zip(object.cells) {
@@ -468,14 +468,13 @@ fn json_as_printed(raw: &str, computed: bool) -> bool {
                 let top = open.len() == 1;
                 match open.last_mut() {
                     Some(Some(keys)) if key_next => {
-                        let special = text == "specialValue" || (computed && text == "error");
-                        if keys.contains(&text) || (top && special) {
+                        if keys.contains(&text) || (top && is_special_key(text, computed)) {
                             return false;
                         }
                         keys.push(text);
                         key_next = false;
                     }
-                    None if computed && ERROR_TOKENS.contains(&text.trim()) => return false,
+                    None if computed && is_error_token(text) => return false,
                     _ => {}
                 }
             }
@@ -547,13 +546,13 @@ const MAX_MEMBERS: usize = 16;
 /// An object cell's members, found by key: of a repeated key, the last (as a JSON object keeps).
 struct Object<'m> {
     members: &'m [Member],
+    computed: bool,
 }
 
 struct ObjectCells<'a> {
     cells: [Option<&'a str>; MAX_MEMBERS],
-    /// `specialValue` (`NaN`, `Infinity`) and `error` (a computed cell's error) are keys too.
+    /// Whether the object is a special value (`rows::is_special_key`) rather than a value.
     special: bool,
-    error: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for Object<'_> {
@@ -569,12 +568,11 @@ impl<'de> Visitor<'de> for Object<'_> {
         f.write_str("an object")
     }
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<ObjectCells<'de>, M::Error> {
-        let mut object = ObjectCells { cells: [None; MAX_MEMBERS], special: false, error: false };
+        let mut object = ObjectCells { cells: [None; MAX_MEMBERS], special: false };
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let value: &'de RawValue = map.next_value()?;
             let key = key.as_str();
-            object.special |= key == "specialValue";
-            object.error |= key == "error";
+            object.special |= is_special_key(key, self.computed);
             if let Some(i) = self.members.iter().position(|m| m.key == key) {
                 object.cells[i] = Some(value.get());
             }
@@ -731,6 +729,32 @@ mod tests {
             assert!(got.is_null(0) && nulled == 1, "{raw} as {kind:?}: {got:?}, {nulled} lost");
         }
         value
+    }
+
+    /// Airtable's special values are counted nulls in every kind of column: `{"specialValue": …}`
+    /// in any cell, and in a computed cell an `{"error": …}` object or an error token. In a cell
+    /// that is not computed, those two are values like any other. (The test above holds the two
+    /// paths to each other; this one holds the rule they share.)
+    #[test]
+    fn special_values_are_counted_nulls() {
+        let specials = [
+            (r##"{"specialValue":"NaN"}"##, false),
+            (r##"{"error":"#ERROR!"}"##, true),
+            (r##"" #N/A""##, true),
+        ];
+        for kind in &kinds() {
+            for (raw, computed) in specials {
+                let (got, nulled) = from_text(raw, kind, computed);
+                assert!(got.is_null(0) && nulled == 1, "{raw} as {kind:?}, computed {computed}: {got:?}");
+            }
+        }
+        let text = |raw, kind| {
+            let (got, nulled) = from_text(raw, kind, false);
+            assert_eq!(nulled, 0, "{raw} as {kind:?}");
+            got.as_any().downcast_ref::<arrow_array::StringArray>().expect("text").value(0).to_string()
+        };
+        assert_eq!(text(r##"{"error":"#ERROR!"}"##, &Kind::Json), r##"{"error":"#ERROR!"}"##);
+        assert_eq!(text(r##"" #N/A""##, &Kind::String), " #N/A");
     }
 
     /// The text forms append what the `Value` path appends, and count the same losses, for every

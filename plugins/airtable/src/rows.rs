@@ -131,8 +131,21 @@ impl Hasher for FieldHasher {
 }
 
 /// Error values Airtable writes into computed cells instead of a result.
-pub(crate) const ERROR_TOKENS: [&str; 8] =
+const ERROR_TOKENS: [&str; 8] =
     ["#ERROR!", "#ERROR", "#N/A", "#NUM!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?"];
+
+/// Whether a cell's text is one of Airtable's error tokens (which only a computed cell's text
+/// means as an error).
+pub(crate) fn is_error_token(text: &str) -> bool {
+    ERROR_TOKENS.contains(&text.trim())
+}
+
+/// Whether an object cell that has this key is a special value rather than a value: Airtable's
+/// `{"specialValue": …}` (`NaN`, `Infinity`), and a computed cell's `{"error": …}`. The one rule
+/// for the `Value` path ([`shape`]) and for cells read from their text ([`crate::columns`]).
+pub(crate) fn is_special_key(key: &str, computed: bool) -> bool {
+    key == "specialValue" || (computed && key == "error")
+}
 
 /// A page's named counts (`Page::counters`).
 pub(crate) type Counters = Vec<(String, u64)>;
@@ -249,11 +262,12 @@ pub(crate) fn is_long(raw: &str) -> bool {
 
 fn is_special(value: &Value, computed: bool) -> bool {
     match value {
-        Value::Object(o) => o.contains_key("specialValue") || (computed && o.contains_key("error")),
-        Value::String(s) => computed && ERROR_TOKENS.contains(&s.trim()),
+        Value::Object(o) => o.keys().any(|key| is_special_key(key, computed)),
+        Value::String(s) => computed && is_error_token(s),
         _ => false,
     }
 }
+
 /// Shapes one cell for `kind`; anything that does not fit becomes null and is counted.
 pub(crate) fn shape(value: &Value, kind: &Kind, computed: bool, nulled: &mut u64) -> Value {
     if value.is_null() {
