@@ -150,6 +150,26 @@ fn main() {
     for (round, sandbox, native) in &results {
         println!("round {round}: sandbox / native CPU {:.2}×", sandbox.cpu_ns as f64 / native.cpu_ns as f64);
     }
+    // This machine's speed drifts by several percent between minutes: compare builds by the
+    // minimum and median over many rounds, not by one round.
+    let sandbox: Vec<f64> = results.iter().map(|(_, s, _)| per_row(s.cpu_ns, s.rows)).collect();
+    let native: Vec<f64> = results.iter().map(|(_, _, n)| per_row(n.cpu_ns, n.rows)).collect();
+    let ratio: Vec<f64> = results.iter().map(|(_, s, n)| s.cpu_ns as f64 / n.cpu_ns as f64).collect();
+    println!("\nover {rounds} rounds, min / median:");
+    println!("  sandbox {:.2} / {:.2} µs/row", min(&sandbox), median(&sandbox));
+    println!("  native  {:.2} / {:.2} µs/row", min(&native), median(&native));
+    println!("  sandbox / native {:.2} / {:.2}×", min(&ratio), median(&ratio));
+}
+
+fn min(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 { sorted[mid] } else { (sorted[mid - 1] + sorted[mid]) / 2.0 }
 }
 
 /// Reads the table to its end through the sandbox.
