@@ -422,7 +422,9 @@ impl HttpGate {
                 )
             })
             .collect();
-        let mut body = Vec::new();
+        // Sized once from the declared length (already held to the cap), rather than grown and
+        // copied as the chunks arrive.
+        let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
         while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(e))? {
             if body.len() as u64 + chunk.len() as u64 > self.body_cap {
                 return Err(Failure::Final(HttpError::BodyTooLarge(self.body_cap)));
