@@ -181,6 +181,10 @@ pub(crate) struct Shaper<'c, 'r> {
     page: Page<'c>,
     /// The current record's cells by column index: reused from record to record.
     slots: Vec<Option<&'r str>>,
+    /// The key at each position of the record before, and its first column. Airtable lists every
+    /// record's cells in the same order, so a key is mostly found by comparing it with the key at
+    /// its place in the record before, rather than by hashing it.
+    seen: Vec<(&'r str, Option<usize>)>,
     nulled: BTreeMap<usize, u64>,
     /// Created times that were not times.
     created_nulled: u64,
@@ -194,6 +198,7 @@ impl<'c, 'r> Shaper<'c, 'r> {
             layout,
             page: Page::new(columns, &layout.page),
             slots: vec![None; columns.len()],
+            seen: Vec::new(),
             nulled: BTreeMap::new(),
             created_nulled: 0,
         }
@@ -204,8 +209,19 @@ impl<'c, 'r> Shaper<'c, 'r> {
         self.page.start_row(&record.id, record.created_time.as_deref(), &mut self.created_nulled);
         self.slots.fill(None);
         // A repeated field id keeps its last cell, as a JSON object would.
-        for (field_id, raw) in &record.fields.0 {
-            let mut column = self.layout.by_field.get(field_id.0.as_ref()).copied();
+        for (place, (field_id, raw)) in record.fields.0.iter().enumerate() {
+            let mut column = match self.seen.get(place) {
+                Some(&(seen, column)) if same_text(seen, field_id.as_str()) => column,
+                _ => {
+                    let column = self.layout.by_field.get(field_id.as_str()).copied();
+                    // A key unescaped into its own string is not kept: the record owns it.
+                    if let Cow::Borrowed(key) = field_id.0 {
+                        self.seen.truncate(place);
+                        self.seen.push((key, column));
+                    }
+                    column
+                }
+            };
             while let Some(i) = column {
                 self.slots[i] = Some(raw.get());
                 column = self.layout.same_field[i];
@@ -238,6 +254,19 @@ impl<'c, 'r> Shaper<'c, 'r> {
         counters.sort();
         Ok((self.page.finish()?, counters))
     }
+}
+
+/// Whether two texts are the same, compared eight bytes at a time (wasi-libc's `memcmp`, which
+/// `==` calls in the guest, compares one byte at a time).
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut wa, mut wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or_default());
+    (&mut wa).zip(&mut wb).all(|(x, y)| word(x) == word(y))
+        && wa.remainder().iter().zip(wb.remainder()).all(|(x, y)| x == y)
 }
 
 /// A JSON string's contents, when they hold no escape (all of Airtable's times and error tokens).
@@ -360,6 +389,58 @@ mod tests {
     use weir_connector_sdk::{Page, Rows};
 
     use super::*;
+
+    /// Records that list their cells in other orders, leave some out, add fields the schema does
+    /// not have or escape a key each get their own cells, however the record before listed its.
+    #[test]
+    fn cells_in_any_order_reach_their_columns() {
+        let column = |name: &str, field_id: &str| Column {
+            name: name.into(),
+            field_id: field_id.into(),
+            field_name: name.into(),
+            airtable_type: "singleLineText".into(),
+            kind: Kind::String,
+            computed: false,
+            absent_is_false: false,
+        };
+        let columns = [column("a", "fldA"), column("b", "fldB"), column("c", "fldC")];
+        let bodies = [
+            r#"{"id":"r1","fields":{"fldA":"1","fldB":"2","fldC":"3"}}"#,
+            r#"{"id":"r2","fields":{"fldB":"4","fldA":"5"}}"#,
+            r#"{"id":"r3","fields":{"fldX":"x","fldA":"6","fldC":"7"}}"#,
+            r#"{"id":"r4","fields":{"fld\u0041":"8","fldB":"9","fldC":"10"}}"#,
+            r#"{"id":"r5","fields":{"fldA":"11","fldB":"12","fldCC":"13"}}"#,
+            r#"{"id":"r6","fields":{"fldA":"14","fldB":"15","fldC":"16"}}"#,
+        ];
+        let records: Vec<Record> =
+            bodies.iter().map(|b| serde_json::from_str(b).expect("a record")).collect();
+        let layout = Layout::new(&columns);
+        let mut shaper = Shaper::new(&columns, &layout);
+        records.iter().for_each(|r| shaper.push(r));
+        let (stream, counters) = shaper.finish().expect("a page");
+        let page =
+            Page { rows: Rows::ArrowIpc(stream), end_offset: String::new(), checkpointable: true, counters };
+        let row = |id: &str, a: Option<&str>, b: Option<&str>, c: Option<&str>| {
+            let mut row = serde_json::json!({"id": id});
+            for (name, v) in [("a", a), ("b", b), ("c", c)] {
+                if let Some(v) = v {
+                    row[name] = Value::String(v.into());
+                }
+            }
+            row
+        };
+        assert_eq!(
+            crate::tests::rows(&page),
+            [
+                row("r1", Some("1"), Some("2"), Some("3")),
+                row("r2", Some("5"), Some("4"), None),
+                row("r3", Some("6"), None, Some("7")),
+                row("r4", Some("8"), Some("9"), Some("10")),
+                row("r5", Some("11"), Some("12"), None),
+                row("r6", Some("14"), Some("15"), Some("16")),
+            ]
+        );
+    }
 
     /// Every column of a field gets its cell, however often a schema repeats the field, and a
     /// record that repeats a field id keeps its last cell.
