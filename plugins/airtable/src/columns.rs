@@ -32,7 +32,9 @@ use serde_json::value::RawValue;
 use serde_json::{Number, Value};
 use weir_connector_sdk::{ConnectorError, decimal};
 
-use crate::rows::{Key, is_error_token, is_long, is_special_key, plain_string, shape, string_value};
+use crate::rows::{
+    Key, has_backslash, is_error_token, is_special_key, long_literal, plain_string, shape, string_value,
+};
 use crate::schema::{CREATED_TIME, Column, ID, Kind, Member};
 use crate::time;
 
@@ -266,7 +268,7 @@ impl Builder {
             // A literal short enough that a float reads it back unchanged is its own shortest
             // text; the host read others through the float.
             (Builder::Decimal(b, scale), Kind::Decimal(_))
-                if number && (is_long(raw) || is_short_literal(raw)) =>
+                if number && (long_literal(raw).is_some() || is_short_literal(raw)) =>
             {
                 within_limit(b, decimal::scaled(raw, *scale), nulled);
             }
@@ -274,9 +276,9 @@ impl Builder {
                 let Ok(n) = serde_json::from_str::<Number>(raw) else { return false };
                 within_limit(b, decimal::number(&n, *scale), nulled);
             }
-            (Builder::Long(b), Kind::Long) if number && is_long(raw) => match raw.parse() {
-                Ok(n) => b.append_value(n),
-                Err(_) => return false,
+            (Builder::Long(b), Kind::Long) if number => match long_literal(raw) {
+                Some(n) => b.append_value(n),
+                None => return false,
             },
             (Builder::Boolean(b), Kind::Boolean) if raw == "true" || raw == "false" => {
                 b.append_value(raw == "true")
@@ -440,7 +442,7 @@ fn is_short_literal(raw: &str) -> bool {
 /// text: 5 % of the read path.)
 fn json_as_printed(raw: &str, computed: bool) -> bool {
     let bytes = raw.as_bytes();
-    if bytes.contains(&b'\\') {
+    if has_backslash(raw) {
         return false;
     }
     // The keys of each open object, `None` for an open array.
