@@ -735,7 +735,7 @@ mod tests {
 
     /// Airtable's special values are counted nulls in every kind of column: `{"specialValue": …}`
     /// in any cell, and in a computed cell an `{"error": …}` object or an error token. In a cell
-    /// that is not computed, those two are values like any other. (The test above holds the two
+    /// that is not computed, those two are values like any other. (The next test holds the two
     /// paths to each other; this one holds the rule they share.)
     #[test]
     fn special_values_are_counted_nulls() {

@@ -294,8 +294,7 @@ pub(crate) fn has_backslash(text: &str) -> bool {
         x.wrapping_sub(ONES) & !x & (ONES << 7)
     };
     let mut pairs = text.as_bytes().chunks_exact(16);
-    (&mut pairs).any(|p| backslashes(&p[..8]) | backslashes(&p[8..]) != 0)
-        || pairs.remainder().contains(&b'\\')
+    pairs.any(|p| backslashes(&p[..8]) | backslashes(&p[8..]) != 0) || pairs.remainder().contains(&b'\\')
 }
 
 /// An integer literal's value, when it is one and fits a long.
