@@ -14,7 +14,8 @@
 //!
 //! CPU is the reading thread's own (`CLOCK_THREAD_CPUTIME_ID`): the connector, the
 //! boundary and the conversion. The simulator and the HTTP client's connection tasks run on
-//! other threads and are not counted, so the figures are weir's read path alone.
+//! other threads and are not counted, so the figures are weir's read path alone. It prints each
+//! round, then each path's minimum and median over the rounds.
 
 use std::collections::BTreeMap;
 use std::path::Path;
