@@ -12,7 +12,8 @@
 set -euo pipefail
 weir=${1:-target/release/weir}
 runs=${2:-10}
-port=${PORT:-8799}
+# Port 0: the simulator takes a free port and prints it (a fixed port could be another server's).
+port=${PORT:-0}
 processes=${PROCESSES:-1}
 dir=$(mktemp -d)
 # One cache folder for every run: back to back, and side by side, the runs share the budget.
@@ -20,13 +21,24 @@ export WEIR_CACHE_DIR=$dir/cache
 trap 'kill $sim 2>/dev/null; rm -rf "$dir"' EXIT
 "$weir" sim airtable --port "$port" --rows 10000 --table "SKU Candidates" >"$dir/sim.log" 2>&1 &
 sim=$!
-for _ in $(seq 100); do grep -q "listening\|http://" "$dir/sim.log" 2>/dev/null && break; sleep 0.2; done
+base_url=
+for _ in $(seq 100); do
+    base_url=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$dir/sim.log" 2>/dev/null | head -n 1) || true
+    [ -n "$base_url" ] && break
+    kill -0 "$sim" 2>/dev/null || break
+    sleep 0.2
+done
+if [ -z "$base_url" ]; then
+    echo "the simulator did not start (its log follows); nothing was measured" >&2
+    cat "$dir/sim.log" >&2
+    exit 1
+fi
 printf 'patWeirSim.0123456789abcdef0123456789abcdef' >"$dir/token"
 cat >"$dir/connections.toml" <<TOML
 [connections.airtable]
 connector = "airtable"
 base_id = "appProductLaunch"
-base_url = "http://127.0.0.1:$port"
+base_url = "$base_url"
 bearer_token = { file = "token" }
 allow_loopback = true
 TOML
