@@ -264,9 +264,13 @@ fn same_text(a: &str, b: &str) -> bool {
         return false;
     }
     let (mut wa, mut wb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or_default());
     (&mut wa).zip(&mut wb).all(|(x, y)| word(x) == word(y))
         && wa.remainder().iter().zip(wb.remainder()).all(|(x, y)| x == y)
+}
+
+/// Eight bytes as one word (an 8-byte chunk; anything else reads as zero).
+fn word(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes.try_into().unwrap_or_default())
 }
 
 /// A JSON string's contents, when they hold no escape (all of Airtable's times and error tokens).
@@ -290,7 +294,7 @@ pub(crate) fn has_backslash(text: &str) -> bool {
     const ONES: u64 = u64::MAX / 255;
     // A word holds a backslash where the word xor backslashes holds a zero byte.
     let backslashes = |w: &[u8]| {
-        let x = u64::from_le_bytes(w.try_into().unwrap_or_default()) ^ (ONES * u64::from(b'\\'));
+        let x = word(w) ^ (ONES * u64::from(b'\\'));
         x.wrapping_sub(ONES) & !x & (ONES << 7)
     };
     let mut pairs = text.as_bytes().chunks_exact(16);
@@ -403,15 +407,14 @@ fn time_text(text: &str, date: bool) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
     use weir_connector_sdk::{Page, Rows};
 
     use super::*;
 
-    /// Records that list their cells in other orders, leave some out, add fields the schema does
-    /// not have or escape a key each get their own cells, however the record before listed its.
-    #[test]
-    fn cells_in_any_order_reach_their_columns() {
-        let column = |name: &str, field_id: &str| Column {
+    /// A text column of `field_id`.
+    fn text_column(name: &str, field_id: &str) -> Column {
+        Column {
             name: name.into(),
             field_id: field_id.into(),
             field_name: name.into(),
@@ -419,9 +422,28 @@ mod tests {
             kind: Kind::String,
             computed: false,
             absent_is_false: false,
-        };
-        let columns = [column("a", "fldA"), column("b", "fldB"), column("c", "fldC")];
-        let bodies = [
+        }
+    }
+
+    /// The rows that one page of these records (each a record's JSON) makes for `columns`.
+    fn shaped(columns: &[Column], records: &[&str]) -> Vec<Value> {
+        let records: Vec<Record> =
+            records.iter().map(|r| serde_json::from_str(r).expect("a record")).collect();
+        let layout = Layout::new(columns);
+        let mut shaper = Shaper::new(columns, &layout);
+        records.iter().for_each(|r| shaper.push(r));
+        let (stream, counters) = shaper.finish().expect("a page");
+        let page =
+            Page { rows: Rows::ArrowIpc(stream), end_offset: String::new(), checkpointable: true, counters };
+        crate::tests::rows(&page)
+    }
+
+    /// Records that list their cells in other orders, leave some out, add fields the schema does
+    /// not have or escape a key each get their own cells, however the record before listed its.
+    #[test]
+    fn cells_in_any_order_reach_their_columns() {
+        let columns = [text_column("a", "fldA"), text_column("b", "fldB"), text_column("c", "fldC")];
+        let records = [
             r#"{"id":"r1","fields":{"fldA":"1","fldB":"2","fldC":"3"}}"#,
             r#"{"id":"r2","fields":{"fldB":"4","fldA":"5"}}"#,
             r#"{"id":"r3","fields":{"fldX":"x","fldA":"6","fldC":"7"}}"#,
@@ -429,32 +451,15 @@ mod tests {
             r#"{"id":"r5","fields":{"fldA":"11","fldB":"12","fldCC":"13"}}"#,
             r#"{"id":"r6","fields":{"fldA":"14","fldB":"15","fldC":"16"}}"#,
         ];
-        let records: Vec<Record> =
-            bodies.iter().map(|b| serde_json::from_str(b).expect("a record")).collect();
-        let layout = Layout::new(&columns);
-        let mut shaper = Shaper::new(&columns, &layout);
-        records.iter().for_each(|r| shaper.push(r));
-        let (stream, counters) = shaper.finish().expect("a page");
-        let page =
-            Page { rows: Rows::ArrowIpc(stream), end_offset: String::new(), checkpointable: true, counters };
-        let row = |id: &str, a: Option<&str>, b: Option<&str>, c: Option<&str>| {
-            let mut row = serde_json::json!({"id": id});
-            for (name, v) in [("a", a), ("b", b), ("c", c)] {
-                if let Some(v) = v {
-                    row[name] = Value::String(v.into());
-                }
-            }
-            row
-        };
         assert_eq!(
-            crate::tests::rows(&page),
+            shaped(&columns, &records),
             [
-                row("r1", Some("1"), Some("2"), Some("3")),
-                row("r2", Some("5"), Some("4"), None),
-                row("r3", Some("6"), None, Some("7")),
-                row("r4", Some("8"), Some("9"), Some("10")),
-                row("r5", Some("11"), Some("12"), None),
-                row("r6", Some("14"), Some("15"), Some("16")),
+                json!({"id": "r1", "a": "1", "b": "2", "c": "3"}),
+                json!({"id": "r2", "a": "5", "b": "4"}),
+                json!({"id": "r3", "a": "6", "c": "7"}),
+                json!({"id": "r4", "a": "8", "b": "9", "c": "10"}),
+                json!({"id": "r5", "a": "11", "b": "12"}),
+                json!({"id": "r6", "a": "14", "b": "15", "c": "16"}),
             ]
         );
     }
@@ -482,25 +487,8 @@ mod tests {
     /// record that repeats a field id keeps its last cell.
     #[test]
     fn columns_of_one_field_all_get_its_cell() {
-        let column = |name: &str, field_id: &str| Column {
-            name: name.into(),
-            field_id: field_id.into(),
-            field_name: name.into(),
-            airtable_type: "singleLineText".into(),
-            kind: Kind::String,
-            computed: false,
-            absent_is_false: false,
-        };
-        let columns = [column("a", "fldA"), column("b", "fldB"), column("a2", "fldA")];
-        let body = r#"{"id":"rec1","fields":{"fldA":"one","fldB":"x","fldA":"two"}}"#;
-        let record: Record = serde_json::from_str(body).expect("a record");
-        let layout = Layout::new(&columns);
-        let mut shaper = Shaper::new(&columns, &layout);
-        shaper.push(&record);
-        let (stream, counters) = shaper.finish().expect("a page");
-        let page =
-            Page { rows: Rows::ArrowIpc(stream), end_offset: String::new(), checkpointable: true, counters };
-        let rows = crate::tests::rows(&page);
-        assert_eq!(rows, [serde_json::json!({"id": "rec1", "a": "two", "b": "x", "a2": "two"})]);
+        let columns = [text_column("a", "fldA"), text_column("b", "fldB"), text_column("a2", "fldA")];
+        let record = r#"{"id":"rec1","fields":{"fldA":"one","fldB":"x","fldA":"two"}}"#;
+        assert_eq!(shaped(&columns, &[record]), [json!({"id": "rec1", "a": "two", "b": "x", "a2": "two"})]);
     }
 }
