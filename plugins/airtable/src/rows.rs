@@ -173,6 +173,10 @@ impl Layout {
     }
 }
 
+/// How many keys a page's records may list beyond the table's columns (fields the schema does not
+/// have) that [`Shaper`] still finds by comparing rather than hashing.
+const MORE_KEYS: usize = 32;
+
 /// Turns one page's records (borrowed for `'r`) into its columns, counting the cells that became
 /// null per column.
 pub(crate) struct Shaper<'c, 'r> {
@@ -181,10 +185,12 @@ pub(crate) struct Shaper<'c, 'r> {
     page: Page<'c>,
     /// The current record's cells by column index: reused from record to record.
     slots: Vec<Option<&'r str>>,
-    /// The key at each position of the record before, and its first column. Airtable lists every
-    /// record's cells in the same order, so a key is mostly found by comparing it with the key at
-    /// its place in the record before, rather than by hashing it.
-    seen: Vec<(&'r str, Option<usize>)>,
+    /// The keys the page's records listed, in the order they list them, each with its first
+    /// column. Airtable lists a record's cells in the table's field order and leaves out the empty
+    /// ones, so a key is mostly found a step or two after the record's previous key, by comparing
+    /// texts rather than hashing. (Matched by place in the record before, four keys in five missed:
+    /// any record that leaves out a cell shifts the ones after it.)
+    keys: Vec<(&'r str, Option<usize>)>,
     nulled: BTreeMap<usize, u64>,
     /// Created times that were not times.
     created_nulled: u64,
@@ -198,7 +204,7 @@ impl<'c, 'r> Shaper<'c, 'r> {
             layout,
             page: Page::new(columns, &layout.page),
             slots: vec![None; columns.len()],
-            seen: Vec::new(),
+            keys: Vec::new(),
             nulled: BTreeMap::new(),
             created_nulled: 0,
         }
@@ -209,15 +215,29 @@ impl<'c, 'r> Shaper<'c, 'r> {
         self.page.start_row(&record.id, record.created_time.as_deref(), &mut self.created_nulled);
         self.slots.fill(None);
         // A repeated field id keeps its last cell, as a JSON object would.
-        for (place, (field_id, raw)) in record.fields.0.iter().enumerate() {
-            let mut column = match self.seen.get(place) {
-                Some(&(seen, column)) if same_text(seen, field_id.as_str()) => column,
-                _ => {
-                    let column = self.layout.by_field.get(field_id.as_str()).copied();
-                    // A key unescaped into its own string is not kept: the record owns it.
-                    if let Cow::Borrowed(key) = field_id.0 {
-                        self.seen.truncate(place);
-                        self.seen.push((key, column));
+        // Where the next key is looked for first: after the record's previous key.
+        let mut next = 0;
+        for (field_id, raw) in &record.fields.0 {
+            let key = field_id.as_str();
+            let (before, after) = self.keys.split_at(next);
+            let found = match after.iter().position(|(k, _)| same_text(k, key)) {
+                Some(j) => Some(next + j),
+                None => before.iter().position(|(k, _)| same_text(k, key)),
+            };
+            let mut column = match found {
+                Some(j) => {
+                    next = j + 1;
+                    self.keys[j].1
+                }
+                None => {
+                    let column = self.layout.by_field.get(key).copied();
+                    // A key unescaped into its own string is not kept (the record owns it), nor
+                    // keys past a bound, so that a page of ever new keys costs hashing, not scans.
+                    if let Cow::Borrowed(key) = field_id.0
+                        && self.keys.len() < self.columns.len() + MORE_KEYS
+                    {
+                        self.keys.insert(next, (key, column));
+                        next += 1;
                     }
                     column
                 }
@@ -450,6 +470,8 @@ mod tests {
             r#"{"id":"r4","fields":{"fld\u0041":"8","fldB":"9","fldC":"10"}}"#,
             r#"{"id":"r5","fields":{"fldA":"11","fldB":"12","fldCC":"13"}}"#,
             r#"{"id":"r6","fields":{"fldA":"14","fldB":"15","fldC":"16"}}"#,
+            r#"{"id":"r7","fields":{"fldC":"17","fldB":"18","fldA":"19"}}"#,
+            r#"{"id":"r8","fields":{"fldC":"20","fldA":"21"}}"#,
         ];
         assert_eq!(
             shaped(&columns, &records),
@@ -460,7 +482,30 @@ mod tests {
                 json!({"id": "r4", "a": "8", "b": "9", "c": "10"}),
                 json!({"id": "r5", "a": "11", "b": "12"}),
                 json!({"id": "r6", "a": "14", "b": "15", "c": "16"}),
+                json!({"id": "r7", "a": "19", "b": "18", "c": "17"}),
+                json!({"id": "r8", "a": "21", "c": "20"}),
             ]
+        );
+    }
+
+    /// Past the bound on keys kept for comparing (fields the schema does not have, listed before
+    /// and between the table's), cells still reach their columns, found by hashing.
+    #[test]
+    fn cells_past_the_kept_keys_reach_their_columns() {
+        let columns = [text_column("a", "fldA"), text_column("b", "fldB")];
+        let unknown: Vec<String> = (0..2 * MORE_KEYS).map(|i| format!(r#""fldX{i}":"x""#)).collect();
+        let record = |id: &str, a: &str, b: &str| {
+            format!(
+                r#"{{"id":"{id}","fields":{{{},"fldB":"{b}",{},"fldA":"{a}"}}}}"#,
+                unknown[..MORE_KEYS].join(","),
+                unknown[MORE_KEYS..].join(",")
+            )
+        };
+        let records = [record("r1", "1", "2"), record("r2", "3", "4")];
+        let records: Vec<&str> = records.iter().map(String::as_str).collect();
+        assert_eq!(
+            shaped(&columns, &records),
+            [json!({"id": "r1", "a": "1", "b": "2"}), json!({"id": "r2", "a": "3", "b": "4"})]
         );
     }
 
