@@ -221,6 +221,8 @@ pub struct Converter {
     schema: SchemaRef,
     unknown: UnknownFields,
     limits: Limits,
+    /// The last Arrow IPC page's schema, read.
+    ipc_schema: Option<ipc::KnownSchema>,
 }
 
 impl Converter {
@@ -235,7 +237,7 @@ impl Converter {
     /// [`arrow_schema_with_limits`] with the same limits, which bounds its width and depth.
     pub fn with_limits(schema: SchemaRef, limits: Limits) -> Converter {
         let unknown = UnknownFields { max: limits.max_unknown_fields, ..UnknownFields::default() };
-        Converter { schema, unknown, limits }
+        Converter { schema, unknown, limits, ipc_schema: None }
     }
 
     /// The schema every batch has.
@@ -256,7 +258,7 @@ impl Converter {
     /// One Arrow IPC stream -> batches, checked against the schema (a mismatch is an error naming the
     /// column). Batches without rows are dropped.
     pub fn arrow_ipc(&mut self, stream: &[u8]) -> Result<Vec<RecordBatch>, ConvertError> {
-        ipc::stream(&self.schema, stream, &mut self.unknown, &self.limits)
+        ipc::stream(&self.schema, stream, &mut self.unknown, &self.limits, &mut self.ipc_schema)
     }
 
     /// Fields seen in records that are not in the schema: column path -> count. Logged once per column

@@ -134,6 +134,41 @@ fn missing_nullable_columns_are_null_and_extra_columns_are_counted() {
     assert_eq!(converter.unknown_fields().get("extra"), Some(&2));
 }
 
+/// A table's pages usually repeat one schema, which the converter reads once; a page with another
+/// is read with its own, and a page refused for its schema spoils none after it.
+#[test]
+fn each_page_is_read_with_its_own_schema() {
+    let plain = || {
+        batch(vec![
+            ("id", Arc::new(StringArray::from(vec!["a"])), false),
+            ("n", Arc::new(Int64Array::from(vec![1])), true),
+        ])
+    };
+    let reordered = batch(vec![
+        ("extra", Arc::new(Int64Array::from(vec![7, 8])), true),
+        ("n", Arc::new(Int64Array::from(vec![2, 3])), true),
+        ("id", Arc::new(StringArray::from(vec!["b", "c"])), false),
+    ]);
+    let wrong = batch(vec![
+        ("id", Arc::new(StringArray::from(vec!["d"])), false),
+        ("n", Arc::new(Int32Array::from(vec![4])), true),
+    ]);
+    let mut converter = Converter::new(table());
+    let ns = |batches: Vec<RecordBatch>| -> Vec<i64> {
+        batches.iter().flat_map(|b| b.column(1).as_primitive::<Int64Type>().values().to_vec()).collect()
+    };
+    assert_eq!(ns(converter.arrow_ipc(&stream(&[plain()])).unwrap()), [1]);
+    assert_eq!(ns(converter.arrow_ipc(&stream(&[plain()])).unwrap()), [1]);
+    assert_eq!(ns(converter.arrow_ipc(&stream(&[reordered])).unwrap()), [2, 3]);
+    assert_eq!(converter.unknown_fields().get("extra"), Some(&2));
+    let wrong = stream(&[wrong]);
+    let error = converter.arrow_ipc(&wrong);
+    assert!(matches!(error, Err(ConvertError::IpcMismatch { ref column, .. }) if column == "n"), "{error:?}");
+    assert!(converter.arrow_ipc(&wrong).is_err());
+    assert_eq!(ns(converter.arrow_ipc(&stream(&[plain()])).unwrap()), [1]);
+    assert_eq!(converter.unknown_fields().get("extra"), Some(&2));
+}
+
 #[test]
 fn garbage_is_an_ipc_error() {
     let error = Converter::new(table()).arrow_ipc(b"not arrow at all");
