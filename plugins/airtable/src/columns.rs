@@ -15,6 +15,7 @@
 //! that exists, and a time outside four-digit years is a counted null.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -33,7 +34,7 @@ use serde_json::{Number, Value};
 use weir_connector_sdk::{ConnectorError, decimal};
 
 use crate::rows::{
-    Key, has_backslash, is_error_token, is_special_key, long_literal, plain_string, shape, string_value,
+    Key, has_backslash, is_error_token, is_special_key, long_literal, plain_string, shape, unescape,
 };
 use crate::schema::{CREATED_TIME, Column, ID, Kind, Member};
 use crate::time;
@@ -239,10 +240,24 @@ impl Builder {
         match (self, kind) {
             // Only a computed cell's text may be an error token; escaped computed text (`"#N\/A"`)
             // takes the `Value` path, which reads it.
-            (Builder::Text(b), Kind::String) if first == b'"' && !computed => match string_value(raw) {
-                Some(text) => b.append_value(text),
-                None => return false,
-            },
+            (Builder::Text(b), Kind::String) if first == b'"' && !computed => {
+                let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) else {
+                    return false;
+                };
+                if !has_backslash(inner) {
+                    b.append_value(inner);
+                } else {
+                    // Checked to the end before any piece is written into the column.
+                    if !unescape(inner, &mut |_| {}) {
+                        return false;
+                    }
+                    // A text builder's `write_str` adds to the value that `append_value` ends.
+                    unescape(inner, &mut |piece| {
+                        let _ = b.write_str(piece);
+                    });
+                    b.append_value("");
+                }
+            }
             (Builder::Text(b), Kind::String) if first == b'"' => match plain_string(raw) {
                 Some(text) if !is_error_token(text) => b.append_value(text),
                 _ => return false,
@@ -783,6 +798,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// An escaped text that cannot be read leaves nothing of itself in its column: the cell after
+    /// it is whole.
+    #[test]
+    fn an_unreadable_escaped_text_leaves_nothing_behind() {
+        use arrow_array::Array as _;
+        use arrow_array::cast::AsArray as _;
+        let (mut builder, mut nulled) = (Builder::new(&Kind::String), 0);
+        for raw in [r#""ab\n\ud800 cd""#, r#""next\n""#] {
+            builder.cell(raw, &Kind::String, false, &mut nulled);
+        }
+        let column = builder.finish().expect("a column");
+        let text = column.as_string::<i32>();
+        assert!(text.is_null(0));
+        assert_eq!(text.value(1), "next\n");
+        assert_eq!(nulled, 1);
     }
 
     /// Cells whose column the connector's JSON did not make as it does now: the host refused them

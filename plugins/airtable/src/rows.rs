@@ -301,10 +301,63 @@ pub(crate) fn plain_string(raw: &str) -> Option<&str> {
 
 /// A JSON string's value: its contents borrowed when they hold no escape, else unescaped.
 pub(crate) fn string_value(raw: &str) -> Option<Cow<'_, str>> {
-    match plain_string(raw) {
-        Some(text) => Some(Cow::Borrowed(text)),
-        None => serde_json::from_str(raw).ok().map(Cow::Owned),
+    if let Some(text) = plain_string(raw) {
+        return Some(Cow::Borrowed(text));
     }
+    let mut text = String::new();
+    unescape(raw.strip_prefix('"')?.strip_suffix('"')?, &mut |piece| text.push_str(piece))
+        .then_some(Cow::Owned(text))
+}
+
+/// Hands a JSON string's contents (the text between its quotes, as a parse of the page checked
+/// them: no bare quote or control character), unescaped, to `out` piece by piece; false, having
+/// handed over the pieces before it, where serde_json refuses the string too (a surrogate without
+/// its pair, a backslash that starts no escape). serde_json's own reading allocated a `String` for
+/// every escaped cell: 2.5 % of the guest's samples.
+pub(crate) fn unescape(inner: &str, out: &mut impl FnMut(&str)) -> bool {
+    let mut rest = inner;
+    while let Some(at) = rest.find('\\') {
+        out(&rest[..at]);
+        let mut char = [0; 4];
+        let (piece, len): (&str, usize) = match rest.as_bytes().get(at + 1) {
+            Some(b'"') => ("\"", 2),
+            Some(b'\\') => ("\\", 2),
+            Some(b'/') => ("/", 2),
+            Some(b'b') => ("\u{8}", 2),
+            Some(b'f') => ("\u{c}", 2),
+            Some(b'n') => ("\n", 2),
+            Some(b'r') => ("\r", 2),
+            Some(b't') => ("\t", 2),
+            Some(b'u') => {
+                let Some(first) = hex4(&rest[at + 2..]) else { return false };
+                let (code, len) = match first {
+                    0xD800..=0xDBFF => match rest[at + 6..].strip_prefix("\\u").and_then(hex4) {
+                        Some(low @ 0xDC00..=0xDFFF) => {
+                            (0x10000 + ((u32::from(first) - 0xD800) << 10) + (u32::from(low) - 0xDC00), 12)
+                        }
+                        _ => return false,
+                    },
+                    _ => (u32::from(first), 6),
+                };
+                let Some(c) = char::from_u32(code) else { return false };
+                (&*c.encode_utf8(&mut char), len)
+            }
+            _ => return false,
+        };
+        out(piece);
+        rest = &rest[at + len..];
+    }
+    out(rest);
+    true
+}
+
+/// The four hex digits that open `text`, as a number.
+fn hex4(text: &str) -> Option<u16> {
+    let digits = text.get(..4)?;
+    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u16::from_str_radix(digits, 16).ok()
 }
 
 /// Whether text holds a backslash, looked for sixteen bytes a turn in two 8-byte words. (Core's
@@ -507,6 +560,59 @@ mod tests {
             shaped(&columns, &records),
             [json!({"id": "r1", "a": "1", "b": "2"}), json!({"id": "r2", "a": "3", "b": "4"})]
         );
+    }
+
+    /// Strings unescape as serde_json reads them, and the ones it refuses are refused: Airtable's
+    /// escapes, every surrogate pairing, and texts made at random of escapes good and bad.
+    #[test]
+    fn strings_unescape_as_serde_json_reads_them() {
+        let pieces = [
+            "a",
+            "é",
+            "€",
+            "🚀",
+            r#"\""#,
+            r"\\",
+            r"\/",
+            r"\b",
+            r"\f",
+            r"\n",
+            r"\r",
+            r"\t",
+            r"\u00b7",
+            r"\u0041",
+            r"\u0000",
+            r"\u20AC",
+            r"\ud83d",
+            r"\ude80",
+            r"\uD83D\uDE80",
+            r"\uDBFF\uDFFF",
+            r"\ud800\u0041",
+            r"\u12",
+            r"\x",
+            r"\",
+            "\u{7f}",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize
+        };
+        let mut texts: Vec<String> = pieces.iter().map(|p| format!("\"{p}\"")).collect();
+        for _ in 0..20_000 {
+            let parts: String = (0..next() % 6).map(|_| pieces[next() % pieces.len()]).collect();
+            texts.push(format!("\"{parts}\""));
+        }
+        // A cell's text is what the page's parse took for a JSON value.
+        texts.retain(|text| serde_json::from_str::<&RawValue>(text).is_ok());
+        let mut read = 0;
+        for text in &texts {
+            let expected = serde_json::from_str::<String>(text).ok();
+            read += usize::from(expected.is_some());
+            assert_eq!(string_value(text).map(Cow::into_owned), expected, "{text}");
+        }
+        // Both kinds were tried.
+        assert!(read > 1000 && read < texts.len() - 1000, "{read} of {} read", texts.len());
     }
 
     /// A backslash is found wherever it is, in texts of every length around the words' sizes.
