@@ -34,7 +34,8 @@ use serde_json::{Number, Value};
 use weir_connector_sdk::{ConnectorError, decimal};
 
 use crate::rows::{
-    Key, has_backslash, is_error_token, is_special_key, long_literal, plain_string, shape, unescape,
+    Key, has_backslash, is_error_token, is_special_key, long_literal, plain_string, quote_or_backslash,
+    shape, unescape,
 };
 use crate::schema::{CREATED_TIME, Column, ID, Kind, Member};
 use crate::time;
@@ -300,7 +301,10 @@ impl Builder {
             }
             (Builder::Text(b), Kind::Json) if json_as_printed(raw, computed) => b.append_value(raw),
             (Builder::List { item, offsets, valid, .. }, Kind::Array(inner)) if first == b'[' => {
-                if item.items(raw, inner, computed, nulled).is_err() {
+                // The common form read whole before its first item is appended; others by serde.
+                if flat_list(raw, &mut |_| {}) {
+                    flat_list(raw, &mut |text| item.cell(text, inner, computed, nulled));
+                } else if item.items(raw, inner, computed, nulled).is_err() {
                     return false;
                 }
                 offsets.push(item.len_i32());
@@ -309,7 +313,11 @@ impl Builder {
             (Builder::Struct { members: builders, valid, len, .. }, Kind::Struct(members))
                 if first == b'{' && members.len() <= MAX_MEMBERS =>
             {
-                let Ok(object) = parse(raw, Object { members, computed }) else { return false };
+                let mut object = ObjectCells { cells: [None; MAX_MEMBERS], special: false };
+                if !flat_object(raw, &mut |key, value| object.member(members, computed, key, value)) {
+                    let Ok(parsed) = parse(raw, Object { members, computed }) else { return false };
+                    object = parsed;
+                }
                 if object.special {
                     return false;
                 }
@@ -516,6 +524,90 @@ fn json_as_printed(raw: &str, computed: bool) -> bool {
     true
 }
 
+/// The common forms of a list or object cell, read by a scan of their text rather than by serde:
+/// Airtable writes them without whitespace and, but for a record's attachments, without nesting.
+/// Each reader answers `false` for any other form (whitespace, a nested value, an escaped key),
+/// which serde then reads. The text is a value the page's parse checked, so a string ends at the
+/// first quote no backslash escapes, and anything else at the first comma, bracket or brace.
+///
+/// A list of scalars: hands each item's text to `each`, or answers `false`, having handed over the
+/// items before the one it could not read.
+fn flat_list<'a>(raw: &'a str, each: &mut impl FnMut(&'a str)) -> bool {
+    let bytes = raw.as_bytes();
+    if bytes.first() != Some(&b'[') {
+        return false;
+    }
+    if bytes.get(1) == Some(&b']') {
+        return bytes.len() == 2;
+    }
+    let mut at = 1;
+    loop {
+        let Some(end) = scalar_end(bytes, at) else { return false };
+        each(&raw[at..end]);
+        match bytes.get(end) {
+            Some(b',') => at = end + 1,
+            Some(b']') => return end + 1 == bytes.len(),
+            _ => return false,
+        }
+    }
+}
+
+/// An object of scalars: hands each key (unescaped, so without a backslash) and its value's text
+/// to `each`, or answers `false`, having handed over the members before the one it could not read.
+fn flat_object<'a>(raw: &'a str, each: &mut impl FnMut(&'a str, &'a str)) -> bool {
+    let bytes = raw.as_bytes();
+    if bytes.first() != Some(&b'{') {
+        return false;
+    }
+    if bytes.get(1) == Some(&b'}') {
+        return bytes.len() == 2;
+    }
+    let mut at = 1;
+    loop {
+        let Some(key_end) = scalar_end(bytes, at) else { return false };
+        let key = &raw[at..key_end];
+        let Some(key) = key.strip_prefix('"').and_then(|k| k.strip_suffix('"')) else { return false };
+        if bytes.get(key_end) != Some(&b':') || has_backslash(key) {
+            return false;
+        }
+        let Some(end) = scalar_end(bytes, key_end + 1) else { return false };
+        each(key, &raw[key_end + 1..end]);
+        match bytes.get(end) {
+            Some(b',') => at = end + 1,
+            Some(b'}') => return end + 1 == bytes.len(),
+            _ => return false,
+        }
+    }
+}
+
+/// Where the scalar that starts at `at` ends (a string, a number, or `true`, `false`, `null`), or
+/// `None` where an object, a list or whitespace starts.
+fn scalar_end(bytes: &[u8], at: usize) -> Option<usize> {
+    match bytes.get(at)? {
+        b'"' => {
+            let mut i = at + 1;
+            loop {
+                i += quote_or_backslash(&bytes[i..])?;
+                match bytes[i] {
+                    b'"' => return Some(i + 1),
+                    // An escape: the byte after the backslash is never the string's end.
+                    _ => i += 2,
+                }
+            }
+        }
+        b'{' | b'[' | b' ' | b'\t' | b'\n' | b'\r' => None,
+        _ => {
+            let rest = &bytes[at..];
+            Some(
+                at + rest
+                    .iter()
+                    .position(|b| matches!(b, b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r'))
+                    .unwrap_or(rest.len()),
+            )
+        }
+    }
+}
+
 /// Parses JSON text with a seed, to its end.
 fn parse<'de, S: DeserializeSeed<'de>>(raw: &'de str, seed: S) -> serde_json::Result<S::Value> {
     let mut deserializer = serde_json::Deserializer::from_str(raw);
@@ -572,6 +664,17 @@ struct ObjectCells<'a> {
     special: bool,
 }
 
+impl<'a> ObjectCells<'a> {
+    /// Takes one of the object's members: its cell, when the struct has a member of its key (of a
+    /// repeated key, the last), and whether the key makes the object a special value.
+    fn member(&mut self, members: &[Member], computed: bool, key: &str, value: &'a str) {
+        self.special |= is_special_key(key, computed);
+        if let Some(i) = members.iter().position(|m| m.key == key) {
+            self.cells[i] = Some(value);
+        }
+    }
+}
+
 impl<'de> DeserializeSeed<'de> for Object<'_> {
     type Value = ObjectCells<'de>;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ObjectCells<'de>, D::Error> {
@@ -588,11 +691,7 @@ impl<'de> Visitor<'de> for Object<'_> {
         let mut object = ObjectCells { cells: [None; MAX_MEMBERS], special: false };
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let value: &'de RawValue = map.next_value()?;
-            let key = key.as_str();
-            object.special |= is_special_key(key, self.computed);
-            if let Some(i) = self.members.iter().position(|m| m.key == key) {
-                object.cells[i] = Some(value.get());
-            }
+            object.member(self.members, self.computed, key.as_str(), value.get());
         }
         Ok(object)
     }
@@ -795,6 +894,101 @@ mod tests {
                     let (got, nulled) = from_text(raw, kind, computed);
                     assert_eq!(&*got, &*expected, "{raw} as {kind:?}, computed {computed}");
                     assert_eq!(nulled, expected_nulled, "losses of {raw} as {kind:?}, computed {computed}");
+                }
+            }
+        }
+    }
+
+    /// Texts of lists and objects: Airtable's forms, and others made at random of items good and
+    /// odd (whitespace, escapes, nesting, repeated and special keys) that serde reads as JSON.
+    fn lists_and_objects() -> Vec<String> {
+        let items = [
+            r#""a""#,
+            r#""x\"]""#,
+            r#""a\",\"b""#,
+            r#""\"}""#,
+            r#""\\""#,
+            r#""é\u00e9""#,
+            "1",
+            "-0.5e3",
+            "true",
+            "false",
+            "null",
+            "[]",
+            r#"["b"]"#,
+            "{}",
+            r#"{"id":"u"}"#,
+            r#" "a""#,
+            r#""a" "#,
+        ];
+        let keys =
+            [r#""id""#, r#""name""#, r#""n\u0061me""#, r#""specialValue""#, r#""error""#, r#""other""#];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize
+        };
+        let mut texts: Vec<String> = [
+            "[]",
+            r#"["Retail","Wholesale","Subscription"]"#,
+            r#"["reczDeh8icMIEiyri"]"#,
+            "{}",
+            r#"{"id":"usrNB0uR5Po24Qgwp","email":"priya.n@brightlaunch.example","name":"Priya Natarajan"}"#,
+            r#"{"text":"084210006685","type":"upce"}"#,
+        ]
+        .map(String::from)
+        .into();
+        for _ in 0..4_000 {
+            let list: Vec<&str> = (0..next() % 5).map(|_| items[next() % items.len()]).collect();
+            texts.push(format!("[{}]", list.join(",")));
+            let object: Vec<String> = (0..next() % 5)
+                .map(|_| format!("{}:{}", keys[next() % keys.len()], items[next() % items.len()]))
+                .collect();
+            texts.push(format!("{{{}}}", object.join(",")));
+        }
+        texts.retain(|text| serde_json::from_str::<&RawValue>(text).is_ok());
+        texts
+    }
+
+    /// The scans of a list's or an object's text read what serde reads wherever they read a text:
+    /// the same items, the same members; and they read Airtable's own forms.
+    #[test]
+    fn the_scans_of_lists_and_objects_read_what_serde_reads() {
+        let m = |name| Member { name, key: name, kind: Kind::String };
+        let members = [m("id"), m("name"), m("email"), m("text"), m("type"), m("other")];
+        let (mut lists, mut objects) = (0, 0);
+        for text in &lists_and_objects() {
+            let mut items = Vec::new();
+            if flat_list(text, &mut |item| items.push(item)) {
+                let read: Vec<&RawValue> = serde_json::from_str(text).expect("a list");
+                assert_eq!(items, read.iter().map(|r| r.get()).collect::<Vec<_>>(), "{text}");
+                lists += 1;
+            }
+            for computed in [false, true] {
+                let mut object = ObjectCells { cells: [None; MAX_MEMBERS], special: false };
+                if flat_object(text, &mut |key, value| object.member(&members, computed, key, value)) {
+                    let read = parse(text, Object { members: &members, computed }).expect("an object");
+                    assert_eq!((object.cells, object.special), (read.cells, read.special), "{text}");
+                    objects += 1;
+                }
+            }
+        }
+        assert!(lists > 500 && objects > 500, "{lists} lists and {objects} objects scanned");
+        let airtable = [r#"["Retail","Wholesale"]"#, r#"{"id":"usr1","email":"a@b.example","name":"P N"}"#];
+        assert!(flat_list(airtable[0], &mut |_| {}) && flat_object(airtable[1], &mut |_, _| {}));
+    }
+
+    /// A quote or backslash is found wherever it is, and the bytes next to theirs in value are not
+    /// taken for one.
+    #[test]
+    fn a_quote_or_backslash_is_found_anywhere() {
+        for len in 0..24 {
+            let plain: String = "!#[]a".chars().cycle().take(len).collect();
+            assert_eq!(crate::rows::quote_or_backslash(plain.as_bytes()), None);
+            for at in 0..=len {
+                for mark in ['"', '\\'] {
+                    let text = format!("{}{mark}{}\"\\", &plain[..at], &plain[at..]);
+                    assert_eq!(crate::rows::quote_or_backslash(text.as_bytes()), Some(at), "{text}");
                 }
             }
         }

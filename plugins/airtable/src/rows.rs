@@ -360,18 +360,37 @@ fn hex4(text: &str) -> Option<u16> {
     u16::from_str_radix(digits, 16).ok()
 }
 
+/// A one in each byte of an 8-byte word.
+const ONES: u64 = u64::MAX / 255;
+
+/// The high bit of each byte of `bytes` (an 8-byte chunk) that equals `byte`: exact up to the first
+/// such byte, which is all that is read of them.
+fn equal_bytes(bytes: &[u8], byte: u8) -> u64 {
+    let x = word(bytes) ^ (ONES * u64::from(byte));
+    x.wrapping_sub(ONES) & !x & (ONES << 7)
+}
+
+/// Where the first quote or backslash is, looked for eight bytes a turn (see [`has_backslash`]).
+pub(crate) fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let found = equal_bytes(w, b'"') | equal_bytes(w, b'\\');
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    words.remainder().iter().position(|&b| b == b'"' || b == b'\\').map(|i| at + i)
+}
+
 /// Whether text holds a backslash, looked for sixteen bytes a turn in two 8-byte words. (Core's
 /// `memchr`, which `contains` calls, reads eight a turn in 32-bit wasm, as two 4-byte words; each
 /// turn of a guest's loop also pays the sandbox's epoch check. It was 3 % of the guest's samples.)
 pub(crate) fn has_backslash(text: &str) -> bool {
-    const ONES: u64 = u64::MAX / 255;
-    // A word holds a backslash where the word xor backslashes holds a zero byte.
-    let backslashes = |w: &[u8]| {
-        let x = word(w) ^ (ONES * u64::from(b'\\'));
-        x.wrapping_sub(ONES) & !x & (ONES << 7)
-    };
     let mut pairs = text.as_bytes().chunks_exact(16);
-    pairs.any(|p| backslashes(&p[..8]) | backslashes(&p[8..]) != 0) || pairs.remainder().contains(&b'\\')
+    pairs.any(|p| equal_bytes(&p[..8], b'\\') | equal_bytes(&p[8..], b'\\') != 0)
+        || pairs.remainder().contains(&b'\\')
 }
 
 /// An integer literal's value, when it is one and fits a long.
