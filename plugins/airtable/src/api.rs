@@ -61,7 +61,10 @@ impl ListBody {
     /// the strings borrowed from it need no check of their own.
     pub(crate) fn page(&self) -> Result<RecordsPage<'_>, ConnectorError> {
         let text = std::str::from_utf8(&self.body).map_err(|e| unexpected(&self.what, e, &self.body))?;
-        serde_json::from_str(text).map_err(|e| unexpected(&self.what, e, &self.body))
+        match crate::scan::page(text) {
+            Some(page) => Ok(page),
+            None => serde_json::from_str(text).map_err(|e| unexpected(&self.what, e, &self.body)),
+        }
     }
 }
 

@@ -34,8 +34,8 @@ use serde_json::{Number, Value};
 use weir_connector_sdk::{ConnectorError, decimal};
 
 use crate::rows::{
-    Key, has_backslash, is_error_token, is_special_key, long_literal, plain_string, quote_or_backslash,
-    shape, unescape,
+    Key, has_backslash, is_error_token, is_special_key, long_literal, plain_string, shape, string_stop,
+    unescape,
 };
 use crate::schema::{CREATED_TIME, Column, ID, Kind, Member};
 use crate::time;
@@ -587,7 +587,7 @@ fn scalar_end(bytes: &[u8], at: usize) -> Option<usize> {
         b'"' => {
             let mut i = at + 1;
             loop {
-                i += quote_or_backslash(&bytes[i..])?;
+                i += string_stop(&bytes[i..])?;
                 match bytes[i] {
                     b'"' => return Some(i + 1),
                     // An escape: the byte after the backslash is never the string's end.
@@ -978,17 +978,17 @@ mod tests {
         assert!(flat_list(airtable[0], &mut |_| {}) && flat_object(airtable[1], &mut |_, _| {}));
     }
 
-    /// A quote or backslash is found wherever it is, and the bytes next to theirs in value are not
-    /// taken for one.
+    /// A quote, backslash or control character is found wherever it is, and the bytes next to
+    /// theirs in value are not taken for one.
     #[test]
-    fn a_quote_or_backslash_is_found_anywhere() {
+    fn where_a_string_stops_is_found_anywhere() {
         for len in 0..24 {
-            let plain: String = "!#[]a".chars().cycle().take(len).collect();
-            assert_eq!(crate::rows::quote_or_backslash(plain.as_bytes()), None);
+            let plain: String = "!#[] a\u{7f}".chars().cycle().take(len).collect();
+            assert_eq!(crate::rows::string_stop(plain.as_bytes()), None);
             for at in 0..=len {
-                for mark in ['"', '\\'] {
-                    let text = format!("{}{mark}{}\"\\", &plain[..at], &plain[at..]);
-                    assert_eq!(crate::rows::quote_or_backslash(text.as_bytes()), Some(at), "{text}");
+                for stop in ['"', '\\', '\n', '\u{0}', '\u{1f}'] {
+                    let text = format!("{}{stop}{}\"\\", &plain[..at], &plain[at..]);
+                    assert_eq!(crate::rows::string_stop(text.as_bytes()), Some(at), "{text:?}");
                 }
             }
         }

@@ -42,6 +42,7 @@ mod deletes;
 mod options;
 mod read;
 mod rows;
+mod scan;
 mod schema;
 mod time;
 

@@ -34,12 +34,16 @@ pub(crate) struct Record<'a> {
 
 /// A record's cells: field id and JSON text, in the response's order.
 #[derive(Debug, Default)]
-pub(crate) struct Cells<'a>(Vec<(Key<'a>, &'a RawValue)>);
+pub(crate) struct Cells<'a>(Vec<(Key<'a>, &'a str)>);
 
 impl<'a> Cells<'a> {
+    pub(crate) fn new(cells: Vec<(Key<'a>, &'a str)>) -> Cells<'a> {
+        Cells(cells)
+    }
+
     /// The cell of `field_id`; of a repeated key, the last (as a JSON object would keep it).
     pub(crate) fn get(&self, field_id: &str) -> Option<&'a str> {
-        self.0.iter().rev().find(|(k, _)| k.0 == field_id).map(|(_, v)| v.get())
+        self.0.iter().rev().find(|(k, _)| k.0 == field_id).map(|(_, v)| *v)
     }
 }
 
@@ -48,7 +52,11 @@ impl<'a> Cells<'a> {
 #[derive(Debug)]
 pub(crate) struct Key<'a>(Cow<'a, str>);
 
-impl Key<'_> {
+impl<'a> Key<'a> {
+    pub(crate) fn borrowed(key: &'a str) -> Key<'a> {
+        Key(Cow::Borrowed(key))
+    }
+
     pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
@@ -83,8 +91,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Cells<'a> {
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Cells<'a>, M::Error> {
                 let mut cells = Vec::with_capacity(map.size_hint().unwrap_or(32));
-                while let Some(pair) = map.next_entry::<Key<'a>, &'de RawValue>()? {
-                    cells.push(pair);
+                while let Some((key, raw)) = map.next_entry::<Key<'a>, &'de RawValue>()? {
+                    cells.push((key, raw.get()));
                 }
                 Ok(Cells(cells))
             }
@@ -243,7 +251,7 @@ impl<'c, 'r> Shaper<'c, 'r> {
                 }
             };
             while let Some(i) = column {
-                self.slots[i] = Some(raw.get());
+                self.slots[i] = Some(raw);
                 column = self.layout.same_field[i];
             }
         }
@@ -370,18 +378,22 @@ fn equal_bytes(bytes: &[u8], byte: u8) -> u64 {
     x.wrapping_sub(ONES) & !x & (ONES << 7)
 }
 
-/// Where the first quote or backslash is, looked for eight bytes a turn (see [`has_backslash`]).
-pub(crate) fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+/// Where a string's text stops being plain: its first quote, backslash or control character,
+/// looked for eight bytes a turn (see [`has_backslash`]).
+pub(crate) fn string_stop(bytes: &[u8]) -> Option<usize> {
     let mut words = bytes.chunks_exact(8);
     let mut at = 0;
     for w in &mut words {
-        let found = equal_bytes(w, b'"') | equal_bytes(w, b'\\');
+        // Bytes below 0x20, found as `equal_bytes` finds a zero byte: exact up to the first.
+        let x = word(w);
+        let control = x.wrapping_sub(ONES * 0x20) & !x & (ONES << 7);
+        let found = equal_bytes(w, b'"') | equal_bytes(w, b'\\') | control;
         if found != 0 {
             return Some(at + found.trailing_zeros() as usize / 8);
         }
         at += 8;
     }
-    words.remainder().iter().position(|&b| b == b'"' || b == b'\\').map(|i| at + i)
+    words.remainder().iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|i| at + i)
 }
 
 /// Whether text holds a backslash, looked for sixteen bytes a turn in two 8-byte words. (Core's
