@@ -533,48 +533,45 @@ fn json_as_printed(raw: &str, computed: bool) -> bool {
 /// A list of scalars: hands each item's text to `each`, or answers `false`, having handed over the
 /// items before the one it could not read.
 fn flat_list<'a>(raw: &'a str, each: &mut impl FnMut(&'a str)) -> bool {
-    let bytes = raw.as_bytes();
-    if bytes.first() != Some(&b'[') {
-        return false;
-    }
-    if bytes.get(1) == Some(&b']') {
-        return bytes.len() == 2;
-    }
-    let mut at = 1;
-    loop {
-        let Some(end) = scalar_end(bytes, at) else { return false };
+    flat(raw, b'[', b']', |at| {
+        let end = scalar_end(raw.as_bytes(), at)?;
         each(&raw[at..end]);
-        match bytes.get(end) {
-            Some(b',') => at = end + 1,
-            Some(b']') => return end + 1 == bytes.len(),
-            _ => return false,
-        }
-    }
+        Some(end)
+    })
 }
 
 /// An object of scalars: hands each key (unescaped, so without a backslash) and its value's text
 /// to `each`, or answers `false`, having handed over the members before the one it could not read.
 fn flat_object<'a>(raw: &'a str, each: &mut impl FnMut(&'a str, &'a str)) -> bool {
     let bytes = raw.as_bytes();
-    if bytes.first() != Some(&b'{') {
+    flat(raw, b'{', b'}', |at| {
+        let key_end = scalar_end(bytes, at)?;
+        let key = raw[at..key_end].strip_prefix('"')?.strip_suffix('"')?;
+        if bytes.get(key_end) != Some(&b':') || has_backslash(key) {
+            return None;
+        }
+        let end = scalar_end(bytes, key_end + 1)?;
+        each(key, &raw[key_end + 1..end]);
+        Some(end)
+    })
+}
+
+/// The text between `open` and `close`, entries separated by commas: `entry` reads the one that
+/// starts where it is given and answers where it ends, or `None`, which ends the scan with `false`.
+fn flat(raw: &str, open: u8, close: u8, mut entry: impl FnMut(usize) -> Option<usize>) -> bool {
+    let bytes = raw.as_bytes();
+    if bytes.first() != Some(&open) {
         return false;
     }
-    if bytes.get(1) == Some(&b'}') {
+    if bytes.get(1) == Some(&close) {
         return bytes.len() == 2;
     }
     let mut at = 1;
     loop {
-        let Some(key_end) = scalar_end(bytes, at) else { return false };
-        let key = &raw[at..key_end];
-        let Some(key) = key.strip_prefix('"').and_then(|k| k.strip_suffix('"')) else { return false };
-        if bytes.get(key_end) != Some(&b':') || has_backslash(key) {
-            return false;
-        }
-        let Some(end) = scalar_end(bytes, key_end + 1) else { return false };
-        each(key, &raw[key_end + 1..end]);
+        let Some(end) = entry(at) else { return false };
         match bytes.get(end) {
             Some(b',') => at = end + 1,
-            Some(b'}') => return end + 1 == bytes.len(),
+            Some(&b) if b == close => return end + 1 == bytes.len(),
             _ => return false,
         }
     }
