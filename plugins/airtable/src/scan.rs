@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 
 use crate::api::RecordsPage;
-use crate::rows::{Cells, Key, Record, has_backslash, string_stop};
+use crate::rows::{Cells, Key, Record, string_stop};
 
 /// How deep a cell's lists and objects may nest here (serde_json refuses past 128 in all).
 const MAX_DEPTH: usize = 100;
@@ -95,13 +95,14 @@ impl<'a> Scan<'a> {
         next.then_some(())
     }
 
-    /// A string without escapes: its contents.
+    /// A string without escapes or control characters: its contents. (Any other string sends the
+    /// page to serde_json, so it need not be read to its end.)
     fn plain_string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.at;
-        self.string_rest()?;
-        let inner = &self.text[start..self.at - 1];
-        (!has_backslash(inner)).then_some(inner)
+        self.at += string_stop(&self.bytes[start..])?;
+        self.expect(b'"')?;
+        Some(&self.text[start..self.at - 1])
     }
 
     /// The rest of a string after its opening quote, to after its closing one: every escape one of
