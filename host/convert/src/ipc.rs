@@ -93,9 +93,8 @@ fn read(
     extras: &mut Vec<(String, u64)>,
 ) -> Result<Vec<RecordBatch>, ConvertError> {
     let mut budget = Budget::new(limits);
-    // One aligned copy of the page, so that every buffer is a zero-copy slice of it.
-    let page = Buffer::from(stream);
-    let mut messages = Messages { page: &page, position: 0, index: 0 };
+    // Read in place: each buffer a column keeps is copied out of the page, aligned (`Batch::buffer`).
+    let mut messages = Messages { page: stream, position: 0, index: 0 };
     let Some(metadata) = messages.metadata()? else {
         return Err(ipc("empty stream: expected a schema message"));
     };
@@ -135,7 +134,7 @@ fn read(
                     .header_as_record_batch()
                     .ok_or_else(|| ipc(format!("message {index}: a record batch without its header")))?;
                 let Some(columns) =
-                    Batch::new(header, &body, message.version(), index, &mut budget, &mut zstd)?
+                    Batch::new(header, body, message.version(), index, &mut budget, &mut zstd)?
                         .read(found, plan)?
                 else {
                     continue;
@@ -182,7 +181,7 @@ fn header_name(header: MessageHeader) -> String {
 
 /// The stream's messages, framed one at a time with every length checked against the page.
 struct Messages<'a> {
-    page: &'a Buffer,
+    page: &'a [u8],
     position: usize,
     /// The index of the next message, for errors.
     index: usize,
@@ -193,7 +192,7 @@ const CONTINUATION: [u8; 4] = [0xff; 4];
 
 impl<'a> Messages<'a> {
     /// The next message and its body, or `None` at the end-of-stream marker or the end of the page.
-    fn next(&mut self) -> Result<Option<(arrow_ipc::Message<'a>, Buffer)>, ConvertError> {
+    fn next(&mut self) -> Result<Option<(arrow_ipc::Message<'a>, &'a [u8])>, ConvertError> {
         let index = self.index;
         let Some(metadata) = self.metadata()? else { return Ok(None) };
         let message = Messages::message(metadata, index)?;
@@ -210,7 +209,7 @@ impl<'a> Messages<'a> {
     /// The next message's metadata, not yet verified, or `None` at the end-of-stream marker or the
     /// end of the page. [`Messages::body`] takes its body.
     fn metadata(&mut self) -> Result<Option<&'a [u8]>, ConvertError> {
-        let page: &'a [u8] = self.page.as_slice();
+        let page = self.page;
         let index = self.index;
         if self.position == page.len() {
             return Ok(None);
@@ -230,9 +229,9 @@ impl<'a> Messages<'a> {
     }
 
     /// The body its metadata declares for the message just framed.
-    fn body(&mut self, declared: i64) -> Result<Buffer, ConvertError> {
+    fn body(&mut self, declared: i64) -> Result<&'a [u8], ConvertError> {
         let length = self.length(declared, "body", self.index)?;
-        let body = self.page.slice_with_length(self.position, length);
+        let body = &self.page[self.position..self.position + length];
         self.position += length;
         self.index += 1;
         Ok(body)
@@ -252,8 +251,8 @@ impl<'a> Messages<'a> {
     }
 
     fn word(&mut self, index: usize) -> Result<[u8; 4], ConvertError> {
-        let page = self.page.as_slice();
-        let word = page
+        let word = self
+            .page
             .get(self.position..self.position + 4)
             .ok_or_else(|| ipc(format!("message {index}: the page ends inside a message length")))?;
         self.position += 4;
@@ -534,7 +533,7 @@ struct Batch<'a, 'b> {
     rows: usize,
     nodes: Vec<(usize, usize)>,
     next_node: usize,
-    buffers: Vec<Buffer>,
+    buffers: Vec<&'a [u8]>,
     next_buffer: usize,
     variadic: Vec<usize>,
     next_variadic: usize,
@@ -554,7 +553,7 @@ impl<'a, 'b> Batch<'a, 'b> {
     /// Checks everything the header declares against the body and the limits, before any decoding.
     fn new(
         header: arrow_ipc::RecordBatch,
-        body: &Buffer,
+        body: &'a [u8],
         version: MetadataVersion,
         index: usize,
         budget: &'a mut Budget<'b>,
@@ -600,7 +599,7 @@ impl<'a, 'b> Batch<'a, 'b> {
             if end > start {
                 spans.push((start, end, i));
             }
-            buffers.push(body.slice_with_length(start, end - start));
+            buffers.push(&body[start..end]);
         }
         spans.sort_unstable();
         for pair in spans.windows(2) {
@@ -680,8 +679,8 @@ impl<'a, 'b> Batch<'a, 'b> {
         node.ok_or_else(|| self.error(format!("no field node left for column `{path}`")))
     }
 
-    fn raw_buffer(&mut self, path: &str) -> Result<Buffer, ConvertError> {
-        let buffer = self.buffers.get(self.next_buffer).cloned();
+    fn raw_buffer(&mut self, path: &str) -> Result<&'a [u8], ConvertError> {
+        let buffer = self.buffers.get(self.next_buffer).copied();
         self.next_buffer += 1;
         buffer.ok_or_else(|| self.error(format!("no buffer left for column `{path}`")))
     }
@@ -693,23 +692,23 @@ impl<'a, 'b> Batch<'a, 'b> {
     fn buffer(&mut self, path: &str) -> Result<Buffer, ConvertError> {
         let raw = self.raw_buffer(path)?;
         match self.compression {
-            Some(codec) if !raw.is_empty() => self.inflate(codec, &raw, path),
-            _ => Ok(Buffer::from_slice_ref(raw.as_slice())),
+            Some(codec) if !raw.is_empty() => self.inflate(codec, raw, path),
+            _ => Ok(Buffer::from_slice_ref(raw)),
         }
     }
 
     /// A compressed buffer: its uncompressed length as 8 little-endian bytes (-1: stored as is), then
     /// the codec's frame. Inflated only within the decompression limit, and to exactly that length.
-    fn inflate(&mut self, codec: CompressionType, raw: &Buffer, path: &str) -> Result<Buffer, ConvertError> {
+    fn inflate(&mut self, codec: CompressionType, raw: &[u8], path: &str) -> Result<Buffer, ConvertError> {
         let error =
             |what: String| ipc(format!("message {} (record batch), column `{path}`: {what}", self.index));
-        let Some((prefix, frame)) = raw.as_slice().split_first_chunk::<8>() else {
+        let Some((prefix, frame)) = raw.split_first_chunk::<8>() else {
             return Err(error(format!("a compressed buffer of {} bytes lacks its 8-byte length", raw.len())));
         };
         let declared = i64::from_le_bytes(*prefix);
         if declared == -1 {
             // Stored as is: copied out of the page too (see `buffer`).
-            return Ok(Buffer::from_slice_ref(&raw.as_slice()[8..]));
+            return Ok(Buffer::from_slice_ref(frame));
         }
         let length = usize::try_from(declared)
             .map_err(|_| error(format!("negative uncompressed length {declared}")))?;

@@ -209,3 +209,26 @@ fn a_decoded_batch_weighs_its_columns_not_the_page() {
     let weight: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
     assert!(weight < 2 * page.len(), "{weight} bytes held for a page of {}", page.len());
 }
+
+/// The page is read in place, wherever the guest's bytes lie: a page at any offset from an aligned
+/// address converts to the same batches, and their columns are aligned for their types.
+#[test]
+fn a_page_is_read_at_any_alignment() {
+    let page = stream(&[batch(vec![
+        ("id", Arc::new(StringArray::from(vec!["a", "b", "c"])), false),
+        ("n", Arc::new(Int64Array::from(vec![Some(1), None, Some(-3)])), true),
+        ("tags", tags(&[Some(vec!["x"]), None, Some(vec!["y", "z"])]), true),
+    ])]);
+    let expected = Converter::new(table()).arrow_ipc(&page).unwrap();
+    // Sixteen offsets from one allocation meet every alignment up to 16, whatever the allocation's.
+    let mut bytes = vec![0_u8; page.len() + 16];
+    for offset in 0..16 {
+        bytes[offset..offset + page.len()].copy_from_slice(&page);
+        let batches = Converter::new(table()).arrow_ipc(&bytes[offset..offset + page.len()]).unwrap();
+        assert_eq!(batches, expected, "page at offset {offset}");
+        let n = batches[0].column(1).as_primitive::<Int64Type>();
+        assert_eq!(n.values().as_ptr().align_offset(8), 0, "page at offset {offset}");
+        assert_eq!(n.value(2), -3);
+    }
+}
+
