@@ -231,4 +231,3 @@ fn a_page_is_read_at_any_alignment() {
         assert_eq!(n.value(2), -3);
     }
 }
-
