@@ -34,9 +34,9 @@ use serde_json::{Number, Value};
 use weir_connector_sdk::{ConnectorError, decimal};
 
 use crate::rows::{
-    Key, has_backslash, is_error_token, is_special_key, long_literal, plain_string, shape, string_stop,
-    unescape,
+    Key, has_backslash, is_error_token, is_special_key, long_literal, plain_string, shape, unescape,
 };
+use crate::scan::string_end;
 use crate::schema::{CREATED_TIME, Column, ID, Kind, Member};
 use crate::time;
 
@@ -581,17 +581,7 @@ fn flat(raw: &str, open: u8, close: u8, mut entry: impl FnMut(usize) -> Option<u
 /// `None` where an object, a list or whitespace starts.
 fn scalar_end(bytes: &[u8], at: usize) -> Option<usize> {
     match bytes.get(at)? {
-        b'"' => {
-            let mut i = at + 1;
-            loop {
-                i += string_stop(&bytes[i..])?;
-                match bytes[i] {
-                    b'"' => return Some(i + 1),
-                    // An escape: the byte after the backslash is never the string's end.
-                    _ => i += 2,
-                }
-            }
-        }
+        b'"' => string_end(bytes, at + 1),
         b'{' | b'[' | b' ' | b'\t' | b'\n' | b'\r' => None,
         _ => {
             let rest = &bytes[at..];

@@ -105,27 +105,10 @@ impl<'a> Scan<'a> {
         Some(&self.text[start..self.at - 1])
     }
 
-    /// The rest of a string after its opening quote, to after its closing one: every escape one of
-    /// JSON's (a `\u` escape four hex digits, whatever they name, as serde_json skips it), and no
-    /// control character.
+    /// The rest of a string after its opening quote, to after its closing one (see [`string_end`]).
     fn string_rest(&mut self) -> Option<()> {
-        loop {
-            self.at += string_stop(&self.bytes[self.at..])?;
-            match self.bytes[self.at] {
-                b'"' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                b'\\' => match self.bytes.get(self.at + 1)? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 2,
-                    b'u' if self.bytes.get(self.at + 2..self.at + 6)?.iter().all(u8::is_ascii_hexdigit) => {
-                        self.at += 6
-                    }
-                    _ => return None,
-                },
-                _ => return None,
-            }
-        }
+        self.at = string_end(self.bytes, self.at)?;
+        Some(())
     }
 
     /// One JSON value, without whitespace.
@@ -197,6 +180,24 @@ impl<'a> Scan<'a> {
         let count = self.bytes[self.at..].iter().take_while(|b| b.is_ascii_digit()).count();
         self.at += count;
         (count > 0).then_some(())
+    }
+}
+
+/// Where the string whose text starts at `at` (after its opening quote) ends, after its closing
+/// quote; `None` unless every escape is one of JSON's (a `\u` escape four hex digits, whatever they
+/// name, as serde_json skips it) and no control character comes before the quote.
+pub(crate) fn string_end(bytes: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        at += string_stop(&bytes[at..])?;
+        match bytes[at] {
+            b'"' => return Some(at + 1),
+            b'\\' => match bytes.get(at + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => at += 2,
+                b'u' if bytes.get(at + 2..at + 6)?.iter().all(u8::is_ascii_hexdigit) => at += 6,
+                _ => return None,
+            },
+            _ => return None,
+        }
     }
 }
 
