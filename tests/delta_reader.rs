@@ -95,6 +95,18 @@ pub fn read_delta_script() -> PathBuf {
     workspace().join("tests/py/read_delta.py")
 }
 
+/// Whether the table at `path` has a commit to read. A writer creates `_delta_log/` before it
+/// writes the first commit into it (through a temporary file it renames), so a run killed, or
+/// looked at, in between leaves a log folder that holds no table yet.
+pub fn has_commit(path: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(path.join("_delta_log")) else { return false };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        name.strip_suffix(".json").is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
 /// Reads a Delta table with Python's `deltalake`; see `tests/py/read_delta.py` for the shape.
 pub fn read_delta(path: &Path) -> Value {
     read_delta_at(&path.to_string_lossy(), &[], &[])

@@ -18,7 +18,7 @@ use std::time::Duration;
 use common::{encode, sim_api, text};
 use serde_json::Value;
 use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Faults, Sim, SimConfig};
-use weir_tests::delta_reader::read_delta_columns;
+use weir_tests::delta_reader::{has_commit, read_delta_columns};
 
 /// (source table, rows it is grown to): three cdc tables and a small snapshot table, 400,000
 /// rows in all: enough that the ingest outlasts [`KILLS`] lives of 0.5-5 s. (At 200,000 rows a
@@ -149,7 +149,7 @@ fn fifty_sigkills_under_ten_percent_faults_lose_and_duplicate_nothing() {
     assert!(stats.faults_injected > 0, "no fault was injected");
     let committed: usize = TABLES
         .iter()
-        .filter(|(t, _)| env.warehouse(t).join("_delta_log").exists())
+        .filter(|(t, _)| has_commit(&env.warehouse(t)))
         .map(|(t, _)| read_delta_columns(&env.warehouse(t), &["id"])["rows"].as_u64().unwrap_or(0) as usize)
         .sum();
     eprintln!("chaos: {committed} rows committed by the killed runs");

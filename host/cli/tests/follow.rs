@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use common::{encode, read_delta, sim_api};
 use serde_json::{Value, json};
 use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim, SimConfig};
+use weir_tests::delta_reader::has_commit;
 
 const TABLE: &str = "SKU Candidates";
 
@@ -236,7 +237,7 @@ fn versions(table: &Value) -> Vec<String> {
 fn wait_for_commit_by(env: &Env, version: &str, seconds: u64) {
     let started = Instant::now();
     loop {
-        if env.table_path().join("_delta_log").exists()
+        if has_commit(&env.table_path())
             && versions(&read_delta(&env.table_path())).iter().any(|v| v == version)
         {
             return;

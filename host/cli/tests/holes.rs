@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 use common::{read_delta, text};
 use serde_json::Value;
 use weir_tests::EchoServer;
+use weir_tests::delta_reader::has_commit;
 
 struct Env {
     server: EchoServer,
@@ -64,7 +65,7 @@ impl Env {
     /// Nothing from the bad pages was committed: no rows, no application transaction.
     fn nothing_committed(&self) {
         let path = self.dir.path().join("warehouse/t");
-        if path.join("_delta_log").exists() {
+        if has_commit(&path) {
             let table = read_delta(&path);
             assert_eq!(table["rows"], 0, "{table}");
             assert_eq!(table["txn"], Value::Object(Default::default()), "{table}");

@@ -6,12 +6,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{read_delta, text};
 use serde_json::Value;
+use weir_tests::delta_reader::has_commit;
 
 const PARTITIONS: u64 = 4;
 
@@ -177,7 +178,7 @@ fn a_sigkill_during_a_partitioned_run_loses_and_duplicates_nothing() {
             killed += 1;
         }
         let table_path = env.dir.path().join("warehouse/events");
-        if Path::new(&table_path).join("_delta_log").exists() {
+        if has_commit(&table_path) {
             // Whatever a killed run left is consistent: every row at most once.
             let partial = rows_exactly_once(&env.table());
             assert!(partial.is_subset(&expected(rows)));
