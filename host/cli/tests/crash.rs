@@ -215,6 +215,16 @@ fn sigkill_at_any_point_loses_and_duplicates_nothing() {
         "a clean run commits every {CHECKPOINT} rows (the connector's checkpoint_records), so a \
          crash loses at most that much work; it made {commits} commit(s)"
     );
+    // A first load appends: the records each continuation re-reads at its checkpoint's cursor
+    // repeat rows of the commit before, unchanged, and are dropped rather than MERGEd.
+    let operations: Vec<&str> = clean_table["commits"]
+        .as_array()
+        .expect("commits")
+        .iter()
+        .filter(|c| c["adds"].as_u64() > Some(0))
+        .map(|c| c["operation"].as_str().unwrap_or("?"))
+        .collect();
+    assert!(operations.iter().all(|o| *o == "WRITE"), "a first load MERGEd: {operations:?}");
     let clean = table_rows(&clean_table, "clean run");
     assert_eq!(clean.keys().cloned().collect::<BTreeSet<_>>(), source_ids, "clean run: ids");
     for (id, (name, _, _)) in &clean {

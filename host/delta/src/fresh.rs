@@ -1,17 +1,21 @@
 //! A first load needs no MERGE: while a cdc table holds only rows this sink appended, and the
 //! sink knows their keys, a commit whose keys are all new (to the table and within the commit)
 //! is appended, which is an order of magnitude cheaper than a MERGE that joins it with the whole
-//! table. A row that repeats a key with exactly the content the table (or an earlier row of the
-//! commit) already holds for it changes nothing under SCD 1, and is dropped instead: a cdc read
-//! re-reads the records tied at each checkpoint's cursor, so without this nearly every commit of
-//! a large first load would MERGE for one unchanged row. A commit that repeats a key with other
-//! content MERGEs as usual.
+//! table. A row that repeats a key with exactly the content the sink's last commit (or an earlier
+//! row of the commit) wrote for it changes nothing under SCD 1, and is dropped instead: a cdc read
+//! re-reads the records tied at each checkpoint's cursor, which the commit before wrote, so without
+//! this nearly every commit of a large first load would MERGE for one unchanged row. A commit that
+//! repeats a key with other content, or a key of an older commit, MERGEs as usual.
 //!
-//! Keys are kept as 64-bit hashes of their Arrow row encoding: a collision can only make a new
-//! key look known, which costs a MERGE and never a duplicate. A row's content is kept as a
-//! 128-bit hash of its whole row encoding, so a changed row is taken for an unchanged one only
-//! with odds of 2^-128. Knowing stops, for good, as soon as anyone else commits to the table
-//! (its version is not the one this sink left).
+//! Memory is what bounds this. Every key the table holds is kept as a 64-bit hash of its Arrow row
+//! encoding, in one sorted list: 8 bytes a row, where a hash map of keys and contents took 25 to
+//! 50 (and twice that while it grew). Contents are kept only for the last commit's rows, so they
+//! cost what a commit does, not what the table does. A collision can only make a new key look
+//! known, which costs a MERGE and never a duplicate. A row's content is kept as a 128-bit hash of
+//! its whole row encoding, so a changed row is taken for an unchanged one only with odds of
+//! 2^-128. Knowing stops, for good, as soon as anyone else commits to the table (its version is
+//! not the one this sink left), or once the table holds more than [`MAX_KEYS`] rows: from then on
+//! every commit MERGEs, and memory stays flat however large the table grows.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -31,25 +35,39 @@ pub(crate) struct Hashed {
 
 /// A row's content as a 128-bit hash; `UNKNOWN` when the row encoding cannot hold one of the
 /// columns' types, or a MERGE decided which row the table kept. (Two words rather than an
-/// `Option<u128>`, which is twice the size: a first load holds one per row it wrote.)
+/// `Option<u128>`, which is twice the size: a first load holds one per row of a commit.)
 type Content = [u64; 2];
 
 const UNKNOWN: Content = [0, 0];
 
-/// The keys, and the contents, of every row of a table that only this sink has written since
-/// it was empty.
+/// How many keys a first load keeps (32 MiB of hashes) before it stops knowing them. Airtable's
+/// largest bases hold 500,000 records.
+pub(crate) const MAX_KEYS: usize = 1 << 22;
+
+/// The keys of every row of a table that only this sink has written since it was empty, and the
+/// contents of its last commit's rows.
 #[derive(Debug)]
 pub(crate) struct FreshKeys {
     /// The table version this sink's last commit left; any other means another writer.
     pub version: i64,
-    /// Key hash → the content of the table's row for it.
-    rows: HashMap<u64, Content>,
+    /// The hash of every key the table holds, sorted and unique.
+    keys: Vec<u64>,
+    /// Key hash → content, for the rows of this sink's last commit.
+    last: HashMap<u64, Content>,
+    /// [`MAX_KEYS`], but for tests.
+    max_keys: usize,
     hashers: [RandomState; 3],
 }
 
 impl FreshKeys {
     pub fn new(version: i64) -> FreshKeys {
-        FreshKeys { version, rows: HashMap::new(), hashers: [(); 3].map(|()| RandomState::new()) }
+        FreshKeys {
+            version,
+            keys: Vec::new(),
+            last: HashMap::new(),
+            max_keys: MAX_KEYS,
+            hashers: [(); 3].map(|()| RandomState::new()),
+        }
     }
 
     /// The hashes of the batches' rows, in row order; the batches share one schema.
@@ -89,20 +107,21 @@ impl FreshKeys {
     }
 
     /// Which rows an append must keep, when the commit can be appended: every row's key is new
-    /// to the table and to the commit, or repeats a row of exactly the same content (dropped).
-    /// None when some key repeats with other or unknown content: the commit must MERGE.
+    /// to the table and to the commit, or repeats a row of the last commit, or of this one, with
+    /// exactly the same content (dropped). None when some key repeats with other or unknown
+    /// content, or repeats a row of an older commit: the commit must MERGE.
     pub fn appendable(&self, hashed: &[Hashed]) -> Option<Vec<bool>> {
         let mut in_commit: HashMap<u64, Content> = HashMap::with_capacity(hashed.len());
         let mut keep = Vec::with_capacity(hashed.len());
         for row in hashed {
-            let known = self.rows.get(&row.key).or_else(|| in_commit.get(&row.key));
-            match known {
+            match self.last.get(&row.key).or_else(|| in_commit.get(&row.key)) {
+                Some(content) if *content != UNKNOWN && row.content == *content => keep.push(false),
+                Some(_) => return None,
+                None if self.keys.binary_search(&row.key).is_ok() => return None,
                 None => {
                     in_commit.insert(row.key, row.content);
                     keep.push(true);
                 }
-                Some(content) if *content != UNKNOWN && row.content == *content => keep.push(false),
-                Some(_) => return None,
             }
         }
         Some(keep)
@@ -111,16 +130,48 @@ impl FreshKeys {
     /// Records what a commit put in the table. After a MERGE (`merged`), a key the commit
     /// repeated (of the table, or twice in the commit) holds whichever row won: unknown content.
     pub fn add(&mut self, hashed: &[Hashed], merged: bool) {
+        let mut last: HashMap<u64, Content> = HashMap::with_capacity(hashed.len());
+        let mut new = Vec::with_capacity(hashed.len());
         for row in hashed {
-            match self.rows.entry(row.key) {
+            let known = self.keys.binary_search(&row.key).is_ok();
+            match last.entry(row.key) {
                 Entry::Vacant(slot) => {
-                    slot.insert(row.content);
+                    slot.insert(if merged && known { UNKNOWN } else { row.content });
+                    if !known {
+                        new.push(row.key);
+                    }
                 }
                 Entry::Occupied(mut slot) if merged => {
                     slot.insert(UNKNOWN);
                 }
                 Entry::Occupied(_) => {}
             }
+        }
+        self.last = last;
+        merge_sorted(&mut self.keys, new);
+    }
+
+    /// Whether the table holds more keys than a first load keeps (see [`MAX_KEYS`]).
+    pub fn is_full(&self) -> bool {
+        self.keys.len() > self.max_keys
+    }
+}
+
+/// Merges `new` (unique keys, none in `keys`) into the sorted `keys`, in place from the back:
+/// the list grows by exactly what it gains.
+fn merge_sorted(keys: &mut Vec<u64>, mut new: Vec<u64>) {
+    new.sort_unstable();
+    let (mut old, mut added) = (keys.len(), new.len());
+    keys.reserve_exact(added);
+    keys.resize(old + added, 0);
+    while added > 0 {
+        let at = old + added - 1;
+        if old > 0 && keys[old - 1] > new[added - 1] {
+            keys[at] = keys[old - 1];
+            old -= 1;
+        } else {
+            keys[at] = new[added - 1];
+            added -= 1;
         }
     }
 }
@@ -196,5 +247,44 @@ mod tests {
         assert_eq!(fresh.appendable(&fresh.hashes(&[batch(&[("f", 6)])], &keys).unwrap()), Some(vec![false]));
         assert_eq!(fresh.appendable(&fresh.hashes(&[batch(&[("h", 9)])], &keys).unwrap()), Some(vec![true]));
         assert!(fresh.hashes(&[batch(&[("i", 1)])], &["missing".to_string()]).is_err());
+    }
+
+    /// Keys gathered over many commits, some repeated, are found exactly as a set of them finds
+    /// them, and the list stays sorted and unique.
+    #[test]
+    fn every_key_a_commit_added_is_known_and_no_other() {
+        let mut fresh = FreshKeys::new(0);
+        let mut all = std::collections::BTreeSet::new();
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % 5_000
+        };
+        for commit in 0..40 {
+            let rows: Vec<Hashed> =
+                (0..1 + commit * 7).map(|_| Hashed { key: next(), content: [1, 1] }).collect();
+            fresh.add(&rows, false);
+            all.extend(rows.iter().map(|r| r.key));
+            assert_eq!(fresh.keys, all.iter().copied().collect::<Vec<_>>(), "after commit {commit}");
+        }
+        for key in 0..5_000 {
+            let row = [Hashed { key, content: [2, 2] }];
+            assert_eq!(fresh.appendable(&row).is_some(), !all.contains(&key), "key {key}");
+        }
+    }
+
+    /// Past its bound a first load stops knowing keys (the sink then MERGEs every commit).
+    #[test]
+    fn a_first_load_is_full_past_its_bound() {
+        let mut fresh = FreshKeys::new(0);
+        fresh.max_keys = 4;
+        let rows = |keys: &[u64]| keys.iter().map(|&key| Hashed { key, content: [1, 1] }).collect::<Vec<_>>();
+        fresh.add(&rows(&[1, 2, 3]), false);
+        fresh.add(&rows(&[3, 4]), false);
+        assert!(!fresh.is_full(), "four keys are within a bound of four");
+        fresh.add(&rows(&[5]), false);
+        assert!(fresh.is_full());
     }
 }

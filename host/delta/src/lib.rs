@@ -546,6 +546,14 @@ impl DeltaSink {
         if let Some(fresh) = &mut self.fresh {
             fresh.version = stats.version;
             fresh.add(&hashed.unwrap_or_default(), *mode != WriteMode::Append);
+            if fresh.is_full() {
+                tracing::info!(
+                    uri = %self.uri,
+                    "the first load passed {} rows: later commits MERGE, so that memory stays bounded",
+                    fresh::MAX_KEYS
+                );
+                self.fresh = None;
+            }
         }
         self.table = table;
         Ok(stats)

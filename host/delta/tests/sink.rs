@@ -611,9 +611,10 @@ async fn operations(uri: &str) -> Vec<String> {
     infos.iter().skip(1).map(|i| i.operation.clone().unwrap_or_default()).collect()
 }
 
-/// A first load appends while every key is new or repeats an unchanged row, and MERGEs a commit
-/// that repeats one with other content (a record changed during the read), keeping upsert's
-/// rules; a sink opened on a table that holds rows MERGEs from its first commit.
+/// A first load appends while every key is new or repeats an unchanged row of the commit before,
+/// and MERGEs a commit that repeats one with other content (a record changed during the read) or
+/// repeats an older commit's row, keeping upsert's rules; a sink opened on a table that holds rows
+/// MERGEs from its first commit.
 #[tokio::test]
 async fn a_first_load_appends_new_keys_and_merges_a_changed_repeat() {
     let (_dir, uri) = tmp();
@@ -632,17 +633,20 @@ async fn a_first_load_appends_new_keys_and_merges_a_changed_repeat() {
         ["1|a2|20", "2|b|10", "3|c|10", "4|d|5"]
     );
     assert_eq!(operations(&uri).await, ["WRITE", "WRITE", "MERGE"]);
-    // An unchanged repeat of a row appended before (a re-read at a checkpoint's cursor) is
-    // dropped and the rest appended; id 1 was MERGEd, so even unchanged it MERGEs again.
+    // An unchanged repeat of a row the commit before wrote (a re-read at a checkpoint's cursor)
+    // is dropped and the rest appended; id 1 was MERGEd, so even unchanged it MERGEs again.
     let stats =
-        sink.commit(vec![rows(&s, &[(3, "c", 10), (5, "e", 1), (5, "e", 1)])], &mode, &cp(4)).await.unwrap();
+        sink.commit(vec![rows(&s, &[(4, "d", 5), (5, "e", 1), (5, "e", 1)])], &mode, &cp(4)).await.unwrap();
     assert_eq!((stats.inserted, stats.updated), (1, 0));
     sink.commit(vec![rows(&s, &[(1, "a2", 20), (6, "f", 1)])], &mode, &cp(5)).await.unwrap();
+    // Contents are kept for the last commit's rows only: an unchanged row of an older commit
+    // MERGEs (and changes nothing).
+    sink.commit(vec![rows(&s, &[(3, "c", 10), (7, "g", 1)])], &mode, &cp(6)).await.unwrap();
     assert_eq!(
         query(&uri, "SELECT id, name, seq FROM t ORDER BY id").await,
-        ["1|a2|20", "2|b|10", "3|c|10", "4|d|5", "5|e|1", "6|f|1"]
+        ["1|a2|20", "2|b|10", "3|c|10", "4|d|5", "5|e|1", "6|f|1", "7|g|1"]
     );
-    assert_eq!(operations(&uri).await, ["WRITE", "WRITE", "MERGE", "WRITE", "MERGE"]);
+    assert_eq!(operations(&uri).await, ["WRITE", "WRITE", "MERGE", "WRITE", "MERGE", "MERGE"]);
 
     // Within one commit a key twice is a MERGE too (the newest wins).
     let (_dir2, uri2) = tmp();
@@ -653,6 +657,6 @@ async fn a_first_load_appends_new_keys_and_merges_a_changed_repeat() {
 
     // A sink opened on a table that holds rows merges, even for new keys.
     let mut later = DeltaSink::open(&uri, s.clone(), &mode).await.unwrap();
-    later.commit(vec![rows(&s, &[(9, "z", 1)])], &mode, &cp(6)).await.unwrap();
+    later.commit(vec![rows(&s, &[(9, "z", 1)])], &mode, &cp(7)).await.unwrap();
     assert_eq!(operations(&uri).await.last().map(String::as_str), Some("MERGE"));
 }
