@@ -235,18 +235,19 @@ fn versions(table: &Value) -> Vec<String> {
 }
 
 fn wait_for_commit_by(env: &Env, version: &str, seconds: u64) {
+    wait_until(env, &format!("a commit by {version}"), seconds, |table| {
+        versions(table).iter().any(|v| v == version)
+    });
+}
+
+/// Polls the table until `done` holds for it.
+fn wait_until(env: &Env, what: &str, seconds: u64, done: impl Fn(&Value) -> bool) {
     let started = Instant::now();
     loop {
-        if has_commit(&env.table_path())
-            && versions(&read_delta(&env.table_path())).iter().any(|v| v == version)
-        {
+        if has_commit(&env.table_path()) && done(&read_delta(&env.table_path())) {
             return;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(seconds),
-            "no commit by {version}:\n{}",
-            env.stderr()
-        );
+        assert!(started.elapsed() < Duration::from_secs(seconds), "no {what}:\n{}", env.stderr());
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -313,7 +314,10 @@ fn a_following_run_swaps_a_0_1_build_for_a_0_2_build() {
     env.wait_for("takes over from airtable 0.1.9", 60);
     sim_api(&env.sim, "POST", &path, Some(json!({"records": [{"fields": {"Name": "AFTER-SWAP"}}]})));
     wait_for_commit_by(&env, "0.2.0", 120);
-    std::thread::sleep(Duration::from_secs(2));
+    // 0.2.0's first pass may have read before that record was made: stop once a pass has it.
+    wait_until(&env, "row named AFTER-SWAP", 120, |table| {
+        table["data"].as_array().is_some_and(|rows| rows.iter().any(|r| r["name"] == "AFTER-SWAP"))
+    });
     let status = terminate(child);
     assert!(status.success(), "{status:?}\n{}", env.stderr());
     assert!(Path::new(&env.table_path()).exists());
