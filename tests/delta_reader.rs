@@ -41,7 +41,8 @@ pub fn python_with(name: &str, requirements: &str) -> Result<PathBuf, String> {
     let stamp = env.join("requirements.txt");
     let wanted = std::fs::read_to_string(&requirements)
         .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
-    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted) {
+    let ready = || python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted);
+    if ready() {
         return Ok(python);
     }
     std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
@@ -69,7 +70,12 @@ pub fn python_with(name: &str, requirements: &str) -> Result<PathBuf, String> {
     )?;
     std::fs::write(building.join("requirements.txt"), &wanted).map_err(|e| e.to_string())?;
     // A venv's scripts name its folder; relocating one is fine for `python -m`, which is all
-    // the harness runs. A concurrent builder may have won the rename: then use its result.
+    // the harness runs. A concurrent builder may have finished first: its environment may be in
+    // use, so keep it; or it may win the rename: then use its result.
+    if ready() {
+        let _ = std::fs::remove_dir_all(&building);
+        return Ok(python);
+    }
     let _ = std::fs::remove_dir_all(&env);
     if std::fs::rename(&building, &env).is_err() {
         let _ = std::fs::remove_dir_all(&building);

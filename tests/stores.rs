@@ -433,9 +433,11 @@ fn npm_install(name: &str) -> Result<PathBuf, String> {
     let manifest = workspace().join("tests/js/package.json");
     let wanted =
         std::fs::read_to_string(&manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
-    if std::fs::read_to_string(dir.join("package.json")).is_ok_and(|have| have == wanted)
-        && dir.join("node_modules").is_dir()
-    {
+    let ready = || {
+        std::fs::read_to_string(dir.join("package.json")).is_ok_and(|have| have == wanted)
+            && dir.join("node_modules").is_dir()
+    };
+    if ready() {
         return Ok(dir);
     }
     let building = root.join(format!("{name}.building.{}", std::process::id()));
@@ -456,6 +458,11 @@ fn npm_install(name: &str) -> Result<PathBuf, String> {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         ));
+    }
+    // A concurrent install may have finished first, and be in use: keep it.
+    if ready() {
+        let _ = std::fs::remove_dir_all(&building);
+        return Ok(dir);
     }
     let _ = std::fs::remove_dir_all(&dir);
     if std::fs::rename(&building, &dir).is_err() {
