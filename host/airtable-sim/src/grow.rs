@@ -16,6 +16,18 @@ const WORDS: [&str; 16] = [
 ];
 const NOUNS: [&str; 8] = ["Lamp", "Fan", "Bottle", "Speaker", "Hub", "Mat", "Planter", "Kit"];
 
+/// How far apart grown records are created, unless that would reach past [`SPAN_MS`].
+const STEP_MS: i64 = 37_000;
+/// How long after the table's last record the grown ones are all created: 500 days from the seed's
+/// early 2025, so that, with their modification up to 30 days later, they lie in the past. (A cdc
+/// read lists the changes up to the moment it starts: a record stamped later is not read.)
+const SPAN_MS: i64 = 500 * 86_400_000;
+
+/// The gap between two grown records' creation, for `count` of them.
+fn step_ms(count: usize) -> i64 {
+    STEP_MS.min(SPAN_MS / count.max(1) as i64).max(1)
+}
+
 /// Grows table `ti` to `n` live rows. Deterministic in (seed, table name, n).
 pub(crate) fn grow(base: &mut Base, ti: usize, n: usize, seed: u64) {
     let mut rng = SplitMix(seed ^ hash(&base.tables[ti].name).rotate_left(17) ^ 0x6772_6f77);
@@ -43,8 +55,9 @@ pub(crate) fn grow(base: &mut Base, ti: usize, n: usize, seed: u64) {
     let live = base.tables[ti].live().count();
     let last_created = base.tables[ti].live().map(|r| r.created).max().unwrap_or(1_735_689_600_000);
     base.tables[ti].records.reserve(n.saturating_sub(live));
+    let step = step_ms(n.saturating_sub(live));
     for k in 0..n.saturating_sub(live) {
-        let created = last_created + (k as i64 + 1) * 37_000;
+        let created = last_created + (k as i64 + 1) * step;
         let modified = created + rng.below(30 * 86_400) as i64 * 1000;
         let mut fields = Map::with_capacity(base.tables[ti].fields.len());
         for f in &base.tables[ti].fields {
@@ -162,4 +175,20 @@ fn value_for(f: &FieldDef, k: usize, created: i64, links: &[String], rng: &mut S
         _ => json!({"kind": "generated", "n": k}),
     };
     Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However many records a table grows by, they are created within 500 days (so they lie before
+    /// today), and up to a million keep the 37 s apart the benchmarks were measured with.
+    #[test]
+    fn a_grown_table_lies_in_the_past() {
+        assert_eq!(step_ms(1_000_000), STEP_MS);
+        for count in [1_usize, 1_000, 1_200_000, 2_000_000, 10_000_000] {
+            let span = step_ms(count) * count as i64;
+            assert!(span <= SPAN_MS, "{count} records span {span} ms");
+        }
+    }
 }
