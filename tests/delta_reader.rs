@@ -34,53 +34,72 @@ pub fn target_dir() -> PathBuf {
 /// A Python with the packages of `requirements` (a file under the workspace root) installed,
 /// in its own virtual environment named `name` under the target folder; created on first use.
 pub fn python_with(name: &str, requirements: &str) -> Result<PathBuf, String> {
-    let root = target_dir().join("weir-python");
-    let env = root.join(name);
+    let env = target_dir().join("weir-python").join(name);
     let python = env.join("bin/python");
     let requirements = workspace().join(requirements);
-    let stamp = env.join("requirements.txt");
     let wanted = std::fs::read_to_string(&requirements)
         .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
-    let ready = || python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted);
-    if ready() {
-        return Ok(python);
-    }
-    std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
-    let building = root.join(format!("{name}.building.{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&building);
-    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
-        let out = cmd.output().map_err(|e| format!("{what}: cannot run: {e}"))?;
-        if out.status.success() {
-            return Ok(());
-        }
-        Err(format!(
-            "{what} failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+    let ready = || {
+        python.exists()
+            && std::fs::read_to_string(env.join("requirements.txt")).is_ok_and(|have| have == wanted)
     };
-    eprintln!("setting up the test Python environment {} (once)", env.display());
-    run(Command::new("python3").args(["-m", "venv"]).arg(&building), "python3 -m venv")?;
-    run(
-        Command::new(building.join("bin/python"))
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(&requirements),
-        "pip install -r requirements",
-    )?;
-    std::fs::write(building.join("requirements.txt"), &wanted).map_err(|e| e.to_string())?;
     // A venv's scripts name its folder; relocating one is fine for `python -m`, which is all
-    // the harness runs. A concurrent builder may have finished first: its environment may be in
-    // use, so keep it; or it may win the rename: then use its result.
+    // the harness runs.
+    install_aside(&env, ready, |building| {
+        eprintln!("setting up the test Python environment {} (once)", env.display());
+        run(Command::new("python3").args(["-m", "venv"]).arg(building), "python3 -m venv")?;
+        run(
+            Command::new(building.join("bin/python"))
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(&requirements),
+            "pip install -r requirements",
+        )?;
+        std::fs::write(building.join("requirements.txt"), &wanted).map_err(|e| e.to_string())
+    })?;
+    Ok(python)
+}
+
+/// Makes `dir` (a virtual environment, an npm folder) complete, as `ready` judges it, unless it
+/// already is: `build` fills a fresh folder beside it (`NAME.building.PID`), which is then renamed
+/// into place, so a run interrupted half-way leaves nothing a later run would take for ready.
+pub fn install_aside(
+    dir: &Path,
+    ready: impl Fn() -> bool,
+    build: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), String> {
     if ready() {
-        let _ = std::fs::remove_dir_all(&building);
-        return Ok(python);
+        return Ok(());
     }
-    let _ = std::fs::remove_dir_all(&env);
-    if std::fs::rename(&building, &env).is_err() {
-        let _ = std::fs::remove_dir_all(&building);
+    let (Some(root), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Err(format!("{} has no parent folder", dir.display()));
+    };
+    std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    let building = root.join(format!("{}.building.{}", name.to_string_lossy(), std::process::id()));
+    let _ = std::fs::remove_dir_all(&building);
+    let built = build(&building);
+    // A concurrent builder may have finished first, and its result be in use: keep it. Or it
+    // may win the rename: then its result is used.
+    if built.is_ok() && !ready() {
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::rename(&building, dir);
     }
-    if python.exists() { Ok(python) } else { Err(format!("{} did not appear", python.display())) }
+    let _ = std::fs::remove_dir_all(&building);
+    built?;
+    if ready() { Ok(()) } else { Err(format!("{} did not appear", dir.display())) }
+}
+
+/// Runs `cmd` to its end: an error with `what` and its output when it fails.
+pub fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("{what}: cannot run: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
 }
 
 /// The Python that runs the Delta reader.

@@ -23,7 +23,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use crate::delta_reader::{python_with, target_dir, workspace};
+use crate::delta_reader::{install_aside, python_with, run, target_dir, workspace};
 
 /// The access key id the tests give moto (moto accepts any).
 pub const S3_KEY_ID: &str = "weirtestkeyid";
@@ -426,10 +426,9 @@ fn azurite_bin() -> Result<PathBuf, String> {
 }
 
 /// Installs `tests/js/package.json` into `target/weir-node/NAME` (once; again when the file
-/// changes). Built in a temporary folder and renamed into place, like the Python environments.
+/// changes).
 fn npm_install(name: &str) -> Result<PathBuf, String> {
-    let root = target_dir().join("weir-node");
-    let dir = root.join(name);
+    let dir = target_dir().join("weir-node").join(name);
     let manifest = workspace().join("tests/js/package.json");
     let wanted =
         std::fs::read_to_string(&manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
@@ -437,36 +436,18 @@ fn npm_install(name: &str) -> Result<PathBuf, String> {
         std::fs::read_to_string(dir.join("package.json")).is_ok_and(|have| have == wanted)
             && dir.join("node_modules").is_dir()
     };
-    if ready() {
-        return Ok(dir);
-    }
-    let building = root.join(format!("{name}.building.{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&building);
-    std::fs::create_dir_all(&building).map_err(|e| format!("cannot create {}: {e}", building.display()))?;
-    std::fs::write(building.join("package.json"), &wanted).map_err(|e| e.to_string())?;
-    eprintln!("installing {name} with npm into {} (once)", dir.display());
-    let out = Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
-        .arg(&building)
-        .current_dir(&building)
-        .output()
-        .map_err(|e| format!("cannot run npm (is Node.js installed?): {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "npm install failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    // A concurrent install may have finished first, and be in use: keep it.
-    if ready() {
-        let _ = std::fs::remove_dir_all(&building);
-        return Ok(dir);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    if std::fs::rename(&building, &dir).is_err() {
-        let _ = std::fs::remove_dir_all(&building);
-    }
-    if dir.join("node_modules").is_dir() { Ok(dir) } else { Err(format!("{} did not appear", dir.display())) }
+    install_aside(&dir, ready, |building| {
+        std::fs::create_dir_all(building)
+            .map_err(|e| format!("cannot create {}: {e}", building.display()))?;
+        std::fs::write(building.join("package.json"), &wanted).map_err(|e| e.to_string())?;
+        eprintln!("installing {name} with npm into {} (once)", dir.display());
+        run(
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+                .arg(building)
+                .current_dir(building),
+            "npm install (is Node.js installed?)",
+        )
+    })?;
+    Ok(dir)
 }

@@ -12,28 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim, SimConfig};
-use weir_tests::delta_reader::{python_with, workspace};
-
-/// The target folder this test binary was built into (`<target>/<profile>/deps/pytest-…`).
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
-            .unwrap_or_else(|| workspace().join("target"))
-    })
-}
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use weir_tests::delta_reader::{python_with, run, target_dir, workspace};
 
 /// A Python with pyspark, pytest and this package installed.
 fn spark_python() -> PathBuf {
@@ -50,7 +29,8 @@ fn spark_python() -> PathBuf {
             .env("VIRTUAL_ENV", &venv)
             .env("CARGO_TARGET_DIR", target_dir()),
         "maturin develop",
-    );
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     python
 }
 
@@ -70,7 +50,8 @@ fn weir_binary() -> PathBuf {
                 .args(["build", "--workspace", "--bin", "weir", "--target-dir"])
                 .arg(target_dir()),
             "cargo build --bin weir",
-        );
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     }
     weir
 }
