@@ -11,16 +11,38 @@ each into a fresh warehouse, each timed by /usr/bin/time -v on the ingesting pro
     python append benches/airtable_to_delta.py --mode append
 
 and prints one table: wall time, rows/s, the process's CPU (user + sys) per row, and peak RSS.
+Three more ways are there when their programs are given:
+
+    read path     --read-path BIN: the read_path bench (host/runtime/benches/read_path.rs), one
+                  round at the size; two rows, `sandbox read` and `native read`: the same
+                  connector through wasmtime and compiled natively, CPU of the reading thread
+                  (read + convert to Arrow, no sink), its own in-process simulator
+    spark weir    --spark-python PY (a Python with pyspark and this package) and --airtable-wasm:
+                  Spark local[2] counting the table through weir's `lakeflow_connect` source
+                  (host/spark/bench/spark_rows.py --only-weir); wall is the read, CPU the whole
+                  process tree's (the JVM's start included), RSS the sum of its processes' peaks
+
+The Python script also reports its own read + convert CPU (the Delta writes left out), and the
+run ends with issue 12's done-means at each size: read + convert per row through the sandbox,
+natively and in Python, and weir's upsert against its append.
 With --paced N it also runs host/cli/bench/paced_six_tables.sh N (all six tables at Airtable's
 limit). With --plot FILE it writes an SVG of rows/s against table size. --baseline BIN adds the
 ways `baseline cdc` and `baseline append` (another weir build, for a before/after in one run), and
 --rounds N runs the ways N times in turn, so that a noisy machine drifts over all of them alike.
 
-    python3 benches/harness.py --weir /work/dev-target/debug/weir \
+    python3 benches/harness.py --weir target/release/weir \
         --python /path/to/venv/bin/python --sizes 10000,50000,200000,1000000 \
         --plot benches/rows_per_second.svg --paced 2
 
-The Python interpreter needs requests, pyarrow and deltalake (requirements-test.txt + requests).
+    # issue 12's done-means in one run at 200,000 rows
+    cargo bench -p weir-runtime --bench read_path --no-run     # prints the bench binary's path
+    python3 benches/harness.py --weir target/release/weir --python VENV/bin/python --sizes 200000 \
+        --ways "read path,weir cdc,weir append,python upsert,python append,spark weir" --rounds 2 \
+        --read-path target/release/deps/read_path-HASH --spark-python SPARK_VENV/bin/python \
+        --airtable-wasm target/release/build/weir-artifacts-HASH/out/airtable.wasm --paced 2
+
+The Python interpreter needs requests, pyarrow and deltalake (requirements-test.txt + requests);
+SPARK_VENV needs pyspark 4.3, requests and weir's package built for release (`pip install ./host/spark`).
 """
 
 import argparse
@@ -129,6 +151,7 @@ def weir_run(weir, sim, work, append, connector):
 
 
 def python_run(python, sim, work, mode):
+    """(rows, wall s, CPU s, peak RSS MiB, read + convert CPU s)."""
     env = dict(os.environ, AIRTABLE_TOKEN=TOKEN)
     out, wall, cpu, rss = timed(
         [python, os.path.join(HERE, "airtable_to_delta.py"), "--base-url", sim.url, "--base-id", "appProductLaunch",
@@ -136,7 +159,64 @@ def python_run(python, sim, work, mode):
         env=env,
     )
     summary = json.loads(out.strip().splitlines()[-1])
-    return summary["rows"], wall, cpu, rss
+    return summary["rows"], wall, cpu, rss, summary["read_convert_cpu_s"]
+
+
+def read_path_run(bench, size):
+    """One round of the read_path bench: {path: (rows, wall s, CPU s)} for `sandbox` and `native`."""
+    proc = subprocess.run([bench, "--bench"], env=dict(os.environ, WEIR_BENCH_ROWS=str(size), WEIR_BENCH_ROUNDS="1"),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"the read_path bench failed:\n{proc.stdout}")
+    paths = {}
+    for line in proc.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 8 and cells[0].isdigit():
+            path = "sandbox" if cells[1].startswith("sandbox") else "native"
+            rows = int(cells[2])  # CPU from its µs a row, which carries more digits than its seconds
+            paths[path] = (rows, float(cells[7]), float(cells[5]) * rows / 1e6)
+    if set(paths) != {"sandbox", "native"}:
+        sys.exit(f"the read_path bench printed no figures for both paths:\n{proc.stdout}")
+    return paths
+
+
+def spark_run(python, wasm, sim):
+    """Spark counting the table through weir's source: (rows, read s, CPU s, peak RSS MiB), CPU and
+    RSS of all its processes as the script reports them (rusage would miss the JVM)."""
+    # Spark's Python workers, and its lookup of installed data sources, run PYSPARK_PYTHON.
+    env = dict(os.environ, PYSPARK_PYTHON=python,
+               PATH=os.pathsep.join([os.path.dirname(python), os.environ.get("PATH", "")]))
+    out, _, _, _ = timed(
+        [python, os.path.join(ROOT, "host", "spark", "bench", "spark_rows.py"), "--sim-url", sim.url,
+         "--airtable-wasm", wasm, "--only-weir"],
+        env=env,
+    )
+    summary = json.loads(out.strip().splitlines()[-1])
+    return summary["rows"], summary["seconds"], summary["cpu_s"], summary["peak_rss_mib"]
+
+
+def median(values):
+    values, n = sorted(values), len(values)
+    return (values[(n - 1) // 2] + values[n // 2]) / 2 if values else None
+
+
+def done_means(results, size):
+    """Issue 12's done-means at one size, from the medians of its rounds."""
+    at = lambda way, key: median([r[key] / r["rows"] * 1e6 for r in results  # noqa: E731
+                                  if r["size"] == size and r["way"] == way and r.get(key) is not None])
+    sandbox, native = at("sandbox read", "cpu"), at("native read", "cpu")
+    python = median([r["read_cpu"] / r["rows"] * 1e6 for r in results if r["size"] == size and "read_cpu" in r])
+    cdc, append = at("weir cdc", "cpu"), at("weir append", "cpu")
+    lines = []
+    if sandbox:
+        lines.append(f"read + convert through the sandbox: {sandbox:.2f} µs a row (target ≤ 5)")
+    if sandbox and native:
+        lines.append(f"sandbox / native: {sandbox / native:.2f}× ({native:.2f} µs natively; target ≤ 1.3×)")
+    if sandbox and python:
+        lines.append(f"Python's read + convert: {python:.2f} µs a row, {python / sandbox:.1f}× weir's (target ≥ 8×)")
+    if cdc and append:
+        lines.append(f"weir upsert (cdc) / append, process CPU a row: {cdc / append:.2f}× (target ≤ 2×)")
+    return lines
 
 
 def plot(results, path):
@@ -188,37 +268,64 @@ def main():
     p.add_argument("--baseline", help="another weir binary, for the ways 'baseline cdc' and 'baseline append'")
     p.add_argument("--rounds", type=int, default=1,
                    help="run the ways this many times in turn at each size (the plot takes medians)")
+    p.add_argument("--read-path", help="the read_path bench's binary, for the way 'read path'")
+    p.add_argument("--spark-python", help="a Python with pyspark and weir's package, for the way 'spark weir'")
+    p.add_argument("--airtable-wasm", help="the packaged airtable.wasm of the build, for the way 'spark weir'")
     args = p.parse_args()
 
     ways = [w.strip() for w in args.ways.split(",")]
+    if "read path" in ways and not args.read_path:
+        sys.exit("the way 'read path' needs --read-path (cargo bench -p weir-runtime --bench read_path --no-run)")
+    if "spark weir" in ways and not (args.spark_python and args.airtable_wasm):
+        sys.exit("the way 'spark weir' needs --spark-python and --airtable-wasm")
     results = []
-    print(f"{'rows':>9}  {'way':<14} {'rows read':>10} {'wall s':>8} {'rows/s':>9} {'CPU s':>8} {'CPU µs/row':>10} {'peak RSS MiB':>12}",
-          flush=True)
+    print(f"{'rows':>9}  {'way':<14} {'rows read':>10} {'wall s':>8} {'rows/s':>9} {'CPU s':>8} {'CPU µs/row':>10} "
+          f"{'peak RSS MiB':>12} {'read+convert µs/row':>19}", flush=True)
     for size in [int(s) for s in args.sizes.split(",")]:
         sim = Simulator(args.weir, size)
         try:
             for way in [w for _ in range(args.rounds) for w in ways]:
                 work = tempfile.mkdtemp(prefix="weir-harness-")
+                runs = []
                 try:
                     engine, how = way.split()
-                    if engine in ("weir", "baseline"):
+                    if way == "read path":
+                        for path, (rows, wall, cpu) in read_path_run(args.read_path, size).items():
+                            runs.append({"way": f"{path} read", "rows": rows, "wall": wall, "cpu": cpu})
+                    elif way == "spark weir":
+                        rows, wall, cpu, rss = spark_run(args.spark_python, args.airtable_wasm, sim)
+                        runs.append({"way": way, "rows": rows, "wall": wall, "cpu": cpu, "rss": rss})
+                    elif engine in ("weir", "baseline"):
                         weir = args.weir if engine == "weir" else args.baseline
                         rows, wall, cpu, rss = weir_run(weir, sim, work, how == "append", args.connector)
+                        runs.append({"way": way, "rows": rows, "wall": wall, "cpu": cpu, "rss": rss})
                     else:
-                        rows, wall, cpu, rss = python_run(args.python, sim, work, how)
+                        rows, wall, cpu, rss, read_cpu = python_run(args.python, sim, work, how)
+                        runs.append({"way": way, "rows": rows, "wall": wall, "cpu": cpu, "rss": rss, "read_cpu": read_cpu})
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
-                r = {"size": size, "way": way, "rows": rows, "wall": wall, "cpu": cpu, "rss": rss,
-                     "rows_per_s": rows / wall}
-                results.append(r)
-                print(f"{size:>9,}  {way:<14} {rows:>10,} {wall:>8.1f} {r['rows_per_s']:>9,.0f} {cpu:>8.1f} "
-                      f"{cpu / rows * 1e6:>10.1f} {rss:>12.0f}", flush=True)
+                for r in runs:
+                    r.update(size=size, rows_per_s=r["rows"] / r["wall"])
+                    results.append(r)
+                    rss = f"{r['rss']:>12.0f}" if "rss" in r else f"{'—':>12}"
+                    read_cpu = r["cpu"] if r["way"].endswith(" read") else r.get("read_cpu")
+                    read = f"{read_cpu / r['rows'] * 1e6:>19.1f}" if read_cpu is not None else f"{'—':>19}"
+                    print(f"{size:>9,}  {r['way']:<14} {r['rows']:>10,} {r['wall']:>8.1f} {r['rows_per_s']:>9,.0f} "
+                          f"{r['cpu']:>8.1f} {r['cpu'] / r['rows'] * 1e6:>10.1f} {rss} {read}", flush=True)
         finally:
             sim.stop()
+    print("\n(sandbox read, native read: the reading thread's CPU, read + convert, no sink; every other way: "
+          "the whole process's)", flush=True)
+    for size in [int(s) for s in args.sizes.split(",")]:
+        lines = done_means(results, size)
+        if lines:
+            print(f"\nissue 12 at {size:,} rows (medians of the rounds):")
+            print("\n".join(f"  {line}" for line in lines), flush=True)
     if args.plot:
         runs = {}
         for r in results:
-            runs.setdefault((r["size"], r["way"]), []).append(r)
+            if not r["way"].endswith(" read"):  # the read path's rows/s are not end to end
+                runs.setdefault((r["size"], r["way"]), []).append(r)
         plot([sorted(rs, key=lambda r: r["rows_per_s"])[len(rs) // 2] for rs in runs.values()], args.plot)
         print(f"plot: {args.plot}")
     if args.paced:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
+import os
 import re
 import sys
 import tempfile
@@ -127,6 +129,37 @@ class PlainAirtable(DataSource):
         return PlainReader(dict(self.options), schema)
 
 
+def tree_usage() -> tuple[float, float]:
+    """CPU seconds (user + system, reaped children's included) of this process and all it started
+    (the JVM, Spark's Python workers), and the sum of their peak RSS in MiB: rusage would see
+    only this process, since it never waits for the JVM."""
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            stats[int(entry.name)] = text[text.rindex(")") + 2 :].split()
+    tree, grew = {os.getpid()}, True
+    while grew:
+        grew = False
+        for pid, fields in stats.items():
+            if pid not in tree and int(fields[1]) in tree:
+                tree.add(pid)
+                grew = True
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = sum(sum(int(f) for f in stats[pid][11:15]) for pid in tree if pid in stats) / ticks
+    peak = 0
+    for pid in tree:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        peak += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+    return cpu, peak / 1024
+
+
 def timed(label: str, run: Any, rows: int) -> None:
     started = time.perf_counter()
     run()
@@ -143,6 +176,12 @@ def main() -> None:
     args.add_argument("--table", default="SKU Candidates")
     args.add_argument("--airtable-wasm", required=True, type=Path, help="the packaged airtable.wasm of a build")
     args.add_argument("--manifest", type=Path, default=here.parents[2] / "plugins/airtable/manifest.toml")
+    args.add_argument(
+        "--only-weir",
+        action="store_true",
+        help="read with weir's source alone, once (no counting pass), and end with a JSON line: rows, "
+        "seconds, and the CPU and summed peak RSS of every process of the run (the JVM's start included)",
+    )
     opts = args.parse_args()
 
     spark = (
@@ -165,6 +204,17 @@ def main() -> None:
         weir = spark.read.format("lakeflow_connect").options(
             sourceName=str(wasm), tableName=opts.table, allow_unsigned="true", **connection
         )
+        if opts.only_weir:
+            # One pass: count() pulls every batch through the source (a Python data source reads
+            # whole rows whatever the query needs).
+            started = time.perf_counter()
+            rows = weir.load().count()
+            seconds = time.perf_counter() - started
+            cpu, rss = tree_usage()
+            summary = {"rows": rows, "seconds": round(seconds, 3), "cpu_s": round(cpu, 2), "peak_rss_mib": round(rss)}
+            print(json.dumps(summary), flush=True)
+            spark.stop()
+            return
         schema = weir.load().schema
         rows = weir.load().count()
         plain = spark.read.format("plain_airtable").schema(schema).options(tableName=opts.table, **connection)
