@@ -206,7 +206,8 @@ def done_means(results, size):
     at = lambda way, key: median([r[key] / r["rows"] * 1e6 for r in results  # noqa: E731
                                   if r["size"] == size and r["way"] == way and r.get(key) is not None])
     sandbox, native = at("sandbox read", "cpu"), at("native read", "cpu")
-    python = median([r["read_cpu"] / r["rows"] * 1e6 for r in results if r["size"] == size and "read_cpu" in r])
+    python = median([r["read_cpu"] / r["rows"] * 1e6 for r in results
+                     if r["size"] == size and r["way"].startswith("python ")])
     cdc, append = at("weir cdc", "cpu"), at("weir append", "cpu")
     lines = []
     if sandbox:
@@ -292,7 +293,7 @@ def main():
                     engine, how = way.split()
                     if way == "read path":
                         for path, (rows, wall, cpu) in read_path_run(args.read_path, size).items():
-                            runs.append({"way": f"{path} read", "rows": rows, "wall": wall, "cpu": cpu})
+                            runs.append({"way": f"{path} read", "rows": rows, "wall": wall, "cpu": cpu, "read_cpu": cpu})
                     elif way == "spark weir":
                         rows, wall, cpu, rss = spark_run(args.spark_python, args.airtable_wasm, sim)
                         runs.append({"way": way, "rows": rows, "wall": wall, "cpu": cpu, "rss": rss})
@@ -309,8 +310,7 @@ def main():
                     r.update(size=size, rows_per_s=r["rows"] / r["wall"])
                     results.append(r)
                     rss = f"{r['rss']:>12.0f}" if "rss" in r else f"{'—':>12}"
-                    read_cpu = r["cpu"] if r["way"].endswith(" read") else r.get("read_cpu")
-                    read = f"{read_cpu / r['rows'] * 1e6:>19.1f}" if read_cpu is not None else f"{'—':>19}"
+                    read = f"{r['read_cpu'] / r['rows'] * 1e6:>19.1f}" if "read_cpu" in r else f"{'—':>19}"
                     print(f"{size:>9,}  {r['way']:<14} {r['rows']:>10,} {r['wall']:>8.1f} {r['rows_per_s']:>9,.0f} "
                           f"{r['cpu']:>8.1f} {r['cpu'] / r['rows'] * 1e6:>10.1f} {rss} {read}", flush=True)
         finally:
