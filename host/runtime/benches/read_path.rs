@@ -10,7 +10,10 @@
 //! records), each page converted to Arrow by the same converter:
 //! - **sandbox**: the bundled Airtable component in wasmtime, through `Session::read_table`;
 //! - **native**: the same connector crate compiled for the host, its requests sent through the
-//!   same HTTP gate (same allow-list, token injection and pacing), with no sandbox.
+//!   same HTTP gate (same allow-list, token injection and pacing), with no sandbox;
+//! - **other component**, when `WEIR_BENCH_COMPARE` names a packaged Airtable component (say the
+//!   same connector built with other flags): read through the sandbox as the bundled one is, in
+//!   the same rounds, so that a guest build is compared without the machine's drift between runs.
 //!
 //! CPU is the reading thread's own (`CLOCK_THREAD_CPUTIME_ID`): the connector, the
 //! boundary and the conversion. The simulator and the HTTP client's connection tasks run on
@@ -115,51 +118,65 @@ fn main() {
     let host = NativeHost { gate, tokio: runtime.tokio() };
     let native_options: BTreeMap<String, String> = session.guest_options().iter().cloned().collect();
 
-    // Rounds alternate the two paths, so that a slower moment of the machine shows as a
-    // difference between rounds rather than between paths.
+    // A second component to compare, read through its own session on the same connection.
+    let mut other = std::env::var_os("WEIR_BENCH_COMPARE").map(|path| {
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("cannot read WEIR_BENCH_COMPARE {}: {e}", path.to_string_lossy()));
+        let loaded = runtime.load(&bytes).expect("the other component loads");
+        runtime.session(&loaded, &spec).expect("a session of the other component")
+    });
+
+    // Rounds alternate the paths, so that a slower moment of the machine shows as a difference
+    // between rounds rather than between paths.
     let rounds: usize = std::env::var("WEIR_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
-    let mut results = Vec::new();
-    for round in 1..=rounds {
-        let sandbox = read_sandboxed(&mut session, &schema, &table_options);
-        let native = read_native(&host, &session, &native_options, &schema, &table_options);
-        assert_eq!(native.rows, sandbox.rows, "both paths read the same rows");
-        results.push((round, sandbox, native));
+    let mut results: Vec<Vec<(&str, Figures)>> = Vec::new();
+    for _ in 1..=rounds {
+        let mut round = vec![("sandbox (wasmtime)", read_sandboxed(&mut session, &schema, &table_options))];
+        if let Some(other) = other.as_mut() {
+            round.push(("other component (wasmtime)", read_sandboxed(other, &schema, &table_options)));
+        }
+        round.push((
+            "native (no sandbox)",
+            read_native(&host, &session, &native_options, &schema, &table_options),
+        ));
+        assert!(round.iter().all(|(_, f)| f.rows == round[0].1.rows), "every path reads the same rows");
+        results.push(round);
     }
     println!("\nread + convert, {TABLE}, {rows} rows in the table (reading thread's CPU):\n");
     println!("| round | path | rows read | pages | CPU s | CPU µs/row | of which convert µs/row | wall s |");
     println!("|---|---|---|---|---|---|---|---|");
-    let per_row = |ns: u64, rows: usize| ns as f64 / 1000.0 / rows as f64;
-    for (round, sandbox, native) in &results {
-        for (name, f) in [("sandbox (wasmtime)", sandbox), ("native (no sandbox)", native)] {
+    let per_row = |f: &Figures| f.cpu_ns as f64 / 1000.0 / f.rows as f64;
+    for (round, paths) in results.iter().enumerate() {
+        for (name, f) in paths {
             // The sandbox converts inside `Session::read_table`, with no clock around it.
             let convert = if f.convert_ns > 0 {
-                format!("{:.2}", per_row(f.convert_ns, f.rows))
+                format!("{:.2}", f.convert_ns as f64 / 1000.0 / f.rows as f64)
             } else {
                 "—".to_string()
             };
             println!(
-                "| {round} | {name} | {} | {} | {:.2} | {:.2} | {convert} | {:.1} |",
+                "| {} | {name} | {} | {} | {:.2} | {:.2} | {convert} | {:.1} |",
+                round + 1,
                 f.rows,
                 f.pages,
                 f.cpu_ns as f64 / 1e9,
-                per_row(f.cpu_ns, f.rows),
+                per_row(f),
                 f.wall_s
             );
         }
     }
-    println!();
-    for (round, sandbox, native) in &results {
-        println!("round {round}: sandbox / native CPU {:.2}×", sandbox.cpu_ns as f64 / native.cpu_ns as f64);
-    }
     // This machine's speed drifts by several percent between minutes: compare builds by the
     // minimum and median over many rounds, not by one round.
-    let sandbox: Vec<f64> = results.iter().map(|(_, s, _)| per_row(s.cpu_ns, s.rows)).collect();
-    let native: Vec<f64> = results.iter().map(|(_, _, n)| per_row(n.cpu_ns, n.rows)).collect();
-    let ratio: Vec<f64> = results.iter().map(|(_, s, n)| s.cpu_ns as f64 / n.cpu_ns as f64).collect();
     println!("\nover {rounds} rounds, min / median:");
-    println!("  sandbox {:.2} / {:.2} µs/row", min(&sandbox), median(&sandbox));
-    println!("  native  {:.2} / {:.2} µs/row", min(&native), median(&native));
-    println!("  sandbox / native {:.2} / {:.2}×", min(&ratio), median(&ratio));
+    let native = results.iter().map(|paths| per_row(&paths[paths.len() - 1].1)).collect::<Vec<_>>();
+    for (i, (name, _)) in results[0].iter().enumerate() {
+        let figures: Vec<f64> = results.iter().map(|paths| per_row(&paths[i].1)).collect();
+        println!("  {name:<27} {:.2} / {:.2} µs/row", min(&figures), median(&figures));
+        if i + 1 < results[0].len() {
+            let ratio: Vec<f64> = figures.iter().zip(&native).map(|(s, n)| s / n).collect();
+            println!("  {:<27} {:.2} / {:.2}× native", "", min(&ratio), median(&ratio));
+        }
+    }
 }
 
 fn min(values: &[f64]) -> f64 {
