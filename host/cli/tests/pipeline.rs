@@ -405,6 +405,32 @@ fn append_only_appends_the_snapshot_on_every_run() {
 }
 
 #[test]
+fn an_append_only_read_of_a_cdc_table_appends_each_record_once_though_ties_straddle_its_chunks() {
+    let env = Env::new();
+    // Each request creates ten records with one modified time: ties that pages of four split,
+    // and that chunks of four records cut through.
+    for batch in 0..4 {
+        let records: Vec<Value> =
+            (0..10).map(|i| json!({"fields": {"Name": format!("tied {batch}-{i}")}})).collect();
+        let (status, body) =
+            env.api("POST", &table_path("SKU Candidates"), Some(json!({"records": records})));
+        assert_eq!(status, 200, "{body}");
+    }
+    let spec = env.spec(
+        "append.yaml",
+        "connection_name: airtable\nobjects:\n  - table:\n      source_table: SKU Candidates\n      \
+         table_configuration:\n        scd_type: APPEND_ONLY\n        page_size: 4\n        checkpoint_records: 4\n",
+    );
+    let report = env.run_ok(&spec);
+    assert_eq!(report["sku_candidates"]["ingestion_type"], "append");
+    let table = env.delta(&["sku_candidates"]);
+    assert_unique_ids(&table, "sku_candidates");
+    assert_eq!(ids(&table).len(), env.source("SKU Candidates").len(), "every record, once");
+    // Read once, too: a Spark DataFrame of the same read holds what the connector returned.
+    assert_eq!(report["sku_candidates"]["rows_read"].as_u64(), Some(ids(&table).len() as u64));
+}
+
+#[test]
 fn the_same_source_twice_with_different_options() {
     let env = Env::new();
     let spec = env.spec(

@@ -2,9 +2,10 @@
 //! sink knows their keys, a commit whose keys are all new (to the table and within the commit)
 //! is appended, which is an order of magnitude cheaper than a MERGE that joins it with the whole
 //! table. A row that repeats a key with exactly the content the sink's last commit (or an earlier
-//! row of the commit) wrote for it changes nothing under SCD 1, and is dropped instead: a cdc read
-//! re-reads the records tied at each checkpoint's cursor, which the commit before wrote, so without
-//! this nearly every commit of a large first load would MERGE for one unchanged row. A commit that
+//! row of the commit) wrote for it changes nothing under SCD 1, and is dropped instead: a connector
+//! may re-read the records tied at a checkpoint's cursor, which the commit before wrote (weir's own
+//! pass over them), so without this nearly every commit of such a first load would MERGE for one
+//! unchanged row. A commit that
 //! repeats a key with other content, or a key of an older commit, MERGEs as usual.
 //!
 //! Memory is what bounds this. Every key the table holds is kept as a 64-bit hash of its Arrow row

@@ -6,12 +6,13 @@
 //! |---|---|---|
 //! | `{"page", "emitted", "skip"?}` | inside a snapshot listing | no |
 //! | `{"snapshot": "complete"}` | the snapshot was read to its end | yes |
-//! | `{"cursor", "continue"?, "upto", "page", "max", "emitted", "skip"?}` | inside a cdc listing | no |
-//! | `{"cursor", "continue": true, "upto"}` | a cdc read's chunk boundary: every change before the cursor (up to `upto`) was read | yes |
+//! | `{"cursor", "continue"?, "upto", "page", "max", "emitted", "skip"?, "seen"?}` | inside a cdc listing | no |
+//! | `{"cursor", "continue": true, "upto", "seen"?}` | a cdc read's chunk boundary: every change before the cursor (up to `upto`) was read, and at the cursor those of `seen` | yes |
 //! | `{"cursor": "<ISO UTC>" \| null}` | every change up to the cursor was read | yes |
 //!
 //! `emitted` counts the records the current listing has returned; `skip` how many of them
-//! a restarted listing still has to pass over.
+//! a restarted listing still has to pass over; `seen` lists the ids of the records at the
+//! cursor value that the read has returned already.
 //!
 //! # Checkpoints inside a cdc read
 //!
@@ -25,9 +26,13 @@
 //! The next call continues with a listing of cursor values `≥ v`, written
 //! `IS_AFTER({field}, v − 1 ms)` because Airtable's times have millisecond precision
 //! (`NOT(IS_BEFORE(…))` would also match records with no value). The bound is inclusive
-//! because records tied at `v` may sit on the next page: they are read again rather than
-//! skipped, and the host upserts them by primary key, so the repeat is harmless. Every
-//! record below `v` was on a page already returned, since the listing is sorted.
+//! because records tied at `v` may sit on the next page. The boundary names the ids of the
+//! page's records at `v` (`seen`), and the continuation passes over those, wherever the new
+//! listing puts them among its ties, until its pages have gone past `v`: no record is returned
+//! twice, which an append-only table or a Spark DataFrame would keep as a duplicate row. Every
+//! record below `v` was on a page already returned, since the listing is sorted. So that `seen`
+//! holds at most one page, a page whose records all share `v` with the page before it is no
+//! boundary; the listing pages on.
 //!
 //! The flag tells a continuation from a resume:
 //! - a plain `{"cursor": c}` is a finished read. The next read probes for anything newer
@@ -113,6 +118,12 @@ fn instant(offset: &Map<String, Value>, key: &str) -> Result<Option<i64>, Connec
             Err(ConnectorError::InvalidOptions(format!("offset {key} {other} is not an ISO-8601 time")))
         }
     }
+}
+
+/// The ids an offset's `seen` names (see the module's docs).
+fn seen_ids(offset: &Map<String, Value>) -> Vec<String> {
+    let ids = offset.get("seen").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    ids.iter().filter_map(Value::as_str).map(str::to_string).collect()
 }
 
 fn formula_time(ms: i64) -> String {
@@ -303,11 +314,24 @@ impl Read<'_> {
         };
         let query = self.query(Some(cdc_filter(cursor, bound, upto, user)), Some(cursor));
         let listed = self.fetch(query, &mut progress)?;
-        let records = self.records(&listed, &mut progress)?;
+        let mut records = self.records(&listed, &mut progress)?;
         let value = |record: &Record| {
             let value = record.text(&cursor.field_id).as_deref().and_then(time::parse_ms);
             value.map(|v| v.min(upto))
         };
+        // The records at a continuation's boundary that the chunk before it returned.
+        let mut seen = match bound {
+            Bound::From(_) => seen_ids(offset),
+            _ => Vec::new(),
+        };
+        if let (Bound::From(from), false) = (bound, seen.is_empty()) {
+            records.retain(|r| value(r) != Some(from) || !seen.iter().any(|id| *id == r.id));
+            // Past the boundary's value, no record left can be one of them.
+            if records.last().and_then(value).is_some_and(|v| v > from) {
+                seen.clear();
+            }
+        }
+        let max_before = max;
         for record in &records {
             max = max.max(value(record));
         }
@@ -319,12 +343,18 @@ impl Read<'_> {
             if let Some(boundary) = boundary
                 && progress.emitted >= self.options.checkpoint_records
             {
-                let end = json!({
-                    "cursor": time::format_ms(boundary),
-                    "continue": true,
-                    "upto": time::format_ms(upto),
-                });
-                return Ok(Page { rows, end_offset: end.to_string(), checkpointable: true, counters });
+                let run = records.iter().rev().take_while(|r| value(r) == Some(boundary)).count();
+                let tied: Vec<&str> = records[records.len() - run..].iter().map(|r| &*r.id).collect();
+                // Ties that began on an earlier page would all have to be named: page on instead.
+                if run < records.len() || max_before != Some(boundary) {
+                    let end = json!({
+                        "cursor": time::format_ms(boundary),
+                        "continue": true,
+                        "upto": time::format_ms(upto),
+                        "seen": tied,
+                    });
+                    return Ok(Page { rows, end_offset: end.to_string(), checkpointable: true, counters });
+                }
             }
             let mut end = Map::new();
             end.insert("cursor".into(), json!(iso(from)));
@@ -333,6 +363,9 @@ impl Read<'_> {
             }
             end.insert("upto".into(), json!(time::format_ms(upto)));
             end.insert("max".into(), json!(iso(max)));
+            if !seen.is_empty() {
+                end.insert("seen".into(), json!(seen));
+            }
             progress.write(&mut end);
             return Ok(Page {
                 rows,
