@@ -14,7 +14,8 @@ and prints one table: wall time, rows/s, the process's CPU (user + sys) per row,
 Three more ways are there when their programs are given:
 
     read path     --read-path BIN: the read_path bench (host/runtime/benches/read_path.rs), one
-                  round at the size; two rows, `sandbox read` and `native read`: the same
+                  round at the size; two rows, `sandbox read` and `native read` (a third,
+                  `other read`, with WEIR_BENCH_COMPARE set): the same
                   connector through wasmtime and compiled natively, CPU of the reading thread
                   (read + convert to Arrow, no sink), its own in-process simulator
     spark weir    --spark-python PY (a Python with pyspark and this package) and --airtable-wasm:

@@ -62,10 +62,7 @@ impl Env {
             .arg(self.dir.path().join("connections.toml"))
             .arg("--warehouse")
             .arg(warehouse)
-            // A commit at every checkpoint the connector offers, one per chunk: a chunk after the
-            // first holds a few rows fewer than CHECKPOINT, as its listing passes over the records
-            // at its boundary that the chunk before returned.
-            .args(["--commit-rows", "1", "--json"])
+            .args(["--commit-rows", &CHECKPOINT.to_string(), "--json"])
             // Each warehouse's runs pace on their own budget, as if on machines of their own: the
             // kill points are spread over the length of a run alone, and two run at once.
             .env("WEIR_CACHE_DIR", warehouse.with_extension("cache"));

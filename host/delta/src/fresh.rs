@@ -3,10 +3,10 @@
 //! is appended, which is an order of magnitude cheaper than a MERGE that joins it with the whole
 //! table. A row that repeats a key with exactly the content the sink's last commit (or an earlier
 //! row of the commit) wrote for it changes nothing under SCD 1, and is dropped instead: a connector
-//! may re-read the records tied at a checkpoint's cursor, which the commit before wrote (weir's own
-//! pass over them), so without this nearly every commit of such a first load would MERGE for one
-//! unchanged row. A commit that
-//! repeats a key with other content, or a key of an older commit, MERGEs as usual.
+//! may re-read the records tied at a checkpoint's cursor, which the commit before wrote (weir's
+//! Airtable and GitHub connectors pass over them; upstream's do not), so without this nearly every
+//! commit of such a first load would MERGE for one unchanged row. A commit that repeats a key with
+//! other content, or a key of an older commit, MERGEs as usual.
 //!
 //! Memory is what bounds this. Every key the table holds is kept as a 64-bit hash of its Arrow row
 //! encoding, in one sorted list: 8 bytes a row, where a hash map of keys and contents took 25 to

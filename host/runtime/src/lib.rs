@@ -179,7 +179,8 @@ impl Runtime {
         // 512 KiB of wasm stack: deep enough for real connectors, and runaway recursion
         // traps long before the host's own stack is at risk.
         wasm.max_wasm_stack(512 * 1024);
-        // `perf` names a guest's functions from /tmp/perf-PID.map when asked to (README, "Profiling").
+        // `perf` names a guest's functions from /tmp/perf-PID.map when asked to (README, "Write a
+        // connector", item 5).
         if std::env::var_os("WEIR_PERF_MAP").is_some_and(|v| v == "1") {
             wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }

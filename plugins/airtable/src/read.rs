@@ -6,13 +6,14 @@
 //! |---|---|---|
 //! | `{"page", "emitted", "skip"?}` | inside a snapshot listing | no |
 //! | `{"snapshot": "complete"}` | the snapshot was read to its end | yes |
-//! | `{"cursor", "continue"?, "upto", "page", "max", "emitted", "skip"?, "seen"?}` | inside a cdc listing | no |
+//! | `{"cursor", "continue"?, "upto", "page", "max", "emitted", "skip"?, "seen"?, "passed"?}` | inside a cdc listing | no |
 //! | `{"cursor", "continue": true, "upto", "seen"?}` | a cdc read's chunk boundary: every change before the cursor (up to `upto`) was read, and at the cursor those of `seen` | yes |
 //! | `{"cursor": "<ISO UTC>" \| null}` | every change up to the cursor was read | yes |
 //!
 //! `emitted` counts the records the current listing has returned; `skip` how many of them
 //! a restarted listing still has to pass over; `seen` lists the ids of the records at the
-//! cursor value that the read has returned already.
+//! cursor value that the read has returned already, and `passed` counts those of them this
+//! listing has passed over.
 //!
 //! # Checkpoints inside a cdc read
 //!
@@ -21,7 +22,7 @@
 //! land in one commit. So a cdc listing (sorted by the cursor field, ascending) ends early
 //! once it has returned `checkpoint_records` records and the last record of the current
 //! page has a cursor value `v` strictly above the listing's lower bound: that page ends at
-//! `{"cursor": v, "continue": true, "upto": …}`, which is checkpointable.
+//! `{"cursor": v, "continue": true, "upto": …, "seen": […]}`, which is checkpointable.
 //!
 //! The next call continues with a listing of cursor values `≥ v`, written
 //! `IS_AFTER({field}, v − 1 ms)` because Airtable's times have millisecond precision
@@ -68,6 +69,8 @@ struct Progress {
     token: Option<String>,
     emitted: u64,
     skip: u64,
+    /// Of `emitted`, those a continuation passed over, as the chunk before returned them.
+    passed: u64,
 }
 
 impl Progress {
@@ -76,6 +79,7 @@ impl Progress {
             token: offset.get("page").and_then(Value::as_str).map(str::to_string),
             emitted: offset.get("emitted").and_then(Value::as_u64).unwrap_or(0),
             skip: offset.get("skip").and_then(Value::as_u64).unwrap_or(0),
+            passed: offset.get("passed").and_then(Value::as_u64).unwrap_or(0),
         }
     }
 
@@ -84,6 +88,9 @@ impl Progress {
         offset.insert("emitted".into(), json!(self.emitted));
         if self.skip > 0 {
             offset.insert("skip".into(), json!(self.skip));
+        }
+        if self.passed > 0 {
+            offset.insert("passed".into(), json!(self.passed));
         }
     }
 }
@@ -121,9 +128,16 @@ fn instant(offset: &Map<String, Value>, key: &str) -> Result<Option<i64>, Connec
 }
 
 /// The ids an offset's `seen` names (see the module's docs).
-fn seen_ids(offset: &Map<String, Value>) -> Vec<String> {
-    let ids = offset.get("seen").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    ids.iter().filter_map(Value::as_str).map(str::to_string).collect()
+fn seen_ids(offset: &Map<String, Value>) -> Result<Vec<String>, ConnectorError> {
+    let invalid =
+        |v: &Value| ConnectorError::InvalidOptions(format!("offset seen {v} is not a list of record ids"));
+    match offset.get("seen") {
+        None => Ok(Vec::new()),
+        Some(Value::Array(ids)) => {
+            ids.iter().map(|id| id.as_str().map(str::to_string).ok_or_else(|| invalid(id))).collect()
+        }
+        Some(other) => Err(invalid(other)),
+    }
 }
 
 fn formula_time(ms: i64) -> String {
@@ -321,11 +335,13 @@ impl Read<'_> {
         };
         // The records at a continuation's boundary that the chunk before it returned.
         let mut seen = match bound {
-            Bound::From(_) => seen_ids(offset),
+            Bound::From(_) => seen_ids(offset)?,
             _ => Vec::new(),
         };
         if let (Bound::From(from), false) = (bound, seen.is_empty()) {
+            let listed = records.len();
             records.retain(|r| value(r) != Some(from) || !seen.iter().any(|id| *id == r.id));
+            progress.passed += (listed - records.len()) as u64;
             // Past the boundary's value, no record left can be one of them.
             if records.last().and_then(value).is_some_and(|v| v > from) {
                 seen.clear();
@@ -341,7 +357,7 @@ impl Read<'_> {
         if progress.token.is_some() {
             let boundary = records.last().and_then(value).filter(|v| bound.passed_by(*v));
             if let Some(boundary) = boundary
-                && progress.emitted >= self.options.checkpoint_records
+                && progress.emitted - progress.passed >= self.options.checkpoint_records
             {
                 let run = records.iter().rev().take_while(|r| value(r) == Some(boundary)).count();
                 let tied: Vec<&str> = records[records.len() - run..].iter().map(|r| &*r.id).collect();

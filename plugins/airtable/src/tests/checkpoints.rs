@@ -132,8 +132,9 @@ fn a_first_cdc_read_of_a_large_table_checkpoints_every_chunk_and_ends() {
     let steps = host_loop(&fake, &OPTIONS, None, 200);
 
     assert_eq!(emitted(&steps), all_ids(&records));
+    // A chunk returns `checkpoint_records` rows and the rest of its page.
     let checkpoints = steps.iter().filter(|s| s.checkpointable).count();
-    assert!(checkpoints >= N / CHUNK, "{checkpoints} checkpoints for {N} rows");
+    assert!(checkpoints >= N / (CHUNK + PAGE), "{checkpoints} checkpoints for {N} rows");
     // A chunk overshoots by at most a page, and by the tied rows where it cannot cut.
     let stretch = largest_stretch(&steps);
     assert!(stretch <= CHUNK + TIE.len() + PAGE, "{stretch} rows between checkpoints");
@@ -164,9 +165,11 @@ fn a_crash_after_any_checkpoint_still_yields_every_record() {
         let resumed = host_loop(&fake, &OPTIONS, Some(&step.end), 200);
         seen.extend(emitted(&resumed));
         assert_eq!(seen, all_ids(&records), "restarting from {}", step.end);
+        let rows = |steps: &[Step]| steps.iter().map(|s| s.ids.len()).sum::<usize>();
+        assert_eq!(rows(&steps[..=k]) + rows(&resumed), N, "no row twice, restarting from {}", step.end);
         restarts += 1;
     }
-    assert!(restarts >= N / CHUNK);
+    assert!(restarts >= N / (CHUNK + PAGE));
 }
 
 #[test]
@@ -182,7 +185,7 @@ fn a_lookback_window_bigger_than_a_chunk_is_walked_through_once() {
     let valued: BTreeSet<String> = (5..N).map(|i| format!("recT{i:04}")).collect();
     assert_eq!(emitted(&steps), valued);
     let checkpoints = steps.iter().filter(|s| s.checkpointable).count();
-    assert!(checkpoints >= valued.len() / CHUNK, "{checkpoints} checkpoints");
+    assert!(checkpoints >= valued.len() / (CHUNK + PAGE), "{checkpoints} checkpoints");
     let total: usize = steps.iter().map(|s| s.ids.len()).sum();
     assert_eq!(total, valued.len(), "the window is read once, each row once");
     assert_eq!(offset(&steps[steps.len() - 2]), json!({"cursor": updated(N - 1)}));
@@ -231,6 +234,16 @@ fn a_continuation_passes_over_the_records_its_boundary_names_and_reads_the_other
     // A page still at the boundary's value carries the names on; the next one, past it, drops them.
     assert_eq!(offset(&steps[0])["seen"], json!(["recT0005", "recT0003"]));
     assert_eq!(offset(&steps[1]).get("seen"), None);
+
+    // The page iterator expires there: the listing starts over, passes over what it had listed
+    // (by position), and still over the names, and returns the rest once.
+    let mut expired = offset(&steps[0]);
+    expired["page"] = json!("itrExpired/recT0000");
+    let resumed = host_loop(&fake, &[("page_size", "2")], Some(&expired.to_string()), 10);
+    let mut read: Vec<&str> =
+        steps[0].ids.iter().chain(resumed.iter().flat_map(|s| &s.ids)).map(String::as_str).collect();
+    read.sort();
+    assert_eq!(read, ["recT0004", "recT0006", "recT0007", "recT0008", "recT0009"]);
 }
 
 #[test]
