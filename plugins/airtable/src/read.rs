@@ -357,7 +357,7 @@ impl Read<'_> {
         if progress.token.is_some() {
             let boundary = records.last().and_then(value).filter(|v| bound.passed_by(*v));
             if let Some(boundary) = boundary
-                && progress.emitted - progress.passed >= self.options.checkpoint_records
+                && progress.emitted.saturating_sub(progress.passed) >= self.options.checkpoint_records
             {
                 let run = records.iter().rev().take_while(|r| value(r) == Some(boundary)).count();
                 let tied: Vec<&str> = records[records.len() - run..].iter().map(|r| &*r.id).collect();
