@@ -165,7 +165,8 @@ def python_run(python, sim, work, mode):
 
 
 def read_path_run(bench, size):
-    """One round of the read_path bench: {path: (rows, wall s, CPU s)} for `sandbox` and `native`."""
+    """One round of the read_path bench: {path: (rows, wall s, CPU s)} for `sandbox` and `native`
+    (and `other`, when WEIR_BENCH_COMPARE is set)."""
     proc = subprocess.run([bench, "--bench"], env=dict(os.environ, WEIR_BENCH_ROWS=str(size), WEIR_BENCH_ROUNDS="1"),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:

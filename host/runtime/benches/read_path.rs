@@ -162,12 +162,12 @@ fn main() {
     println!("\nread + convert, {TABLE}, {rows} rows in the table (reading thread's CPU):\n");
     println!("| round | path | rows read | pages | CPU s | CPU µs/row | of which convert µs/row | wall s |");
     println!("|---|---|---|---|---|---|---|---|");
-    let per_row = |f: &Figures| f.cpu_ns as f64 / 1000.0 / f.rows as f64;
+    let per_row = |ns: u64, rows: usize| ns as f64 / 1000.0 / rows as f64;
     for (round, paths) in results.iter().enumerate() {
         for (name, f) in paths {
             // The sandbox converts inside `Session::read_table`, with no clock around it.
             let convert = if f.convert_ns > 0 {
-                format!("{:.2}", f.convert_ns as f64 / 1000.0 / f.rows as f64)
+                format!("{:.2}", per_row(f.convert_ns, f.rows))
             } else {
                 "—".to_string()
             };
@@ -177,7 +177,7 @@ fn main() {
                 f.rows,
                 f.pages,
                 f.cpu_ns as f64 / 1e9,
-                per_row(f),
+                per_row(f.cpu_ns, f.rows),
                 f.wall_s
             );
         }
@@ -185,9 +185,10 @@ fn main() {
     // This machine's speed drifts by several percent between minutes: compare builds by the
     // minimum and median over many rounds, not by one round.
     println!("\nover {rounds} rounds, min / median:");
-    let native = results.iter().map(|paths| per_row(&paths[paths.len() - 1].1)).collect::<Vec<_>>();
+    let cpu = |(_, f): &(&str, Figures)| per_row(f.cpu_ns, f.rows);
+    let native = results.iter().map(|paths| cpu(&paths[paths.len() - 1])).collect::<Vec<_>>();
     for (i, (name, _)) in results[0].iter().enumerate() {
-        let figures: Vec<f64> = results.iter().map(|paths| per_row(&paths[i].1)).collect();
+        let figures: Vec<f64> = results.iter().map(|paths| cpu(&paths[i])).collect();
         println!("  {name:<27} {:.2} / {:.2} µs/row", min(&figures), median(&figures));
         if i + 1 < results[0].len() {
             let ratio: Vec<f64> = figures.iter().zip(&native).map(|(s, n)| s / n).collect();
@@ -195,8 +196,7 @@ fn main() {
         }
     }
     if other.is_some() {
-        let ratio: Vec<f64> =
-            results.iter().map(|paths| per_row(&paths[1].1) / per_row(&paths[0].1)).collect();
+        let ratio: Vec<f64> = results.iter().map(|paths| cpu(&paths[1]) / cpu(&paths[0])).collect();
         println!("  other / bundled component   {:.2} / {:.2}×", min(&ratio), median(&ratio));
     }
 }

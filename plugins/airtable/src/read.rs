@@ -334,13 +334,11 @@ impl Read<'_> {
             value.map(|v| v.min(upto))
         };
         // The records at a continuation's boundary that the chunk before it returned.
-        let mut seen = match bound {
-            Bound::From(_) => seen_ids(offset)?,
-            _ => Vec::new(),
-        };
-        if let (Bound::From(from), false) = (bound, seen.is_empty()) {
+        let mut seen = Vec::new();
+        if let Bound::From(from) = bound {
+            seen = seen_ids(offset)?;
             let listed = records.len();
-            records.retain(|r| value(r) != Some(from) || !seen.iter().any(|id| *id == r.id));
+            records.retain(|r| !seen.iter().any(|id| *id == r.id) || value(r) != Some(from));
             progress.passed += (listed - records.len()) as u64;
             // Past the boundary's value, no record left can be one of them.
             if records.last().and_then(value).is_some_and(|v| v > from) {
