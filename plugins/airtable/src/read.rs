@@ -6,14 +6,27 @@
 //! |---|---|---|
 //! | `{"page", "emitted", "skip"?}` | inside a snapshot listing | no |
 //! | `{"snapshot": "complete"}` | the snapshot was read to its end | yes |
-//! | `{"cursor", "continue"?, "upto", "page", "max", "emitted", "skip"?, "seen"?, "passed"?}` | inside a cdc listing | no |
+//! | `{"cursor", "continue"?, "upto", "page", "max", "at_max"?, "emitted", "skip"?, "seen"?, "passed"?}` | inside a cdc listing | no |
 //! | `{"cursor", "continue": true, "upto", "seen"?}` | a cdc read's chunk boundary: every change before the cursor (up to `upto`) was read, and at the cursor those of `seen` | yes |
 //! | `{"cursor": "<ISO UTC>" \| null}` | every change up to the cursor was read | yes |
 //!
 //! `emitted` counts the records the current listing has returned; `skip` how many of them
 //! a restarted listing still has to pass over; `seen` lists the ids of the records at the
 //! cursor value that the read has returned already, and `passed` counts those of them this
-//! listing has passed over.
+//! listing has passed over. `max` is the largest cursor value the listing has returned, and
+//! `at_max` the ids of the records it returned at it (`null` when more than [`NAMED_AT_MAX`]).
+//!
+//! # An expired page iterator
+//!
+//! Airtable lets a listing's page token expire; the listing must start over. A snapshot listing
+//! has no order but the source's own, so it starts over from its beginning and passes over as
+//! many records as it had returned (`skip`). A cdc listing does not trust places: a record it
+//! returned may have changed since (and left the listing, whose cap `upto` it is now past) or
+//! gone, and records tied at one value may come in another order, so skipping by place could
+//! pass over a record never returned. It starts over as a continuation from `max`, inclusive,
+//! and passes over the records of `at_max`, as after a chunk boundary: every record below `max`
+//! was returned already, since the listing is sorted. Should more records than an offset can
+//! name share `max`, those come again rather than any being lost (the upsert folds them by key).
 //!
 //! # Checkpoints inside a cdc read
 //!
@@ -127,18 +140,24 @@ fn instant(offset: &Map<String, Value>, key: &str) -> Result<Option<i64>, Connec
     }
 }
 
-/// The ids an offset's `seen` names (see the module's docs).
-fn seen_ids(offset: &Map<String, Value>) -> Result<Vec<String>, ConnectorError> {
+/// The record ids an offset lists under `key` (`seen`, `at_max`; see the module's docs), or
+/// `None` where it lists none (the key is absent or null).
+fn listed_ids(offset: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, ConnectorError> {
     let invalid =
-        |v: &Value| ConnectorError::InvalidOptions(format!("offset seen {v} is not a list of record ids"));
-    match offset.get("seen") {
-        None => Ok(Vec::new()),
+        |v: &Value| ConnectorError::InvalidOptions(format!("offset {key} {v} is not a list of record ids"));
+    match offset.get(key) {
+        None | Some(Value::Null) => Ok(None),
         Some(Value::Array(ids)) => {
-            ids.iter().map(|id| id.as_str().map(str::to_string).ok_or_else(|| invalid(id))).collect()
+            let ids = ids.iter().map(|id| id.as_str().map(str::to_string).ok_or_else(|| invalid(id)));
+            ids.collect::<Result<_, _>>().map(Some)
         }
         Some(other) => Err(invalid(other)),
     }
 }
+
+/// The most ids an in-listing offset names at its `max` (`at_max`): 20 KB of the 64 KiB the host
+/// lets an offset take. A longer run of ties is named as unknown (`null`).
+const NAMED_AT_MAX: usize = 1_000;
 
 fn formula_time(ms: i64) -> String {
     format!("'{}'", time::format_ms(ms))
@@ -203,32 +222,41 @@ impl Read<'_> {
         }
     }
 
-    /// Fetches the next page, restarting the listing if its iterator expired.
-    fn fetch(&self, mut query: ListQuery, progress: &mut Progress) -> Result<ListBody, ConnectorError> {
-        let (id, name) = (&self.plan.table_id, &self.plan.table_name);
-        query.offset = progress.token.clone();
-        match self.client.list(id, name, &query)? {
+    /// The listing's next page: its first without a page token, else the one the token names.
+    fn fetch(&self, query: &ListQuery, progress: &Progress) -> Result<Listing, ConnectorError> {
+        let query = ListQuery { offset: progress.token.clone(), ..query.clone() };
+        self.client.list(&self.plan.table_id, &self.plan.table_name, &query)
+    }
+
+    /// The first page of a listing started over after its page iterator expired.
+    fn relist(&self, query: &ListQuery) -> Result<ListBody, ConnectorError> {
+        match self.client.list(&self.plan.table_id, &self.plan.table_name, query)? {
             Listing::Page(listed) => Ok(listed),
+            // Only a request with a page token can see its iterator expire.
             Listing::IteratorExpired => {
-                self.client.host.log(
-                    Level::Warn,
-                    &format!(
-                        "the page iterator of table {name:?} expired; restarting the listing and \
-                         skipping the {} records already read",
-                        progress.emitted
-                    ),
-                );
-                progress.skip = progress.emitted;
-                query.offset = None;
-                match self.client.list(id, name, &query)? {
-                    Listing::Page(listed) => Ok(listed),
-                    // Only a request with a page token can see its iterator expire.
-                    Listing::IteratorExpired => {
-                        Err(ConnectorError::Internal("page iterator expired without a page token".into()))
-                    }
-                }
+                Err(ConnectorError::Internal("page iterator expired without a page token".into()))
             }
         }
+    }
+
+    /// Starts a listing over from its beginning, to pass over the records it returned by their
+    /// place in it: for a listing in no order but the source's own.
+    fn relist_by_place(
+        &self,
+        query: &ListQuery,
+        progress: &mut Progress,
+    ) -> Result<ListBody, ConnectorError> {
+        self.client.host.log(
+            Level::Warn,
+            &format!(
+                "the page iterator of table {:?} expired; restarting the listing and skipping the {} \
+                 records already read",
+                self.plan.table_name, progress.emitted
+            ),
+        );
+        progress.skip = progress.emitted;
+        progress.token = None;
+        self.relist(query)
     }
 
     /// The fetched page's records, less those a restarted listing has to pass over.
@@ -268,7 +296,10 @@ impl Read<'_> {
             Progress::default()
         };
         let query = self.query(self.options.filter_by_formula.clone(), None);
-        let listed = self.fetch(query, &mut progress)?;
+        let listed = match self.fetch(&query, &progress)? {
+            Listing::Page(listed) => listed,
+            Listing::IteratorExpired => self.relist_by_place(&query, &mut progress)?,
+        };
         let records = self.records(&listed, &mut progress)?;
         let (rows, counters) = self.rows(&records)?;
         let (end, checkpointable) = if progress.token.is_some() {
@@ -281,14 +312,33 @@ impl Read<'_> {
         Ok(Page { rows, end_offset: end.to_string(), checkpointable, counters })
     }
 
+    /// Says where a cdc listing whose page iterator expired starts over, and what it passes over
+    /// there: `named` records, or (`None`) none, as the offset could not name them.
+    fn log_restart(&self, cursor: &Cursor, value: i64, named: Option<usize>) {
+        let restart = format!(
+            "the page iterator of table {:?} expired; restarting the listing at {} = {}",
+            self.plan.table_name,
+            cursor.field_name,
+            time::format_ms(value)
+        );
+        let message = match named {
+            Some(n) => format!("{restart}, passing over the {n} records already read at that value"),
+            None => format!(
+                "{restart}; the offset names none of the records already read at that value (it names \
+                 at most {NAMED_AT_MAX}), so they come again"
+            ),
+        };
+        self.client.host.log(Level::Warn, &message);
+    }
+
     fn cdc(
         &self,
         cursor: &Cursor,
         offset: &Map<String, Value>,
         now_ms: impl Fn() -> i64,
     ) -> Result<Page, ConnectorError> {
-        let from = instant(offset, "cursor")?;
-        let continues = from.is_some() && offset.get("continue").and_then(Value::as_bool) == Some(true);
+        let mut from = instant(offset, "cursor")?;
+        let mut continues = from.is_some() && offset.get("continue").and_then(Value::as_bool) == Some(true);
         let user = self.options.filter_by_formula.as_deref();
         let offset_upto = instant(offset, "upto")?;
         let (upto, mut max, mut progress) = match offset_upto {
@@ -321,22 +371,50 @@ impl Read<'_> {
                 (upto, None, Progress::default())
             }
         };
-        let bound = match from {
+        let mut bound = match from {
             None => Bound::Open,
             Some(from) if continues => Bound::From(from),
             Some(from) => Bound::After(from - self.options.lookback_seconds * 1000),
         };
-        let query = self.query(Some(cdc_filter(cursor, bound, upto, user)), Some(cursor));
-        let listed = self.fetch(query, &mut progress)?;
+        // The records at a continuation's boundary that the chunk before it returned.
+        let mut seen = listed_ids(offset, "seen")?.unwrap_or_default();
+        // Unknown when an offset has a `max` but no names for it: too many, or written before
+        // offsets named them.
+        let mut at_max = listed_ids(offset, "at_max")?.or_else(|| max.is_none().then(Vec::new));
+        let mut query = self.query(Some(cdc_filter(cursor, bound, upto, user)), Some(cursor));
+        let listed = match self.fetch(&query, &progress)? {
+            Listing::Page(listed) => listed,
+            Listing::IteratorExpired => match max.or(from.filter(|_| continues)) {
+                // Nothing with a cursor value returned yet: start over and pass over by place.
+                None => self.relist_by_place(&query, &mut progress)?,
+                // Start over as a continuation from the last value returned, naming the records
+                // returned at it: records returned before may have changed or gone since, and
+                // ties may come in another order, so places in the new listing mean nothing.
+                Some(v) => {
+                    let mut names = if max == Some(v) { at_max.take() } else { Some(Vec::new()) };
+                    if continues
+                        && from == Some(v)
+                        && let Some(names) = &mut names
+                    {
+                        names.append(&mut seen);
+                    }
+                    self.log_restart(cursor, v, names.as_ref().map(Vec::len));
+                    seen = names.unwrap_or_default();
+                    at_max = Some(seen.clone());
+                    (from, continues, bound) = (Some(v), true, Bound::From(v));
+                    let returned = progress.emitted.saturating_sub(progress.passed);
+                    progress = Progress { emitted: returned, ..Progress::default() };
+                    query = self.query(Some(cdc_filter(cursor, bound, upto, user)), Some(cursor));
+                    self.relist(&query)?
+                }
+            },
+        };
         let mut records = self.records(&listed, &mut progress)?;
         let value = |record: &Record| {
             let value = record.text(&cursor.field_id).as_deref().and_then(time::parse_ms);
             value.map(|v| v.min(upto))
         };
-        // The records at a continuation's boundary that the chunk before it returned.
-        let mut seen = Vec::new();
         if let Bound::From(from) = bound {
-            seen = seen_ids(offset)?;
             let listed = records.len();
             records.retain(|r| !seen.iter().any(|id| *id == r.id) || value(r) != Some(from));
             progress.passed += (listed - records.len()) as u64;
@@ -346,8 +424,24 @@ impl Read<'_> {
             }
         }
         let max_before = max;
+        // The ids at the page's largest value, should that be the listing's.
+        let mut at_page_max: Vec<&str> = Vec::new();
         for record in &records {
-            max = max.max(value(record));
+            let v = value(record);
+            if v > max {
+                max = v;
+                at_max = Some(Vec::new());
+                at_page_max.clear();
+            }
+            if v.is_some() && v == max {
+                at_page_max.push(&record.id);
+            }
+        }
+        if let Some(ids) = &mut at_max {
+            ids.extend(at_page_max.iter().map(|id| id.to_string()));
+            if ids.len() > NAMED_AT_MAX {
+                at_max = None;
+            }
         }
         let (rows, counters) = self.rows(&records)?;
         let iso = |ms: Option<i64>| ms.map(time::format_ms);
@@ -379,6 +473,9 @@ impl Read<'_> {
             end.insert("max".into(), json!(iso(max)));
             if !seen.is_empty() {
                 end.insert("seen".into(), json!(seen));
+            }
+            if max.is_some() {
+                end.insert("at_max".into(), json!(at_max));
             }
             progress.write(&mut end);
             return Ok(Page {

@@ -31,6 +31,18 @@ fn host_loop(
     start: Option<&str>,
     max_calls: usize,
 ) -> Vec<Step> {
+    let (steps, ended) = calls(fake, options, start, max_calls);
+    assert!(ended, "the read did not end within {max_calls} calls: {:?}", steps.last());
+    steps
+}
+
+/// The host's loop for at most `max_calls` calls; and whether the read ended (end == start).
+fn calls(
+    fake: &FakeAirtable,
+    options: &[(&str, &str)],
+    start: Option<&str>,
+    max_calls: usize,
+) -> (Vec<Step>, bool) {
     let now = parse_ms(NOW).unwrap_or_default();
     let options = opts(options);
     let mut start = start.map(str::to_string);
@@ -54,11 +66,11 @@ fn host_loop(
             requests: fake.list_requests() - before,
         });
         if done {
-            return steps;
+            return (steps, true);
         }
         start = Some(page.end_offset);
     }
-    panic!("the read did not end within {max_calls} calls: {:?}", steps.last());
+    (steps, false)
 }
 
 /// `Updated` of the i-th record: groups of three share a millisecond, so ties straddle
@@ -235,8 +247,8 @@ fn a_continuation_passes_over_the_records_its_boundary_names_and_reads_the_other
     assert_eq!(offset(&steps[0])["seen"], json!(["recT0005", "recT0003"]));
     assert_eq!(offset(&steps[1]).get("seen"), None);
 
-    // The page iterator expires there: the listing starts over, passes over what it had listed
-    // (by position), and still over the names, and returns the rest once.
+    // The page iterator expires there: the listing starts over from the boundary, passes over
+    // the names and what it had returned at that value, and returns the rest once.
     let mut expired = offset(&steps[0]);
     expired["page"] = json!("itrExpired/recT0000");
     let resumed = host_loop(&fake, &[("page_size", "2")], Some(&expired.to_string()), 10);
@@ -244,6 +256,41 @@ fn a_continuation_passes_over_the_records_its_boundary_names_and_reads_the_other
         steps[0].ids.iter().chain(resumed.iter().flat_map(|s| &s.ids)).map(String::as_str).collect();
     read.sort();
     assert_eq!(read, ["recT0004", "recT0006", "recT0007", "recT0008", "recT0009"]);
+}
+
+#[test]
+fn an_expired_iterator_loses_no_record_though_records_read_before_it_changed_or_were_reordered() {
+    // Groups of three share a millisecond; pages of 4, no chunk boundary: one listing.
+    let records = table(31, |i| Some(updated(i)));
+    let fake = FakeAirtable::compliance(records.clone());
+    let options = [("page_size", "4"), ("lookback_seconds", "0")];
+    let (before, _) = calls(&fake, &options, None, 3);
+    let read: Vec<String> = before.iter().flat_map(|s| s.ids.clone()).collect();
+    assert_eq!(read.len(), 12);
+    {
+        let mut stored = fake.records.borrow_mut();
+        let at = |stored: &[Value], id: &str| stored.iter().position(|r| r["id"] == id).expect("a record");
+        // Two records already read change after the read's cap, leaving the listing, and one is
+        // deleted, so every record after them moves up three places in a new listing; and two
+        // records tied at the last value read trade places.
+        for id in &read[..2] {
+            let p = at(&stored, id);
+            stored[p]["fields"]["fldC3"] = json!("2024-05-02T00:00:00.000Z");
+        }
+        let gone = at(&stored, &read[2]);
+        stored.remove(gone);
+        let (x, y) = (at(&stored, "recT0012"), at(&stored, "recT0013"));
+        stored.swap(x, y);
+    }
+    // The page iterator expires: the fake no longer knows it.
+    let mut expired = offset(&before[2]);
+    expired["page"] = json!("itr99/0");
+    let after = host_loop(&fake, &options, Some(&expired.to_string()), 20);
+    let mut all: Vec<String> = read.into_iter().chain(after.iter().flat_map(|s| s.ids.clone())).collect();
+    all.sort();
+    let mut expected: Vec<String> = all_ids(&records).into_iter().collect();
+    expected.sort();
+    assert_eq!(all, expected, "each record once, none lost");
 }
 
 #[test]

@@ -164,7 +164,7 @@ fn a_first_cdc_read_caps_at_its_start_time_sorts_by_the_cursor_and_ends_at_the_n
     assert_eq!(
         offset(&d.pages[0]),
         json!({"cursor": null, "upto": "2024-05-01T00:00:00.000Z", "max": "2024-04-02T00:00:00.000Z",
-               "page": "itrC/2", "emitted": 2})
+               "at_max": ["recC2"], "page": "itrC/2", "emitted": 2})
     );
     assert!(!d.pages[0].checkpointable);
     assert_eq!(offset(&d.pages[1]), json!({"cursor": cursor}));
@@ -238,24 +238,42 @@ fn the_user_filter_is_combined_with_the_cdc_window() {
 }
 
 #[test]
-fn a_cdc_iterator_expiry_resumes_with_the_same_window_and_cap() {
+fn a_cdc_iterator_expiry_resumes_from_the_last_value_read_under_the_same_cap() {
     let host = MockHost::with_meta();
     let url = records_url(COMPLIANCE);
-    let a = compliance("recC1", "2024-04-01T00:00:00.000Z");
-    let b = compliance("recC2", "2024-04-02T00:00:00.000Z");
+    let (t1, t2) = ("2024-04-01T00:00:00.000Z", "2024-04-02T00:00:00.000Z");
+    let (a, a2, b) = (compliance("recC1", t1), compliance("recC4", t1), compliance("recC2", t2));
     let expired = r#"{"error":{"type":"LIST_RECORDS_ITERATOR_NOT_AVAILABLE","message":"gone"}}"#;
-    host.route(&url, &[("filterByFormula", Some(CAP)), ("offset", None)], records(&[a, b], None));
     host.route(&url, &[("offset", Some("itrA"))], json(422, expired));
-    let start = json!({"cursor": null, "upto": "2024-05-01T00:00:00.000Z", "max": "2024-04-01T00:00:00.000Z",
-                       "page": "itrA", "emitted": 1})
-    .to_string();
+    // The listing starts over at the largest value read (inclusive), under the offset's cap.
+    let from_t1 = format!("AND(IS_AFTER({{Updated}}, '2024-03-31T23:59:59.999Z'), {CAP})");
+    host.route(&url, &[("filterByFormula", Some(&from_t1)), ("offset", None)], records(&[a2, a, b], None));
     // A later clock proves the cap comes from the offset, not from now.
     let now = || parse_ms("2024-06-01T00:00:00Z").unwrap_or_default();
-    let page =
+    let read = |start: Value| {
+        let start = start.to_string();
         Airtable::read_table_at(&host, &connection(), "Compliance Records", &opts(&[]), Some(&start), now)
-            .unwrap();
-    assert_eq!(ids(&rows(&page)), ["recC2"]);
-    assert_eq!(offset(&page), json!({"cursor": "2024-04-02T00:00:00.000Z"}));
+            .unwrap()
+    };
+    let start = json!({"cursor": null, "upto": "2024-05-01T00:00:00.000Z", "max": t1, "at_max": ["recC1"],
+                       "page": "itrA", "emitted": 1});
+    let page = read(start.clone());
+    // recC1 was read at t1 before the iterator expired; recC4, also at t1, was not.
+    assert_eq!(ids(&rows(&page)), ["recC4", "recC2"]);
+    assert_eq!(offset(&page), json!({"cursor": t2}));
+    let warned = host.logs.borrow().iter().any(|(l, m)| {
+        *l == Level::Warn
+            && m.contains(&format!("restarting the listing at Updated = {t1}, passing over the 1"))
+    });
+    assert!(warned, "{:?}", host.logs.borrow());
+
+    // Without names for the records read at `max` (more than an offset holds), they come again
+    // rather than one being lost.
+    let mut unknown = start;
+    unknown["at_max"] = Value::Null;
+    assert_eq!(ids(&rows(&read(unknown))), ["recC4", "recC1", "recC2"]);
+    let warned = host.logs.borrow().iter().any(|(l, m)| *l == Level::Warn && m.contains("come again"));
+    assert!(warned, "{:?}", host.logs.borrow());
 }
 
 #[test]
