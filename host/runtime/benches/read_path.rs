@@ -53,7 +53,7 @@ fn thread_cpu_ns() -> u64 {
 /// The connector's `Host`, natively: the runtime's HTTP gate, driven on this thread.
 struct NativeHost {
     gate: HttpGate,
-    tokio: tokio::runtime::Handle,
+    tokio: tokio::runtime::Runtime,
 }
 
 impl Host for NativeHost {
@@ -144,7 +144,8 @@ fn main() {
     let redactor = Arc::new(Redactor::new(connection.secrets.values()));
     let gate = HttpGate::configure(&airtable.manifest, &connection, runtime.rate_limiters(), redactor)
         .expect("the gate");
-    let host = NativeHost { gate, tokio: runtime.tokio() };
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let host = NativeHost { gate, tokio };
     let native_options: BTreeMap<String, String> = session.guest_options().iter().cloned().collect();
 
     // A second component to compare, read through its own session on the same connection.
@@ -220,7 +221,8 @@ fn main() {
     let native = results.iter().map(|paths| cpu(&paths[paths.len() - 1])).collect::<Vec<_>>();
     for (i, (name, _)) in results[0].iter().enumerate() {
         let figures: Vec<f64> = results.iter().map(|paths| cpu(&paths[i])).collect();
-        let weir: Vec<f64> = results.iter().map(|paths| per_row(paths[i].1.weir_ns, paths[i].1.rows)).collect();
+        let weir: Vec<f64> =
+            results.iter().map(|paths| per_row(paths[i].1.weir_ns, paths[i].1.rows)).collect();
         println!("  {name:<27} {:.2} / {:.2} µs/row", min(&figures), median(&figures));
         println!("  {:<27} {:.2} / {:.2} µs/row, all weir threads", "", min(&weir), median(&weir));
         if i + 1 < results[0].len() {

@@ -187,7 +187,8 @@ pub struct Session {
     connection: Connection,
     gate: Arc<HttpGate>,
     redactor: Arc<Redactor>,
-    tokio: tokio::runtime::Handle,
+    /// This session's own executor (current-thread): the calls' requests run on the caller's thread.
+    tokio: tokio::runtime::Runtime,
     guest_options: Vec<(String, String)>,
     live: Option<Live>,
 }
@@ -198,7 +199,7 @@ impl Session {
         connection: Connection,
         gate: Arc<HttpGate>,
         redactor: Arc<Redactor>,
-        tokio: tokio::runtime::Handle,
+        tokio: tokio::runtime::Runtime,
     ) -> Session {
         let guest_options = connection.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         Session { connector, connection, gate, redactor, tokio, guest_options, live: None }
