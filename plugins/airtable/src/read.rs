@@ -6,8 +6,8 @@
 //! |---|---|---|
 //! | `{"page", "emitted", "skip"?}` | inside a snapshot listing | no |
 //! | `{"snapshot": "complete"}` | the snapshot was read to its end | yes |
-//! | `{"cursor", "continue"?, "upto", "page", "max", "at_max"?, "emitted", "skip"?, "seen"?, "passed"?}` | inside a cdc listing | no |
-//! | `{"cursor", "continue": true, "upto", "seen"?}` | a cdc read's chunk boundary: every change before the cursor (up to `upto`) was read, and at the cursor those of `seen` | yes |
+//! | `{"cursor", "continue"?, "upto", "page", "max", "at_max"?, "emitted", "skip"?, "seen"?, "passed"?, "floor"?}` | inside a cdc listing | no |
+//! | `{"cursor", "continue": true, "upto", "seen"?, "floor"?}` | a cdc read's chunk boundary: every change before the cursor (up to `upto`) was read, and at the cursor those of `seen` | yes |
 //! | `{"cursor": "<ISO UTC>" \| null}` | every change up to the cursor was read | yes |
 //!
 //! `emitted` counts the records the current listing has returned; `skip` how many of them
@@ -15,6 +15,8 @@
 //! cursor value that the read has returned already, and `passed` counts those of them this
 //! listing has passed over. `max` is the largest cursor value the listing has returned, and
 //! `at_max` the ids of the records it returned at it (`null` when more than [`NAMED_AT_MAX`]).
+//! `floor` is the cursor the read went on from, when a continuation lies below it (inside the
+//! lookback window): every change up to it was read before, so the read never ends below it.
 //!
 //! # An expired page iterator
 //!
@@ -27,6 +29,10 @@
 //! and passes over the records of `at_max`, as after a chunk boundary: every record below `max`
 //! was returned already, since the listing is sorted. Should more records than an offset can
 //! name share `max`, those come again rather than any being lost (the upsert folds them by key).
+//! A cdc listing that has returned only records without a cursor value (Airtable sorts those
+//! first) has no value to start from: it starts over as the same listing and passes over those
+//! records by name (`at_max` names them while `max` is null). A restart below the cursor the
+//! read went on from (inside its lookback window) carries that cursor as `floor`.
 //!
 //! # Checkpoints inside a cdc read
 //!
@@ -156,8 +162,18 @@ fn listed_ids(offset: &Map<String, Value>, key: &str) -> Result<Option<Vec<Strin
 }
 
 /// The most ids an in-listing offset names at its `max` (`at_max`): 20 KB of the 64 KiB the host
-/// lets an offset take. A longer run of ties is named as unknown (`null`).
+/// lets an offset take (and `seen` at most as much again, after a restart). A longer run of ties
+/// is named as unknown (`null`).
 const NAMED_AT_MAX: usize = 1_000;
+
+/// Names the read's `floor` in an offset whose cursor, `at`, lies below it.
+fn note_floor(end: &mut Value, floor: Option<i64>, at: Option<i64>) {
+    if floor > at
+        && let Some(end) = end.as_object_mut()
+    {
+        end.insert("floor".into(), json!(floor.map(time::format_ms)));
+    }
+}
 
 fn formula_time(ms: i64) -> String {
     format!("'{}'", time::format_ms(ms))
@@ -312,20 +328,28 @@ impl Read<'_> {
         Ok(Page { rows, end_offset: end.to_string(), checkpointable, counters })
     }
 
-    /// Says where a cdc listing whose page iterator expired starts over, and what it passes over
-    /// there: `named` records, or (`None`) none, as the offset could not name them.
-    fn log_restart(&self, cursor: &Cursor, value: i64, named: Option<usize>) {
-        let restart = format!(
-            "the page iterator of table {:?} expired; restarting the listing at {} = {}",
-            self.plan.table_name,
-            cursor.field_name,
-            time::format_ms(value)
-        );
+    /// Says where a cdc listing whose page iterator expired starts over (at `value`, or at its
+    /// start when it has returned no record with a value), and what it passes over there: `named`
+    /// records, or (`None`) none, as the offset could not name them.
+    fn log_restart(&self, cursor: &Cursor, value: Option<i64>, named: Option<usize>) {
+        let table = &self.plan.table_name;
+        let (restart, at) = match value {
+            Some(v) => {
+                let v = time::format_ms(v);
+                (
+                    format!("restarting the listing at {} = {v}", cursor.field_name),
+                    "at that value".to_string(),
+                )
+            }
+            None => ("restarting the listing".to_string(), format!("without a {} value", cursor.field_name)),
+        };
         let message = match named {
-            Some(n) => format!("{restart}, passing over the {n} records already read at that value"),
+            Some(n) => format!(
+                "the page iterator of table {table:?} expired; {restart}, passing over the {n} records {at} already read"
+            ),
             None => format!(
-                "{restart}; the offset names none of the records already read at that value (it names \
-                 at most {NAMED_AT_MAX}), so they come again"
+                "the page iterator of table {table:?} expired; {restart}; the offset names none of the records {at} \
+                 already read (it names at most {NAMED_AT_MAX}), so they come again"
             ),
         };
         self.client.host.log(Level::Warn, &message);
@@ -378,48 +402,63 @@ impl Read<'_> {
         };
         // The records at a continuation's boundary that the chunk before it returned.
         let mut seen = listed_ids(offset, "seen")?.unwrap_or_default();
-        // Unknown when an offset has a `max` but no names for it: too many, or written before
-        // offsets named them.
-        let mut at_max = listed_ids(offset, "at_max")?.or_else(|| max.is_none().then(Vec::new));
-        let mut query = self.query(Some(cdc_filter(cursor, bound, upto, user)), Some(cursor));
+        // Unknown (`None`) when the offset says so (`null`: too many), or has a `max` but no names
+        // for it (written before offsets named them).
+        let mut at_max = match listed_ids(offset, "at_max")? {
+            None if offset.contains_key("at_max") || max.is_some() => None,
+            ids => Some(ids.unwrap_or_default()),
+        };
+        // The cursor a read went on from, which it never ends below: a continuation below it
+        // (inside its lookback window) carries it.
+        let floor = match instant(offset, "floor")? {
+            None if !continues => from,
+            floor => floor,
+        };
+        let listing = |bound| self.query(Some(cdc_filter(cursor, bound, upto, user)), Some(cursor));
+        let mut query = listing(bound);
         let listed = match self.fetch(&query, &progress)? {
             Listing::Page(listed) => listed,
-            Listing::IteratorExpired => match max.or(from.filter(|_| continues)) {
-                // Nothing with a cursor value returned yet: start over and pass over by place.
-                None => self.relist_by_place(&query, &mut progress)?,
-                // Start over as a continuation from the last value returned, naming the records
-                // returned at it: records returned before may have changed or gone since, and
-                // ties may come in another order, so places in the new listing mean nothing.
-                Some(v) => {
-                    let mut names = if max == Some(v) { at_max.take() } else { Some(Vec::new()) };
-                    if continues
-                        && from == Some(v)
-                        && let Some(names) = &mut names
-                    {
-                        names.append(&mut seen);
-                    }
-                    self.log_restart(cursor, v, names.as_ref().map(Vec::len));
-                    seen = names.unwrap_or_default();
-                    at_max = Some(seen.clone());
-                    (from, continues, bound) = (Some(v), true, Bound::From(v));
-                    let returned = progress.emitted.saturating_sub(progress.passed);
-                    progress = Progress { emitted: returned, ..Progress::default() };
-                    query = self.query(Some(cdc_filter(cursor, bound, upto, user)), Some(cursor));
-                    self.relist(&query)?
+            // Start over as a continuation from the last value returned (or, with none returned
+            // yet, as the same listing), naming the records returned at it: records returned
+            // before may have changed or gone since, and ties may come in another order, so
+            // places in the new listing mean nothing.
+            Listing::IteratorExpired => {
+                let restart = max.or(from.filter(|_| continues));
+                let mut names = if max == restart { at_max.take() } else { Some(Vec::new()) };
+                // The boundary's names, unless an earlier restart put them in `at_max` already.
+                if continues
+                    && from == restart
+                    && let Some(names) = &mut names
+                {
+                    seen.retain(|id| !names.contains(id));
+                    names.append(&mut seen);
                 }
-            },
+                self.log_restart(cursor, restart, names.as_ref().map(Vec::len));
+                seen = names.unwrap_or_default();
+                at_max = Some(seen.clone());
+                if let Some(v) = restart {
+                    (from, continues, bound) = (Some(v), true, Bound::From(v));
+                    query = listing(bound);
+                }
+                let returned = progress.emitted.saturating_sub(progress.passed);
+                progress = Progress { emitted: returned, ..Progress::default() };
+                self.relist(&query)?
+            }
         };
         let mut records = self.records(&listed, &mut progress)?;
         let value = |record: &Record| {
             let value = record.text(&cursor.field_id).as_deref().and_then(time::parse_ms);
             value.map(|v| v.min(upto))
         };
-        if let Bound::From(from) = bound {
+        // `seen` names records to pass over at one value: a continuation's boundary, or no value
+        // at all for a listing started over among the records without one.
+        if !seen.is_empty() {
+            let at = if continues { from } else { None };
             let listed = records.len();
-            records.retain(|r| !seen.iter().any(|id| *id == r.id) || value(r) != Some(from));
+            records.retain(|r| !seen.iter().any(|id| *id == r.id) || value(r) != at);
             progress.passed += (listed - records.len()) as u64;
-            // Past the boundary's value, no record left can be one of them.
-            if records.last().and_then(value).is_some_and(|v| v > from) {
+            // Past that value, no record left can be one of them.
+            if records.last().is_some_and(|r| value(r) > at) {
                 seen.clear();
             }
         }
@@ -433,7 +472,8 @@ impl Read<'_> {
                 at_max = Some(Vec::new());
                 at_page_max.clear();
             }
-            if v.is_some() && v == max {
+            // While none has a value, those without one: a restart passes over them by name.
+            if v == max {
                 at_page_max.push(&record.id);
             }
         }
@@ -455,12 +495,13 @@ impl Read<'_> {
                 let tied: Vec<&str> = records[records.len() - run..].iter().map(|r| &*r.id).collect();
                 // Ties that began on an earlier page would all have to be named: page on instead.
                 if run < records.len() || max_before != Some(boundary) {
-                    let end = json!({
+                    let mut end = json!({
                         "cursor": time::format_ms(boundary),
                         "continue": true,
                         "upto": time::format_ms(upto),
                         "seen": tied,
                     });
+                    note_floor(&mut end, floor, Some(boundary));
                     return Ok(Page { rows, end_offset: end.to_string(), checkpointable: true, counters });
                 }
             }
@@ -474,18 +515,15 @@ impl Read<'_> {
             if !seen.is_empty() {
                 end.insert("seen".into(), json!(seen));
             }
-            if max.is_some() {
+            if at_max.as_ref().is_none_or(|ids| !ids.is_empty()) {
                 end.insert("at_max".into(), json!(at_max));
             }
             progress.write(&mut end);
-            return Ok(Page {
-                rows,
-                end_offset: Value::Object(end).to_string(),
-                checkpointable: false,
-                counters,
-            });
+            let mut end = Value::Object(end);
+            note_floor(&mut end, floor, from);
+            return Ok(Page { rows, end_offset: end.to_string(), checkpointable: false, counters });
         }
-        let mut reached = from.max(max);
+        let mut reached = from.max(max).max(floor);
         if reached.is_none() && progress.emitted > 0 {
             // Records exist but none has a cursor value: without moving on, a read of many
             // pages would start over for ever. They have all been read up to the read's start.

@@ -258,39 +258,127 @@ fn a_continuation_passes_over_the_records_its_boundary_names_and_reads_the_other
     assert_eq!(read, ["recT0004", "recT0006", "recT0007", "recT0008", "recT0009"]);
 }
 
+/// Where `id` is in the fake's table.
+fn place(stored: &[Value], id: &str) -> usize {
+    stored.iter().position(|r| r["id"] == id).expect("a record")
+}
+
+/// Sets a record's `Updated` after [`NOW`], the cap of any read here: it leaves the listing.
+fn change_after_the_cap(stored: &mut [Value], id: &str) {
+    let p = place(stored, id);
+    stored[p]["fields"]["fldC3"] = json!("2024-05-02T00:00:00.000Z");
+}
+
+/// The offset after `step`, with a page token the fake no longer knows: its iterator expired.
+fn expired(step: &Step) -> String {
+    let mut expired = offset(step);
+    expired["page"] = json!("itr99/0");
+    expired.to_string()
+}
+
+fn ids_of(steps: &[Step]) -> Vec<String> {
+    steps.iter().flat_map(|s| s.ids.clone()).collect()
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
 #[test]
 fn an_expired_iterator_loses_no_record_though_records_read_before_it_changed_or_were_reordered() {
     // Groups of three share a millisecond; pages of 4, no chunk boundary: one listing.
     let records = table(31, |i| Some(updated(i)));
     let fake = FakeAirtable::compliance(records.clone());
     let options = [("page_size", "4"), ("lookback_seconds", "0")];
-    let (before, _) = calls(&fake, &options, None, 3);
-    let read: Vec<String> = before.iter().flat_map(|s| s.ids.clone()).collect();
-    assert_eq!(read.len(), 12);
+    let (before, _) = calls(&fake, &options, None, 2);
+    let read = ids_of(&before);
+    // Eight records: three at each of 0 and 1 ms, and two of the three at 2 ms.
+    let last = before[1].ids.last().expect("a record").clone();
+    let unread = ["recT0006", "recT0007", "recT0008"].into_iter().find(|id| !read.iter().any(|r| r == id));
+    let unread = unread.expect("a record at 2 ms not read yet");
     {
         let mut stored = fake.records.borrow_mut();
-        let at = |stored: &[Value], id: &str| stored.iter().position(|r| r["id"] == id).expect("a record");
         // Two records already read change after the read's cap, leaving the listing, and one is
-        // deleted, so every record after them moves up three places in a new listing; and two
-        // records tied at the last value read trade places.
-        for id in &read[..2] {
-            let p = at(&stored, id);
-            stored[p]["fields"]["fldC3"] = json!("2024-05-02T00:00:00.000Z");
-        }
-        let gone = at(&stored, &read[2]);
+        // deleted, so every record after them moves up three places in a new listing; and the
+        // record at 2 ms not read yet trades places with one read, so it now lists first.
+        change_after_the_cap(&mut stored, &read[0]);
+        change_after_the_cap(&mut stored, &read[1]);
+        let gone = place(&stored, &read[2]);
         stored.remove(gone);
-        let (x, y) = (at(&stored, "recT0012"), at(&stored, "recT0013"));
+        let (x, y) = (place(&stored, &last), place(&stored, unread));
         stored.swap(x, y);
     }
-    // The page iterator expires: the fake no longer knows it.
-    let mut expired = offset(&before[2]);
-    expired["page"] = json!("itr99/0");
-    let after = host_loop(&fake, &options, Some(&expired.to_string()), 20);
-    let mut all: Vec<String> = read.into_iter().chain(after.iter().flat_map(|s| s.ids.clone())).collect();
-    all.sort();
-    let mut expected: Vec<String> = all_ids(&records).into_iter().collect();
-    expected.sort();
-    assert_eq!(all, expected, "each record once, none lost");
+    let after = host_loop(&fake, &options, Some(&expired(&before[1])), 20);
+    let all = sorted(read.into_iter().chain(ids_of(&after)).collect());
+    assert_eq!(all, sorted(all_ids(&records).into_iter().collect()), "each record once, none lost");
+}
+
+#[test]
+fn a_second_expiry_in_the_same_run_of_ties_names_each_record_once() {
+    // 24 records share one value, then each has its own: pages of 4 expire twice inside the run.
+    let a = "2024-04-01T00:00:00.000Z";
+    let records = table(37, |i| Some(if i < 24 { a.to_string() } else { updated(i * 3) }));
+    let fake = FakeAirtable::compliance(records.clone());
+    let options = [("page_size", "4"), ("lookback_seconds", "0")];
+    let (first, _) = calls(&fake, &options, None, 2);
+    // The restarted listing passes over the eight on its first two pages, then returns four.
+    let (second, _) = calls(&fake, &options, Some(&expired(&first[1])), 3);
+    assert_eq!(second.iter().map(|s| s.ids.len()).collect::<Vec<_>>(), [0, 0, 4]);
+    // It names the eight records read at the value before it and the four it returned, once each.
+    let names = offset(&second[2])["at_max"].as_array().expect("names").len();
+    assert_eq!(names, 12, "{}", second[2].end);
+    let rest = host_loop(&fake, &options, Some(&expired(&second[2])), 20);
+    // Started over again at the same value, it names the same twelve, each once.
+    let names: Vec<String> = serde_json::from_value(offset(&rest[0])["at_max"].clone()).expect("names");
+    assert_eq!(names.len(), 12, "{}", rest[0].end);
+    assert_eq!(names.iter().collect::<BTreeSet<_>>().len(), 12, "{}", rest[0].end);
+    let read: Vec<String> = [first, second, rest].iter().flat_map(|steps| ids_of(steps)).collect();
+    assert_eq!(read.len(), 37, "no record twice");
+    assert_eq!(sorted(read), sorted(all_ids(&records).into_iter().collect()));
+}
+
+#[test]
+fn an_expiry_among_records_without_a_cursor_value_passes_over_them_by_name() {
+    // Ten records without a value list first; one read changes (leaving them), two unread trade
+    // places.
+    let records = table(20, |i| (i >= 10).then(|| updated(i)));
+    let fake = FakeAirtable::compliance(records.clone());
+    let options = [("page_size", "4"), ("lookback_seconds", "0")];
+    let (before, _) = calls(&fake, &options, None, 1);
+    let read = ids_of(&before);
+    assert_eq!(offset(&before[0])["at_max"].as_array().map(Vec::len), Some(4), "{}", before[0].end);
+    {
+        let mut stored = fake.records.borrow_mut();
+        change_after_the_cap(&mut stored, &read[0]);
+        let unread: Vec<String> =
+            (0..10).map(|i| format!("recT{i:04}")).filter(|id| !read.contains(id)).collect();
+        let (x, y) = (place(&stored, &unread[0]), place(&stored, &unread[5]));
+        stored.swap(x, y);
+    }
+    let after = host_loop(&fake, &options, Some(&expired(&before[0])), 20);
+    let all: Vec<String> = read.into_iter().chain(ids_of(&after)).collect();
+    assert_eq!(all.len(), 20, "no record twice");
+    assert_eq!(sorted(all), sorted(all_ids(&records).into_iter().collect()), "none lost");
+}
+
+#[test]
+fn an_expiry_inside_a_lookback_window_never_ends_the_read_below_its_cursor() {
+    // The committed cursor is at 100 ms; one record changed after it (at 200 ms), the others
+    // before it, all inside the hour of lookback.
+    let t = |ms: i64| format_ms(parse_ms(T0).unwrap_or_default() + ms);
+    let records = table(25, |i| Some(if i == 24 { t(200) } else { updated(i) }));
+    let fake = FakeAirtable::compliance(records);
+    let options = [("page_size", "4"), ("lookback_seconds", "3600")];
+    let start = json!({"cursor": t(100)}).to_string();
+    let (before, _) = calls(&fake, &options, Some(&start), 2);
+    // The record after the cursor changes again, past the read's cap, and the iterator expires:
+    // the listing starts over from the last value read, well below the cursor.
+    change_after_the_cap(&mut fake.records.borrow_mut(), "recT0024");
+    let after = host_loop(&fake, &options, Some(&expired(&before[1])), 20);
+    assert_eq!(offset(&after[0])["floor"], json!(t(100)), "{}", after[0].end);
+    let last = &after[after.len() - 1];
+    assert_eq!(offset(last), json!({"cursor": t(100)}), "the cursor moved back");
 }
 
 #[test]
