@@ -16,13 +16,12 @@
 //!   the same rounds and before the bundled one in every other round, so that a guest build is
 //!   compared without the machine's drift between runs; the summary gives other / bundled.
 //!
-//! CPU is the reading thread's own (`CLOCK_THREAD_CPUTIME_ID`): the connector, the
-//! boundary and the conversion. The simulator and the HTTP client's connection tasks run on
-//! other threads and are not counted, so the figures are weir's read path alone. Beside it, the
-//! CPU of all of weir's threads (the process's, less the simulator's threads, `airtable-sim`):
-//! the reading thread, the HTTP client's workers and the epoch ticker, so that work moved off the
-//! reading thread still shows. It prints each round, then each path's minimum and median over the
-//! rounds.
+//! CPU is the reading thread's own (`CLOCK_THREAD_CPUTIME_ID`): the connector, the boundary, the
+//! conversion and the HTTP client (each session drives its requests on the thread that calls
+//! it). The simulator runs on threads of its own and is not counted, so the figures are weir's
+//! read path alone. Beside it, the CPU of all of weir's threads (the process's, less the
+//! simulator's threads, `airtable-sim`): the reading thread and the epoch ticker, and any thread
+//! work might move to. It prints each round, then each path's minimum and median over the rounds.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -29,7 +29,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Session calls block: do not call them from inside an async task.
+//! Session calls block: do not call them, or drop a session, from inside an async task (each
+//! session owns a current-thread tokio executor, which drives its requests during its calls).
 
 pub mod bindings;
 pub mod connection;

@@ -6,9 +6,10 @@
 //! the instance is dropped and the next call gets a fresh one, so the host and other sessions
 //! go on.
 //!
-//! Calls run asynchronously inside the runtime's executor, so that a guest blocked in a host
-//! call (a WASI sleep or poll, or `http.send` waiting on pacing) is still stopped by the call's
-//! wall-clock limit: the session drops the call when the limit passes. From the outside every
+//! Calls run asynchronously inside the session's own executor (current-thread, on the calling
+//! thread), so that a guest blocked in a host call (a WASI sleep or poll, or `http.send` waiting
+//! on pacing) is still stopped by the call's wall-clock limit: the session drops the call when
+//! the limit passes. From the outside every
 //! call blocks; do not call them from inside an async task.
 
 use std::sync::Arc;
