@@ -32,9 +32,12 @@ fn main() {
     let target = out_dir.ancestors().nth(4).map(Path::to_path_buf).unwrap_or_else(|| out_dir.clone());
     let guest_target = target.join("guest-wasm");
 
-    // The root manifest holds the guests' profile.
+    // The root manifest holds the guests' profile. Relative to this package (cargo resolves them
+    // against the package being built): an absolute path would keep pointing at the checkout
+    // that last ran this script, so a second checkout sharing the target folder (a clean clone
+    // for CI) would leave this one's guests stale.
     for dir in ["wit", "plugins", "tests/components", "Cargo.lock", "Cargo.toml"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+        println!("cargo:rerun-if-changed=../../{dir}");
     }
 
     for group in GUESTS {
