@@ -171,7 +171,7 @@ fn an_expired_page_iterator_loses_no_record_though_records_read_before_it_change
     let mut pages = Pages::new(&mut session, table, &options, Stream::Table, None, schema)
         .with_bounds(ReadBounds { calls: 1000, ..ReadBounds::default() });
     // Reads a page and says whether it ended the listing: the first checkpoint (a chunk holds
-    // 50,000 records), after which a read would go on only to the records changed since.
+    // 5,000 records), after which a read would go on only to the records changed since.
     let mut read = Vec::new();
     let page = |pages: &mut Pages, read: &mut Vec<String>| {
         let page = pages.next_page().expect("a page").expect("a page");

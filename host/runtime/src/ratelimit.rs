@@ -235,9 +235,9 @@ impl Shared {
     }
 
     /// Takes the budget's lock, waiting up to [`LOCK_WAIT`] for another process to let go of it.
-    /// The wait blocks the thread (the session's caller): the lock is held for a read and a write of a
-    /// small file, so a longer hold is a process stopped or stuck while holding it, and the budget
-    /// then paces on alone rather than freeze this process's requests behind it.
+    /// The wait blocks the thread (the session's caller): the lock is held for a read and a write
+    /// of a small file, so a longer hold is a process stopped or stuck while holding it, and the
+    /// budget then paces on alone rather than freeze this process's requests behind it.
     fn lock(&self) -> std::io::Result<std::fs::File> {
         let path = self.path.with_extension("lock");
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;

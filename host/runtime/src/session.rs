@@ -9,8 +9,8 @@
 //! Calls run asynchronously inside the session's own executor (current-thread, on the calling
 //! thread), so that a guest blocked in a host call (a WASI sleep or poll, or `http.send` waiting
 //! on pacing) is still stopped by the call's wall-clock limit: the session drops the call when
-//! the limit passes. From the outside every
-//! call blocks; do not call them from inside an async task.
+//! the limit passes. From the outside every call blocks; do not call them from inside an async
+//! task.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -332,26 +332,20 @@ impl Read<'_> {
     /// start when it has returned no record with a value), and what it passes over there: `named`
     /// records, or (`None`) none, as the offset could not name them.
     fn log_restart(&self, cursor: &Cursor, value: Option<i64>, named: Option<usize>) {
-        let table = &self.plan.table_name;
-        let (restart, at) = match value {
-            Some(v) => {
-                let v = time::format_ms(v);
-                (
-                    format!("restarting the listing at {} = {v}", cursor.field_name),
-                    "at that value".to_string(),
-                )
-            }
-            None => ("restarting the listing".to_string(), format!("without a {} value", cursor.field_name)),
+        let (field, table) = (&cursor.field_name, &self.plan.table_name);
+        let (at, records) = match value {
+            Some(v) => (format!(" at {field} = {}", time::format_ms(v)), "at that value".to_string()),
+            None => (String::new(), format!("without a {field} value")),
         };
-        let message = match named {
-            Some(n) => format!(
-                "the page iterator of table {table:?} expired; {restart}, passing over the {n} records {at} already read"
-            ),
+        let passing = match named {
+            Some(n) => format!(", passing over the {n} records {records} already read"),
             None => format!(
-                "the page iterator of table {table:?} expired; {restart}; the offset names none of the records {at} \
-                 already read (it names at most {NAMED_AT_MAX}), so they come again"
+                "; the offset names none of the records {records} already read (it names at most \
+                 {NAMED_AT_MAX}), so they come again"
             ),
         };
+        let message =
+            format!("the page iterator of table {table:?} expired; restarting the listing{at}{passing}");
         self.client.host.log(Level::Warn, &message);
     }
 
