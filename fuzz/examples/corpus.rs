@@ -116,6 +116,7 @@ const SPECS: &[&str] = &[
 const OFFSETS: &[&str] = &[
     "{\"cursor\":\"2024-01-02T03:04:05.000Z\",\"continue\":true,\"upto\":\"2024-01-02T03:05:00.000Z\"}\0{\"upto\":\"2024-01-02T03:05:00.000Z\",\"cursor\":\"2024-01-02T03:04:05.000Z\",\"continue\":true}",
     "{\"cursor\":null,\"upto\":\"2024-01-02T03:05:00.000Z\",\"max\":null,\"page\":\"itrX/recY\",\"emitted\":100,\"skip\":3}\0{\"page\":null,\"emitted\":0}",
+    "{\"page\":\"itrX/recY\",\"emitted\":40,\"last\":[\"recA\",\"recB\"],\"pass\":[\"recB\"],\"before\":3}\0{\"page\":\"itrX\",\"last\":null,\"pass\":[7],\"before\":-1}",
     "{\"shard\":1,\"next\":50}\0{\"next\":50}",
     "{\"shard\":2,\"from\":0,\"to\":1000}\0{ \"to\": 1000, \"shard\": 2, \"from\": 0 }",
     "{\"rows\":[1000,1000,999,0]}\0{\"rows\":[1000,1000,999,0.0]}",

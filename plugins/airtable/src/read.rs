@@ -4,28 +4,42 @@
 //!
 //! | offset | meaning | checkpointable |
 //! |---|---|---|
-//! | `{"page", "emitted", "skip"?}` | inside a snapshot listing | no |
+//! | `{"page", "emitted", "last", "pass"?, "before"?}` | inside a snapshot listing | no |
 //! | `{"snapshot": "complete"}` | the snapshot was read to its end | yes |
-//! | `{"cursor", "continue"?, "upto", "page", "max", "at_max"?, "emitted", "skip"?, "seen"?, "passed"?, "floor"?}` | inside a cdc listing | no |
+//! | `{"cursor", "continue"?, "upto", "page", "max", "at_max"?, "emitted", "seen"?, "passed"?, "floor"?}` | inside a cdc listing | no |
 //! | `{"cursor", "continue": true, "upto", "seen"?, "floor"?}` | a cdc read's chunk boundary: every change before the cursor (up to `upto`) was read, and at the cursor those of `seen` | yes |
 //! | `{"cursor": "<ISO UTC>" \| null}` | every change up to the cursor was read | yes |
 //!
-//! `emitted` counts the records the current listing has returned; `skip` how many of them
-//! a restarted listing still has to pass over; `seen` lists the ids of the records at the
-//! cursor value that the read has returned already, and `passed` counts those of them this
-//! listing has passed over. `max` is the largest cursor value the listing has returned, and
-//! `at_max` the ids of the records it returned at it (`null` when more than [`NAMED_AT_MAX`]).
+//! `emitted` counts the records the current listing has returned. A snapshot listing names the
+//! last of them (`last`, at most [`ANCHORS`]); after a restart, `pass` names those it has still to
+//! pass over, and `before` counts the records it passed over while it had met none of `last`.
+//! `seen` lists the ids of the records at the cursor value that the read has returned already,
+//! and `passed` counts those of them this listing has passed over. `max` is the largest cursor
+//! value the listing has returned, and `at_max` the ids of the records it returned at it (`null`
+//! when more than [`NAMED_AT_MAX`]).
 //! `floor` is the cursor the read went on from, when a continuation lies below it (inside the
 //! lookback window): every change up to it was read before, so the read never ends below it.
 //!
 //! # An expired page iterator
 //!
-//! Airtable lets a listing's page token expire; the listing must start over. A snapshot listing
-//! has no order but the source's own, so it starts over from its beginning and passes over as
-//! many records as it had returned (`skip`). A cdc listing does not trust places: a record it
-//! returned may have changed since (and left the listing, whose cap `upto` it is now past) or
-//! gone, and records tied at one value may come in another order, so skipping by place could
-//! pass over a record never returned. It starts over as a continuation from `max`, inclusive,
+//! Airtable lets a listing's page token expire; the listing must start over. Neither kind trusts
+//! places in the new listing: a record returned before may have gone since, so passing over as
+//! many records as were returned would pass over one never returned.
+//!
+//! A snapshot listing has no order but the source's own, so it starts over from its beginning
+//! and finds where it was by name: it passes over every record until it meets one of the last
+//! records it returned (`last`), and passes over those wherever it meets them; every record after
+//! the first it meets is returned. Records returned before `last` come before all of them in the
+//! source's order, and those of `last` that are gone cannot be met. Should none of `last` be met
+//! within as many records as the listing had returned (plus [`ANCHORS`], for records created
+//! since), they are all gone (or moved, in a view sorted by a field that changed): the read fails
+//! with a 422 that says so, having committed nothing of the snapshot, and the next run reads it
+//! anew. A record moved in such a view may come twice, or be missed as it would be by a listing
+//! that never expired.
+//!
+//! A cdc listing knows its order: a record it returned may have changed since (and left the
+//! listing, whose cap `upto` it is now past) or gone, and records tied at one value may come in
+//! another order. It starts over as a continuation from `max`, inclusive,
 //! and passes over the records of `at_max`, as after a chunk boundary: every record below `max`
 //! was returned already, since the listing is sorted. Should more records than an offset can
 //! name share `max`, those come again rather than any being lost (the upsert folds them by key).
@@ -87,7 +101,6 @@ use crate::time;
 struct Progress {
     token: Option<String>,
     emitted: u64,
-    skip: u64,
     /// Of `emitted`, those a continuation passed over, as the chunk before returned them.
     passed: u64,
 }
@@ -97,7 +110,6 @@ impl Progress {
         Progress {
             token: offset.get("page").and_then(Value::as_str).map(str::to_string),
             emitted: offset.get("emitted").and_then(Value::as_u64).unwrap_or(0),
-            skip: offset.get("skip").and_then(Value::as_u64).unwrap_or(0),
             passed: offset.get("passed").and_then(Value::as_u64).unwrap_or(0),
         }
     }
@@ -105,12 +117,79 @@ impl Progress {
     fn write(&self, offset: &mut Map<String, Value>) {
         offset.insert("page".into(), json!(self.token));
         offset.insert("emitted".into(), json!(self.emitted));
-        if self.skip > 0 {
-            offset.insert("skip".into(), json!(self.skip));
-        }
         if self.passed > 0 {
             offset.insert("passed".into(), json!(self.passed));
         }
+    }
+}
+
+/// How many of the records a snapshot listing returned last its offset names (`last`): a restart
+/// finds its place by any one of them.
+const ANCHORS: usize = 20;
+
+/// What a snapshot listing knows of the records it returned, to find its place again after a
+/// restart (see the module docs).
+#[derive(Debug, Default)]
+struct Returned {
+    /// The ids of the last records returned, the latest last.
+    last: Vec<String>,
+    /// The records a restarted listing passes over wherever it meets them.
+    pass: Vec<String>,
+    /// While a restarted listing has met none of `last`: the records it passed over so far.
+    before: Option<u64>,
+}
+
+impl Returned {
+    fn from(offset: &Map<String, Value>) -> Result<Returned, ConnectorError> {
+        Ok(Returned {
+            last: listed_ids(offset, "last")?.unwrap_or_default(),
+            pass: listed_ids(offset, "pass")?.unwrap_or_default(),
+            before: offset.get("before").and_then(Value::as_u64),
+        })
+    }
+
+    fn write(&self, offset: &mut Map<String, Value>) {
+        offset.insert("last".into(), json!(self.last));
+        if !self.pass.is_empty() {
+            offset.insert("pass".into(), json!(self.pass));
+        }
+        if let Some(before) = self.before {
+            offset.insert("before".into(), json!(before));
+        }
+    }
+
+    /// The listing starts over: it passes over everything until it meets a record of `last`, and
+    /// those by name (with an earlier restart's still unmet, at most as many again).
+    fn restart(&mut self) {
+        let mut pass = self.last.clone();
+        pass.extend(self.pass.drain(..).filter(|id| !self.last.contains(id)));
+        pass.truncate(2 * ANCHORS);
+        // Having returned nothing, it has nothing to pass over.
+        self.before = (!pass.is_empty()).then_some(0);
+        self.pass = pass;
+    }
+
+    /// Drops the page's records a restarted listing passes over, and notes the ones it returns.
+    fn pass_over(&mut self, records: &mut Vec<Record>) {
+        records.retain(|r| {
+            if let Some(i) = self.pass.iter().position(|id| *id == r.id) {
+                // An earlier restart's are older: meeting one of them says less.
+                if self.last.contains(&self.pass.remove(i)) {
+                    self.before = None;
+                }
+                return false;
+            }
+            match &mut self.before {
+                Some(passed) => {
+                    *passed += 1;
+                    false
+                }
+                None => true,
+            }
+        });
+        self.last.extend(records.iter().map(|r| r.id.to_string()));
+        let extra = self.last.len().saturating_sub(ANCHORS);
+        self.last.drain(..extra);
     }
 }
 
@@ -255,40 +334,36 @@ impl Read<'_> {
         }
     }
 
-    /// Starts a listing over from its beginning, to pass over the records it returned by their
-    /// place in it: for a listing in no order but the source's own.
-    fn relist_by_place(
+    /// Starts a snapshot listing over from its beginning, to pass over the records it returned by
+    /// name.
+    fn relist_snapshot(
         &self,
         query: &ListQuery,
         progress: &mut Progress,
+        returned: &mut Returned,
     ) -> Result<ListBody, ConnectorError> {
         self.client.host.log(
             Level::Warn,
             &format!(
-                "the page iterator of table {:?} expired; restarting the listing and skipping the {} \
-                 records already read",
+                "the page iterator of table {:?} expired; restarting the listing and passing over \
+                 the {} records already read, up to the last of them by id",
                 self.plan.table_name, progress.emitted
             ),
         );
-        progress.skip = progress.emitted;
+        returned.restart();
         progress.token = None;
         self.relist(query)
     }
 
-    /// The fetched page's records, less those a restarted listing has to pass over.
+    /// The fetched page's records, its page token noted.
     fn records<'b>(
         &self,
         listed: &'b ListBody,
         progress: &mut Progress,
     ) -> Result<Vec<Record<'b>>, ConnectorError> {
         let page = listed.page()?;
-        let mut records = page.records;
-        let passed = usize::try_from(progress.skip).unwrap_or(usize::MAX).min(records.len());
-        records.drain(..passed);
-        progress.skip -= passed as u64;
-        progress.emitted += records.len() as u64;
         progress.token = page.offset;
-        Ok(records)
+        Ok(page.records)
     }
 
     fn rows(&self, records: &[Record]) -> Result<(Rows, Counters), ConnectorError> {
@@ -306,21 +381,39 @@ impl Read<'_> {
         }
         // Anything else that is not a page token (say a cdc cursor from before the table
         // lost its lastModifiedTime field) starts the snapshot over.
-        let mut progress = if offset.contains_key("page") && !offset.contains_key("upto") {
-            Progress::from(offset)
+        let (mut progress, mut returned) = if offset.contains_key("page") && !offset.contains_key("upto") {
+            (Progress::from(offset), Returned::from(offset)?)
         } else {
-            Progress::default()
+            Default::default()
         };
         let query = self.query(self.options.filter_by_formula.clone(), None);
         let listed = match self.fetch(&query, &progress)? {
             Listing::Page(listed) => listed,
-            Listing::IteratorExpired => self.relist_by_place(&query, &mut progress)?,
+            Listing::IteratorExpired => self.relist_snapshot(&query, &mut progress, &mut returned)?,
         };
-        let records = self.records(&listed, &mut progress)?;
+        let mut records = self.records(&listed, &mut progress)?;
+        returned.pass_over(&mut records);
+        progress.emitted += records.len() as u64;
+        if let Some(passed) = returned.before
+            && (passed > progress.emitted + ANCHORS as u64 || progress.token.is_none())
+        {
+            return Err(ConnectorError::Source {
+                status: 422,
+                message: format!(
+                    "LIST_RECORDS_ITERATOR_NOT_AVAILABLE: the page iterator of table {:?} expired, and \
+                     none of the last {} records the snapshot returned is in the listing any more \
+                     (deleted, or moved in the view's order), so there is no telling which records it \
+                     returned. Nothing of this snapshot was committed: run again to read it anew.",
+                    self.plan.table_name,
+                    returned.last.len()
+                ),
+            });
+        }
         let (rows, counters) = self.rows(&records)?;
         let (end, checkpointable) = if progress.token.is_some() {
             let mut end = Map::new();
             progress.write(&mut end);
+            returned.write(&mut end);
             (Value::Object(end), false)
         } else {
             (json!({"snapshot": "complete"}), true)
@@ -440,6 +533,7 @@ impl Read<'_> {
             }
         };
         let mut records = self.records(&listed, &mut progress)?;
+        progress.emitted += records.len() as u64;
         let value = |record: &Record| {
             let value = record.text(&cursor.field_id).as_deref().and_then(time::parse_ms);
             value.map(|v| v.min(upto))

@@ -1,6 +1,7 @@
-//! Chunked cdc reads run through the host's loop against [`FakeAirtable`]: every record
-//! arrives, checkpoints come every `checkpoint_records` records, the read ends, and a
-//! restart from any checkpoint still yields every record.
+//! Long reads run through the host's loop against [`FakeAirtable`]: in a chunked cdc read every
+//! record arrives, checkpoints come every `checkpoint_records` records, the read ends, and a
+//! restart from any checkpoint still yields every record; a listing whose page iterator expired,
+//! cdc or snapshot, loses no record and returns none twice.
 
 use std::collections::BTreeSet;
 
@@ -49,15 +50,9 @@ fn calls(
     let mut steps = Vec::new();
     for _ in 0..max_calls {
         let before = fake.list_requests();
-        let page = Airtable::read_table_at(
-            fake,
-            &connection(),
-            "Compliance Records",
-            &options,
-            start.as_deref(),
-            || now,
-        )
-        .expect("read_table");
+        let page =
+            Airtable::read_table_at(fake, &connection(), fake.name, &options, start.as_deref(), || now)
+                .expect("read_table");
         let done = start.as_deref() == Some(page.end_offset.as_str());
         steps.push(Step {
             end: page.end_offset.clone(),
@@ -396,4 +391,74 @@ fn a_continuation_lists_from_the_boundary_inclusive_without_lookback_or_probe() 
             "AND(IS_AFTER({Updated}, '2024-04-01T00:00:00.003Z'), NOT(IS_AFTER({Updated}, '2024-05-01T00:00:00.000Z')))"
         )
     );
+}
+
+/// `n` vendors `recV0000…`, in creation order.
+fn vendors(n: usize) -> Vec<Value> {
+    (0..n).map(|i| record(&format!("recV{i:04}"), json!({"fldV1": format!("Vendor {i}")}))).collect()
+}
+
+fn delete(fake: &FakeAirtable, id: &str) {
+    let mut stored = fake.records.borrow_mut();
+    let gone = place(&stored, id);
+    stored.remove(gone);
+}
+
+#[test]
+fn an_expired_snapshot_listing_passes_over_what_it_returned_by_name_though_records_went() {
+    // 45 vendors in pages of 4: seven pages (28 records, more than the offset names) are read
+    // before the iterator expires.
+    let records = vendors(45);
+    let fake = FakeAirtable::vendors(records.clone());
+    let options = [("page_size", "4")];
+    let (before, _) = calls(&fake, &options, None, 7);
+    let read = ids_of(&before);
+    assert_eq!(read.len(), 28);
+    // Two records read early and the two read last are deleted: a new listing puts every later
+    // record four places up, so passing over its first 28 places would pass over four never read.
+    for id in [&read[0], &read[3], &read[26], &read[27]] {
+        delete(&fake, id);
+    }
+    // One call into the restarted listing passes over its first page, then it expires again.
+    let (restarted, _) = calls(&fake, &options, Some(&expired(&before[6])), 1);
+    assert!(restarted[0].ids.is_empty(), "{:?}", restarted[0]);
+    assert!(offset(&restarted[0])["before"].as_u64() > Some(0), "{}", restarted[0].end);
+    let after = host_loop(&fake, &options, Some(&expired(&restarted[0])), 30);
+    let all: Vec<String> = read.into_iter().chain(ids_of(&after)).collect();
+    assert_eq!(all.len(), 45, "each record once");
+    assert_eq!(sorted(all), all_ids(&records).into_iter().collect::<Vec<_>>(), "none lost");
+}
+
+#[test]
+fn an_expired_snapshot_listing_that_meets_none_of_its_last_records_fails_having_returned_nothing() {
+    let fake = FakeAirtable::vendors(vendors(45));
+    let options = [("page_size", "4")];
+    let (before, _) = calls(&fake, &options, None, 7);
+    let named: Vec<String> = serde_json::from_value(offset(&before[6])["last"].clone()).expect("ids");
+    assert_eq!(named.len(), 20, "{}", before[6].end);
+    for id in &named {
+        delete(&fake, id);
+    }
+    let now = parse_ms(NOW).unwrap_or_default();
+    let mut start = Some(expired(&before[6]));
+    let error = loop {
+        match Airtable::read_table_at(
+            &fake,
+            &connection(),
+            fake.name,
+            &opts(&options),
+            start.as_deref(),
+            || now,
+        ) {
+            Ok(page) => {
+                assert!(rows(&page).is_empty(), "a page returned rows: {}", page.end_offset);
+                start = Some(page.end_offset);
+            }
+            Err(e) => break e,
+        }
+    };
+    let message = error.to_string();
+    assert!(message.contains("source answered 422"), "{message}");
+    assert!(message.contains("none of the last 20 records"), "{message}");
+    assert!(message.contains("run again"), "{message}");
 }

@@ -227,6 +227,7 @@ fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
 
 /// One table's records behind Airtable's list endpoint, plus the fixture base's meta.
 pub(crate) struct FakeAirtable {
+    pub name: &'static str,
     table_id: &'static str,
     /// Field name → field id, for formulas and sorts.
     fields: Vec<(&'static str, &'static str)>,
@@ -254,11 +255,22 @@ impl FakeAirtable {
     /// The fixture's "Compliance Records" table (cursor field `Updated`), holding `records`.
     pub(crate) fn compliance(records: Vec<Value>) -> FakeAirtable {
         FakeAirtable {
+            name: "Compliance Records",
             table_id: super::COMPLIANCE,
             fields: vec![("Record", "fldC1"), ("Audited At", "fldC2"), ("Updated", "fldC3")],
             records: RefCell::new(records),
             iterators: RefCell::new(Vec::new()),
             sent: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The fixture's "Vendors" table, which has no lastModifiedTime field: a snapshot.
+    pub(crate) fn vendors(records: Vec<Value>) -> FakeAirtable {
+        FakeAirtable {
+            name: "Vendors",
+            table_id: super::VENDORS,
+            fields: vec![("Vendor Name", "fldV1"), ("Contact", "fldV2")],
+            ..FakeAirtable::compliance(records)
         }
     }
 
