@@ -10,8 +10,8 @@
 //! | `{"cursor", "continue": true, "upto", "seen"?, "floor"?}` | a cdc read's chunk boundary: every change before the cursor (up to `upto`) was read, and at the cursor those of `seen` | yes |
 //! | `{"cursor": "<ISO UTC>" \| null}` | every change up to the cursor was read | yes |
 //!
-//! `emitted` counts the records the current listing has returned. A snapshot listing names the
-//! last of them (`last`, at most [`ANCHORS`]); after a restart, `pass` names those it has still to
+//! `emitted` counts the records the current listing has returned (a snapshot's, across its
+//! restarts). A snapshot listing names the last of them (`last`, at most [`ANCHORS`]); after a restart, `pass` names those it has still to
 //! pass over, and `before` counts the records it passed over while it had met none of `last`.
 //! `seen` lists the ids of the records at the cursor value that the read has returned already,
 //! and `passed` counts those of them this listing has passed over. `max` is the largest cursor
@@ -30,12 +30,13 @@
 //! and finds where it was by name: it passes over every record until it meets one of the last
 //! records it returned (`last`), and passes over those wherever it meets them; every record after
 //! the first it meets is returned. Records returned before `last` come before all of them in the
-//! source's order, and those of `last` that are gone cannot be met. Should none of `last` be met
-//! within as many records as the listing had returned (plus [`ANCHORS`], for records created
-//! since), they are all gone (or moved, in a view sorted by a field that changed): the read fails
-//! with a 422 that says so, having committed nothing of the snapshot, and the next run reads it
-//! anew. A record moved in such a view may come twice, or be missed as it would be by a listing
-//! that never expired.
+//! source's order, and those of `last` that are gone cannot be met. (When `last` names every
+//! record returned, it passes over those by name alone.) Should none of `last` be met within as
+//! many records as the listing had returned (plus [`ANCHORS`], for records a sorted view puts
+//! before them), they are all gone, or left the listing (edited out of the view's or the
+//! formula's filter, or moved in a sorted view): the read fails with a 422 that says so, having
+//! committed nothing of the snapshot, and the next run reads it anew. A record moved in a sorted
+//! view may come twice, or be missed as it would be by a listing that never expired.
 //!
 //! A cdc listing knows its order: a record it returned may have changed since (and left the
 //! listing, whose cap `upto` it is now past) or gone, and records tied at one value may come in
@@ -144,7 +145,12 @@ impl Returned {
         Ok(Returned {
             last: listed_ids(offset, "last")?.unwrap_or_default(),
             pass: listed_ids(offset, "pass")?.unwrap_or_default(),
-            before: offset.get("before").and_then(Value::as_u64),
+            before: match offset.get("before") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().ok_or_else(|| {
+                    ConnectorError::InvalidOptions(format!("offset before {v} is not a count of records"))
+                })?),
+            },
         })
     }
 
@@ -158,14 +164,14 @@ impl Returned {
         }
     }
 
-    /// The listing starts over: it passes over everything until it meets a record of `last`, and
-    /// those by name (with an earlier restart's still unmet, at most as many again).
-    fn restart(&mut self) {
+    /// The listing, having returned `emitted` records, starts over: it passes over everything until
+    /// it meets a record of `last`, and those by name (with an earlier restart's still unmet, at
+    /// most as many again). When `last` names every record returned, by name alone.
+    fn restart(&mut self, emitted: u64) {
         let mut pass = self.last.clone();
         pass.extend(self.pass.drain(..).filter(|id| !self.last.contains(id)));
         pass.truncate(2 * ANCHORS);
-        // Having returned nothing, it has nothing to pass over.
-        self.before = (!pass.is_empty()).then_some(0);
+        self.before = (emitted > self.last.len() as u64).then_some(0);
         self.pass = pass;
     }
 
@@ -181,7 +187,7 @@ impl Returned {
             }
             match &mut self.before {
                 Some(passed) => {
-                    *passed += 1;
+                    *passed = passed.saturating_add(1);
                     false
                 }
                 None => true,
@@ -225,7 +231,7 @@ fn instant(offset: &Map<String, Value>, key: &str) -> Result<Option<i64>, Connec
     }
 }
 
-/// The record ids an offset lists under `key` (`seen`, `at_max`; see the module's docs), or
+/// The record ids an offset lists under `key` (`seen`, `at_max`, `last`, `pass`; see the module's docs), or
 /// `None` where it lists none (the key is absent or null).
 fn listed_ids(offset: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, ConnectorError> {
     let invalid =
@@ -350,7 +356,7 @@ impl Read<'_> {
                 self.plan.table_name, progress.emitted
             ),
         );
-        returned.restart();
+        returned.restart(progress.emitted);
         progress.token = None;
         self.relist(query)
     }
@@ -395,15 +401,16 @@ impl Read<'_> {
         returned.pass_over(&mut records);
         progress.emitted += records.len() as u64;
         if let Some(passed) = returned.before
-            && (passed > progress.emitted + ANCHORS as u64 || progress.token.is_none())
+            && (passed > progress.emitted.saturating_add(ANCHORS as u64) || progress.token.is_none())
         {
             return Err(ConnectorError::Source {
                 status: 422,
                 message: format!(
                     "LIST_RECORDS_ITERATOR_NOT_AVAILABLE: the page iterator of table {:?} expired, and \
                      none of the last {} records the snapshot returned is in the listing any more \
-                     (deleted, or moved in the view's order), so there is no telling which records it \
-                     returned. Nothing of this snapshot was committed: run again to read it anew.",
+                     (deleted, edited out of the view's or the formula's filter, or moved in a sorted \
+                     view), so there is no telling which records it returned. Nothing of this \
+                     snapshot was committed: run again to read it anew.",
                     self.plan.table_name,
                     returned.last.len()
                 ),

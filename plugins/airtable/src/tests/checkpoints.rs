@@ -11,6 +11,7 @@ use super::fake::FakeAirtable;
 use super::*;
 use crate::Airtable;
 use crate::time::{format_ms, parse_ms};
+use weir_connector_sdk::ConnectorError;
 
 const NOW: &str = "2024-05-01T00:00:00.000Z";
 const T0: &str = "2024-04-01T00:00:00.000Z";
@@ -429,36 +430,76 @@ fn an_expired_snapshot_listing_passes_over_what_it_returned_by_name_though_recor
     assert_eq!(sorted(all), all_ids(&records).into_iter().collect::<Vec<_>>(), "none lost");
 }
 
+/// Reads on from `start` until the read fails: the calls that returned, and the error. Every page
+/// before the error must return no row.
+fn until_error(fake: &FakeAirtable, options: &[(&str, &str)], start: String) -> (usize, ConnectorError) {
+    let now = parse_ms(NOW).unwrap_or_default();
+    let mut start = Some(start);
+    for call in 0..100 {
+        let read =
+            Airtable::read_table_at(fake, &connection(), fake.name, &opts(options), start.as_deref(), || now);
+        match read {
+            Ok(page) => {
+                assert!(rows(&page).is_empty(), "a page returned rows: {}", page.end_offset);
+                start = Some(page.end_offset);
+            }
+            Err(e) => return (call, e),
+        }
+    }
+    panic!("the read did not fail within 100 calls");
+}
+
+/// The ids an offset names as the last records it returned.
+fn last_named(step: &Step) -> Vec<String> {
+    serde_json::from_value(offset(step)["last"].clone()).expect("ids")
+}
+
 #[test]
 fn an_expired_snapshot_listing_that_meets_none_of_its_last_records_fails_having_returned_nothing() {
     let fake = FakeAirtable::vendors(vendors(45));
     let options = [("page_size", "4")];
     let (before, _) = calls(&fake, &options, None, 7);
-    let named: Vec<String> = serde_json::from_value(offset(&before[6])["last"].clone()).expect("ids");
+    let named = last_named(&before[6]);
     assert_eq!(named.len(), 20, "{}", before[6].end);
     for id in &named {
         delete(&fake, id);
     }
-    let now = parse_ms(NOW).unwrap_or_default();
-    let mut start = Some(expired(&before[6]));
-    let error = loop {
-        match Airtable::read_table_at(
-            &fake,
-            &connection(),
-            fake.name,
-            &opts(&options),
-            start.as_deref(),
-            || now,
-        ) {
-            Ok(page) => {
-                assert!(rows(&page).is_empty(), "a page returned rows: {}", page.end_offset);
-                start = Some(page.end_offset);
-            }
-            Err(e) => break e,
-        }
-    };
+    // The listing ends (25 records) without meeting any of them.
+    let (_, error) = until_error(&fake, &options, expired(&before[6]));
     let message = error.to_string();
     assert!(message.contains("source answered 422"), "{message}");
     assert!(message.contains("none of the last 20 records"), "{message}");
     assert!(message.contains("run again"), "{message}");
+
+    // Forty records a sorted view puts first: it gives up once it has passed over 20 more than the
+    // 28 it had returned (13 pages of 4), not at the end of the listing's 17 pages.
+    let fake = FakeAirtable::vendors(vendors(45));
+    let (before, _) = calls(&fake, &options, None, 7);
+    for id in &last_named(&before[6]) {
+        delete(&fake, id);
+    }
+    let first: Vec<Value> =
+        (0..40).map(|i| record(&format!("recN{i:04}"), json!({"fldV1": format!("New {i}")}))).collect();
+    fake.records.borrow_mut().splice(0..0, first);
+    let (calls_before, error) = until_error(&fake, &options, expired(&before[6]));
+    assert_eq!(calls_before, 12, "{error}");
+    assert!(error.to_string().contains("none of the last 20 records"), "{error}");
+}
+
+#[test]
+fn an_expired_snapshot_listing_that_named_every_record_it_returned_passes_over_them_by_name() {
+    // Two pages of 4 read, all eight deleted since: nothing is unknown, so nothing fails.
+    let records = vendors(45);
+    let fake = FakeAirtable::vendors(records.clone());
+    let options = [("page_size", "4")];
+    let (before, _) = calls(&fake, &options, None, 2);
+    let read = ids_of(&before);
+    assert_eq!(last_named(&before[1]), read);
+    for id in &read {
+        delete(&fake, id);
+    }
+    let after = host_loop(&fake, &options, Some(&expired(&before[1])), 30);
+    let all: Vec<String> = read.into_iter().chain(ids_of(&after)).collect();
+    assert_eq!(all.len(), 45, "each record once");
+    assert_eq!(sorted(all), all_ids(&records).into_iter().collect::<Vec<_>>(), "none lost");
 }
