@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{read_delta, report_line, text, write_sim_connections};
 use serde_json::Value;
@@ -17,12 +17,10 @@ use weir_airtable_sim::{DEFAULT_TOKEN, Sim, SimConfig};
 const TABLES: [&str; 3] = ["sku_candidates", "vendors", "launch_milestones"];
 
 fn weir(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
+    common::weir_command()
         .args(args)
         .arg("--connections")
         .arg(dir.join("connections.toml"))
-        .env_remove("WEIR_CONNECTIONS")
-        .env_remove("WEIR_CONNECTION")
         .output()
         .expect("weir runs")
 }
@@ -196,11 +194,9 @@ fn weir_test_passes_airtable_live_and_replayed_and_names_the_rule_a_connector_br
 
 /// `weir ARGS` in `cwd`, with no connection chosen from the environment.
 fn weir_in(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
+    common::weir_command()
         .current_dir(cwd)
         .args(args)
-        .env_remove("WEIR_CONNECTIONS")
-        .env_remove("WEIR_CONNECTION")
         .env_remove("ACME_TOKEN")
         // The scaffold's own build, kept between test runs.
         .env("CARGO_TARGET_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target"))

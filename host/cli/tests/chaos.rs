@@ -76,11 +76,16 @@ impl Env {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
-        cmd.current_dir(self.dir.path())
-            .env_remove("RUST_LOG")
-            .env("WEIR_CACHE_DIR", self.dir.path().join("cache"))
-            .args(["run", "chaos.yaml", "--warehouse", "warehouse", "--commit-rows", "5000", "--json"]);
+        let mut cmd = common::weir_command();
+        cmd.current_dir(self.dir.path()).env("WEIR_CACHE_DIR", self.dir.path().join("cache")).args([
+            "run",
+            "chaos.yaml",
+            "--warehouse",
+            "warehouse",
+            "--commit-rows",
+            "5000",
+            "--json",
+        ]);
         cmd
     }
 

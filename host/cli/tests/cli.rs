@@ -2,9 +2,11 @@
 //! stderr and in the exit code, and what the simulator saw (the host injects the token, a
 //! denied address is never contacted, the token is never printed).
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim, SimConfig};
@@ -74,8 +76,7 @@ impl Fixture {
 /// Runs `weir` with `args`, `--connections` first when given, and a clean environment
 /// (the right token in [`TOKEN_VAR`], no `WEIR_CONNECTION*`, no `RUST_LOG` unless given).
 fn weir(connections: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
-    cmd.env_remove("WEIR_CONNECTIONS").env_remove("WEIR_CONNECTION").env_remove("RUST_LOG");
+    let mut cmd = common::weir_command();
     cmd.env(TOKEN_VAR, DEFAULT_TOKEN);
     cmd.args(args);
     if let Some(c) = connections {
@@ -367,8 +368,7 @@ fn trace_logging_never_shows_the_token() {
 fn the_demo_runs_on_a_fresh_folder_and_prints_no_library_noise() {
     let dir = tempfile::tempdir().expect("tempdir");
     let demo = dir.path().join("demo");
-    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .env_remove("RUST_LOG")
+    let out = common::weir_command()
         .env("WEIR_CACHE_DIR", dir.path().join("cache"))
         .args(["demo", "--dir"])
         .arg(&demo)

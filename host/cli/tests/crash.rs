@@ -55,7 +55,7 @@ impl Env {
     }
 
     fn command(&self, warehouse: &Path) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_weir"));
+        let mut c = common::weir_command();
         c.arg("run")
             .arg(&self.spec)
             .arg("--connections")

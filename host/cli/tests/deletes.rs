@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{encode, read_delta, sim_api, text, write_sim_connections};
 use serde_json::{Value, json};
@@ -18,13 +18,7 @@ use weir_airtable_sim::{DEFAULT_BASE_ID, Sim, SimConfig};
 const TABLE: &str = "Compliance Records";
 
 fn weir(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("WEIR_CONNECTIONS")
-        .env_remove("WEIR_CONNECTION")
-        .output()
-        .expect("weir runs")
+    common::weir_command().current_dir(dir).args(args).output().expect("weir runs")
 }
 
 fn setup(scd: &str) -> (tempfile::TempDir, Sim) {

@@ -5,10 +5,11 @@
 //! The expected types and values are worked out here from AIRTABLE.md, independently of the
 //! connector's code, from the simulator's own meta and records responses.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -44,9 +45,7 @@ fn base() -> &'static [TableData] {
         ))
         .expect("write connections.toml");
         let weir = |args: &[&str]| -> String {
-            let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-                .env_remove("WEIR_CONNECTION")
-                .env_remove("RUST_LOG")
+            let out = common::weir_command()
                 .args(args)
                 .arg("--connections")
                 .arg(&conns)

@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -79,9 +79,8 @@ impl Env {
     }
 
     fn start(&self) -> Follower {
-        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        let child = common::weir_command()
             .current_dir(self.dir.path())
-            .env_remove("RUST_LOG")
             .env("WEIR_HOME", self.dir.path().join("home"))
             .env("WEIR_CACHE_DIR", self.dir.path().join("cache"))
             .args(["run", "follow.yaml", "--warehouse", "warehouse", "--commit-rows", "200"])
@@ -282,7 +281,7 @@ fn a_following_run_swaps_versions_between_commits_and_rolls_back_a_failing_one()
     // A last run without --follow (on the good version) reads what changed since; then the table
     // must equal the source.
     env.deploy(&airtable("0.2.1"));
-    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+    let out = common::weir_command()
         .current_dir(env.dir.path())
         .env("WEIR_HOME", env.dir.path().join("home"))
         .env("WEIR_CACHE_DIR", env.dir.path().join("cache"))

@@ -24,11 +24,9 @@ fn fixture(name: &str) -> String {
 
 /// `weir ARGS` in `cwd`, with no connection chosen from the environment and no token.
 fn weir(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
+    common::weir_command()
         .current_dir(cwd)
         .args(args)
-        .env_remove("WEIR_CONNECTIONS")
-        .env_remove("WEIR_CONNECTION")
         .env_remove("GITHUB_TOKEN")
         // The connector's own build, kept between test runs, beside the scaffold test's.
         .env("CARGO_TARGET_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target"))

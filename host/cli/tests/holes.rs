@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{read_delta, text};
 use serde_json::Value;
@@ -42,9 +42,8 @@ impl Env {
     }
 
     fn weir(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_weir"))
+        common::weir_command()
             .current_dir(self.dir.path())
-            .env_remove("RUST_LOG")
             .env("WEIR_CACHE_DIR", self.dir.path().join("cache"))
             .args(args)
             .output()

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{read_delta, text};
 use serde_json::{Value, json};
 use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim, SimConfig};
@@ -30,9 +28,8 @@ fn setup() -> (Sim, tempfile::TempDir) {
 }
 
 fn weir(dir: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
+    common::weir_command()
         .current_dir(dir.path())
-        .env_remove("RUST_LOG")
         .env("WEIR_CACHE_DIR", dir.path().join("cache"))
         .args(args)
         .output()

@@ -62,7 +62,7 @@ impl Warehouse {
 
 /// `weir ARGS` under `env` and nothing of the caller's cloud settings.
 fn command(env: &[(String, String)], args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    let mut cmd = common::weir_command();
     clear_store_env(&mut cmd);
     cmd.envs(env.iter().map(|(k, v)| (k, v))).args(args);
     cmd

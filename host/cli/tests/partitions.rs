@@ -47,9 +47,8 @@ impl Env {
     }
 
     fn command(&self, rows: u64) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        let mut cmd = common::weir_command();
         cmd.current_dir(self.dir.path())
-            .env_remove("RUST_LOG")
             .env("WEIR_CACHE_DIR", self.dir.path().join("cache"))
             .arg("run")
             .arg(self.spec(rows))

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{encode, read_delta, sim_api, text, write_sim_connections};
 use serde_json::{Value, json};
@@ -42,7 +42,7 @@ impl Env {
 
     /// `weir run SPEC --json` with `extra` arguments.
     fn run(&self, spec: &Path, extra: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_weir"))
+        common::weir_command()
             .arg("run")
             .arg(spec)
             .arg("--connections")
@@ -563,7 +563,7 @@ fn two_runs_at_once_on_one_base_share_its_budget() {
             std::fs::write(&path, spec).expect("write spec");
             let log =
                 |what: &str| std::fs::File::create(dir.path().join(format!("{what}{i}"))).expect("log file");
-            let run = Command::new(env!("CARGO_BIN_EXE_weir"))
+            let run = common::weir_command()
                 .arg("run")
                 .arg(&path)
                 .arg("--connections")

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{read_delta, sim_api, text, write_sim_connections};
 use serde_json::{Value, json};
@@ -37,12 +36,10 @@ impl Env {
 
     /// `weir ARGS --connections …`, required to succeed; returns stdout.
     fn weir(&self, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        let out = common::weir_command()
             .args(args)
             .arg("--connections")
             .arg(self.connections())
-            .env_remove("WEIR_CONNECTIONS")
-            .env_remove("WEIR_CONNECTION")
             .output()
             .expect("weir runs");
         assert!(out.status.success(), "weir {args:?} failed:\n{}", text(&out));

@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::text;
 
@@ -27,9 +27,8 @@ impl Env {
     }
 
     fn weir(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_weir"))
+        common::weir_command()
             .current_dir(self.dir.path())
-            .env_remove("RUST_LOG")
             .env_remove("WEIR_ALLOW_UNSIGNED")
             .env("WEIR_HOME", self.path("home"))
             .env("WEIR_CACHE_DIR", self.path("cache"))

@@ -6,13 +6,26 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 use weir_airtable_sim::{DEFAULT_BASE_ID, DEFAULT_TOKEN, Sim};
 
 #[allow(unused_imports)]
 pub use weir_tests::delta_reader::read_delta;
+
+/// The `weir` binary as a test runs it: without the caller's `WEIR_CONNECTIONS`,
+/// `WEIR_CONNECTION` and `RUST_LOG`, and with its cache (compiled components, shared request
+/// budgets) in the target folder, beside the Spark suite's, rather than the user's
+/// `~/.cache/weir`. A test that needs a cache of its own sets `WEIR_CACHE_DIR` again.
+pub fn weir_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.env_remove("WEIR_CONNECTIONS")
+        .env_remove("WEIR_CONNECTION")
+        .env_remove("RUST_LOG")
+        .env("WEIR_CACHE_DIR", weir_tests::delta_reader::target_dir().join("weir-cache"));
+    cmd
+}
 
 /// Writes `sim-token` and a `connections.toml` whose connection `airtable` points at `sim`.
 pub fn write_sim_connections(dir: &Path, sim: &Sim) {
