@@ -231,8 +231,8 @@ fn instant(offset: &Map<String, Value>, key: &str) -> Result<Option<i64>, Connec
     }
 }
 
-/// The record ids an offset lists under `key` (`seen`, `at_max`, `last`, `pass`; see the module's docs), or
-/// `None` where it lists none (the key is absent or null).
+/// The record ids an offset lists under `key` (`seen`, `at_max`, `last`, `pass`; see the module's
+/// docs), or `None` where it lists none (the key is absent or null).
 fn listed_ids(offset: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, ConnectorError> {
     let invalid =
         |v: &Value| ConnectorError::InvalidOptions(format!("offset {key} {v} is not a list of record ids"));
@@ -348,15 +348,20 @@ impl Read<'_> {
         progress: &mut Progress,
         returned: &mut Returned,
     ) -> Result<ListBody, ConnectorError> {
-        self.client.host.log(
-            Level::Warn,
-            &format!(
-                "the page iterator of table {:?} expired; restarting the listing and passing over \
-                 the {} records already read, up to the last of them by id",
-                self.plan.table_name, progress.emitted
-            ),
-        );
         returned.restart(progress.emitted);
+        let passing = match returned.before {
+            Some(_) => format!(
+                "records until it meets one of the last {} of the {} it returned, and those by id",
+                returned.last.len(),
+                progress.emitted
+            ),
+            None => format!("the {} records it returned, by id", progress.emitted),
+        };
+        let table = &self.plan.table_name;
+        let message = format!(
+            "the page iterator of table {table:?} expired; restarting the listing, passing over {passing}"
+        );
+        self.client.host.log(Level::Warn, &message);
         progress.token = None;
         self.relist(query)
     }
@@ -399,7 +404,7 @@ impl Read<'_> {
         };
         let mut records = self.records(&listed, &mut progress)?;
         returned.pass_over(&mut records);
-        progress.emitted += records.len() as u64;
+        progress.emitted = progress.emitted.saturating_add(records.len() as u64);
         if let Some(passed) = returned.before
             && (passed > progress.emitted.saturating_add(ANCHORS as u64) || progress.token.is_none())
         {
@@ -540,7 +545,7 @@ impl Read<'_> {
             }
         };
         let mut records = self.records(&listed, &mut progress)?;
-        progress.emitted += records.len() as u64;
+        progress.emitted = progress.emitted.saturating_add(records.len() as u64);
         let value = |record: &Record| {
             let value = record.text(&cursor.field_id).as_deref().and_then(time::parse_ms);
             value.map(|v| v.min(upto))
