@@ -506,3 +506,90 @@ impl reqwest::dns::Resolve for Resolver {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::path::Path;
+
+    use super::*;
+    use crate::connection::ConnectionsFile;
+
+    /// A keep-alive server on loopback that answers every request with an empty page and closes a
+    /// connection once it has been idle for `idle`, as servers do; and how many it accepted.
+    fn closing_server(idle: Duration) -> (String, Arc<AtomicU64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let address = listener.local_addr().expect("its address");
+        let accepted = Arc::new(AtomicU64::new(0));
+        let counted = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                counted.fetch_add(1, Ordering::Relaxed);
+                std::thread::spawn(move || {
+                    stream.set_read_timeout(Some(idle)).expect("a read timeout");
+                    let (mut buf, mut head) = ([0; 4096], Vec::new());
+                    // Ends, closing the connection, once a read times out or the client leaves.
+                    while let Ok(n @ 1..) = stream.read(&mut buf) {
+                        head.extend_from_slice(&buf[..n]);
+                        while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                            head.drain(..end + 4);
+                            let body = r#"{"records":[]}"#;
+                            let response = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            if stream.write_all(response.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (format!("http://{address}"), accepted)
+    }
+
+    /// A session's runtime is not driven between calls, so a pooled connection does not see the
+    /// server close it while idle; the next request must still not fail on it, nor cost a retry.
+    #[test]
+    fn a_pooled_connection_the_server_closed_while_idle_costs_no_retry() {
+        let (base_url, accepted) = closing_server(Duration::from_millis(100));
+        let manifest = Manifest::from_component(weir_artifacts::AIRTABLE).expect("the Airtable manifest");
+        // No pacing to speak of, so that requests in quick succession come within the server's idle.
+        let text = format!(
+            "[connections.t]\nconnector = \"airtable\"\nbase_id = \"appT\"\nbase_url = \"{base_url}\"\n\
+             bearer_token = \"secret\"\nallow_loopback = true\n[connections.t.rate_limits]\n\
+             \"base:{{base}}\" = 100000\n\"token:{{bearer_token}}\" = 100000\n"
+        );
+        let file = ConnectionsFile::parse(&text, Path::new("t.toml")).expect("valid connections");
+        let connection = file.get("t").expect("the connection").resolve(&manifest).expect("it resolves");
+        let redactor = Arc::new(Redactor::new(connection.secrets.values()));
+        let limiters = Arc::new(RateLimiters::default());
+        let gate = HttpGate::configure(&manifest, &connection, &limiters, redactor).expect("the gate");
+        // As a session drives it: a runtime on the calling thread, idle between calls.
+        let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        let send = || {
+            let get = Request {
+                method: "GET".into(),
+                url: format!("{base_url}/v0/appT/tblT"),
+                headers: vec![],
+                body: None,
+            };
+            tokio.block_on(gate.send(get)).expect("no bound").expect("a response").status
+        };
+        for _ in 0..3 {
+            assert_eq!(send(), 200);
+        }
+        assert_eq!(accepted.load(Ordering::Relaxed), 1, "requests in quick succession share a connection");
+        for _ in 0..3 {
+            // Long enough for the server to close the connection the last request went on.
+            std::thread::sleep(Duration::from_millis(300));
+            assert_eq!(send(), 200);
+        }
+        assert_eq!(accepted.load(Ordering::Relaxed), 4, "each request after a pause on a new connection");
+        let counts = gate.counts();
+        assert_eq!((counts.requests, counts.retries), (6, 0), "{counts:?}");
+    }
+}
