@@ -148,13 +148,11 @@ fn faults_at_ten_percent_still_yield_every_row_exactly_once() {
     assert_eq!(clean_counts.retries, 0, "a fault-free simulator needed retries");
 }
 
-#[test]
-fn an_expired_page_iterator_loses_no_record_though_records_read_before_it_changed_or_went() {
-    // One cdc listing of 120 records in pages of 5, its iterator expiring after four pages, by
-    // which time a person has edited two of the records read and deleted a third. A listing
-    // started over no longer has them where they were: passing over the first 20 places of it
-    // would pass over records never read.
-    let table = "SKU Candidates";
+/// Reads `table`, grown to 120 records, in pages of 5 through the sandbox: `before` pages, then
+/// `meanwhile` changes the source (given the records read so far) and the page iterator expires,
+/// then the rest of the listing. Asserts that the read returned every record the table held at
+/// its start exactly once.
+fn read_across_an_expiry(table: &str, before: usize, meanwhile: impl FnOnce(&Sim, &[String])) {
     let sim = Sim::start(SimConfig {
         rate_limit: false,
         seed: 7,
@@ -170,8 +168,9 @@ fn an_expired_page_iterator_loses_no_record_though_records_read_before_it_change
     let keys = session.table_metadata(table, &options).expect("metadata").primary_keys;
     let mut pages = Pages::new(&mut session, table, &options, Stream::Table, None, schema)
         .with_bounds(ReadBounds { calls: 1000, ..ReadBounds::default() });
-    // Reads a page and says whether it ended the listing: the first checkpoint (a chunk holds
-    // 5,000 records), after which a read would go on only to the records changed since.
+    // Reads a page and says whether it ended the listing: a snapshot's end, or a cdc read's first
+    // checkpoint (a chunk holds 5,000 records), after which it would go on only to the records
+    // changed since.
     let mut read = Vec::new();
     let page = |pages: &mut Pages, read: &mut Vec<String>| {
         let page = pages.next_page().expect("a page").expect("a page");
@@ -180,66 +179,42 @@ fn an_expired_page_iterator_loses_no_record_though_records_read_before_it_change
         }
         page.checkpointable
     };
-    for _ in 0..4 {
-        assert!(!page(&mut pages, &mut read), "the listing ended early");
+    for _ in 0..before {
+        assert!(!page(&mut pages, &mut read), "{table}: the listing ended early");
     }
-    assert_eq!(read.len(), 20, "four pages of five");
-    let edits = read[..2].iter().map(|id| serde_json::json!({"id": id, "fields": {"Name": "Renamed"}}));
-    sim.update_records(DEFAULT_BASE_ID, table, edits.collect()).expect("edits");
-    sim.delete_records(DEFAULT_BASE_ID, table, &[read[2].as_str()]).expect("a deletion");
+    assert_eq!(read.len(), 5 * before, "{table}: {before} pages of five");
+    meanwhile(&sim, &read);
     sim.expire_iterators();
     while !page(&mut pages, &mut read) {}
 
     let mut unique = read.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), read.len(), "a record came twice in one listing");
+    assert_eq!(unique.len(), read.len(), "{table}: a record came twice in one listing");
     expected.sort();
-    assert_eq!(unique, expected, "the read did not return each record of the table once");
+    assert_eq!(unique, expected, "{table}: the read did not return each record of the table once");
+}
+
+#[test]
+fn an_expired_page_iterator_loses_no_record_though_records_read_before_it_changed_or_went() {
+    // A cdc listing, its iterator expiring after four pages, by which time a person has edited two
+    // of the records read and deleted a third. A listing started over no longer has them where
+    // they were: passing over the first 20 places of it would pass over records never read.
+    read_across_an_expiry("SKU Candidates", 4, |sim, read| {
+        let table = "SKU Candidates";
+        let edits = read[..2].iter().map(|id| serde_json::json!({"id": id, "fields": {"Name": "Renamed"}}));
+        sim.update_records(DEFAULT_BASE_ID, table, edits.collect()).expect("edits");
+        sim.delete_records(DEFAULT_BASE_ID, table, &[read[2].as_str()]).expect("a deletion");
+    });
 }
 
 #[test]
 fn an_expired_snapshot_page_iterator_loses_no_record_though_records_read_before_it_went() {
-    // A snapshot listing of 120 vendors in pages of 5, its iterator expiring after six pages, by
-    // which time two of the records read first and the one read last are deleted. Passing over
-    // the first 30 places of a listing started over would pass over three records never read.
-    let table = "Vendors";
-    let sim = Sim::start(SimConfig {
-        rate_limit: false,
-        seed: 7,
-        grow: vec![(table.to_string(), 120)],
-        ..SimConfig::default()
-    })
-    .expect("simulator starts");
-    let mut expected = sim.record_ids(DEFAULT_BASE_ID, table).expect("record ids");
-    let runtime = runtime();
-    let mut session = open(&runtime, weir_artifacts::AIRTABLE, &connection(&sim, DEFAULT_TOKEN));
-    let options = [("page_size".to_string(), "5".to_string())];
-    let schema = session.arrow_schema(table, &options).expect("schema");
-    let keys = session.table_metadata(table, &options).expect("metadata").primary_keys;
-    let mut pages = Pages::new(&mut session, table, &options, Stream::Table, None, schema)
-        .with_bounds(ReadBounds { calls: 1000, ..ReadBounds::default() });
-    let mut read = Vec::new();
-    let page = |pages: &mut Pages, read: &mut Vec<String>| {
-        let page = pages.next_page().expect("a page").expect("a page");
-        for batch in &page.batches {
-            read.extend(key_text(batch, &keys));
-        }
-        page.checkpointable
-    };
-    for _ in 0..6 {
-        assert!(!page(&mut pages, &mut read), "the snapshot ended early");
-    }
-    assert_eq!(read.len(), 30, "six pages of five");
-    let gone = [read[0].as_str(), read[1].as_str(), read[29].as_str()];
-    sim.delete_records(DEFAULT_BASE_ID, table, &gone).expect("deletions");
-    sim.expire_iterators();
-    while !page(&mut pages, &mut read) {}
-
-    let mut unique = read.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), read.len(), "a record came twice in one listing");
-    expected.sort();
-    assert_eq!(unique, expected, "the snapshot did not return each record of the table once");
+    // A snapshot listing of vendors, its iterator expiring after six pages, by which time two of
+    // the records read first and the one read last are deleted. Passing over the first 30 places
+    // of a listing started over would pass over three records never read.
+    read_across_an_expiry("Vendors", 6, |sim, read| {
+        let gone = [read[0].as_str(), read[1].as_str(), read[29].as_str()];
+        sim.delete_records(DEFAULT_BASE_ID, "Vendors", &gone).expect("deletions");
+    });
 }
