@@ -11,8 +11,9 @@
 //! | `{"cursor": "<ISO UTC>" \| null}` | every change up to the cursor was read | yes |
 //!
 //! `emitted` counts the records the current listing has returned (a snapshot's, across its
-//! restarts). A snapshot listing names the last of them (`last`, at most [`ANCHORS`]); after a restart, `pass` names those it has still to
-//! pass over, and `before` counts the records it passed over while it had met none of `last`.
+//! restarts). A snapshot listing names the last of them (`last`, at most [`ANCHORS`]); after a
+//! restart, `pass` names those it has still to pass over, and `before` counts the records it
+//! passed over while it had met none of `last`.
 //! `seen` lists the ids of the records at the cursor value that the read has returned already,
 //! and `passed` counts those of them this listing has passed over. `max` is the largest cursor
 //! value the listing has returned, and `at_max` the ids of the records it returned at it (`null`
@@ -357,11 +358,7 @@ impl Read<'_> {
             ),
             None => format!("the {} records it returned, by id", progress.emitted),
         };
-        let table = &self.plan.table_name;
-        let message = format!(
-            "the page iterator of table {table:?} expired; restarting the listing, passing over {passing}"
-        );
-        self.client.host.log(Level::Warn, &message);
+        self.warn_restarting(&format!(", passing over {passing}"));
         progress.token = None;
         self.relist(query)
     }
@@ -437,7 +434,7 @@ impl Read<'_> {
     /// start when it has returned no record with a value), and what it passes over there: `named`
     /// records, or (`None`) none, as the offset could not name them.
     fn log_restart(&self, cursor: &Cursor, value: Option<i64>, named: Option<usize>) {
-        let (field, table) = (&cursor.field_name, &self.plan.table_name);
+        let field = &cursor.field_name;
         let (at, records) = match value {
             Some(v) => (format!(" at {field} = {}", time::format_ms(v)), "at that value".to_string()),
             None => (String::new(), format!("without a {field} value")),
@@ -449,8 +446,13 @@ impl Read<'_> {
                  {NAMED_AT_MAX}), so they come again"
             ),
         };
-        let message =
-            format!("the page iterator of table {table:?} expired; restarting the listing{at}{passing}");
+        self.warn_restarting(&format!("{at}{passing}"));
+    }
+
+    /// Warns that the listing's page iterator expired and the listing starts over, and `how`.
+    fn warn_restarting(&self, how: &str) {
+        let table = &self.plan.table_name;
+        let message = format!("the page iterator of table {table:?} expired; restarting the listing{how}");
         self.client.host.log(Level::Warn, &message);
     }
 
