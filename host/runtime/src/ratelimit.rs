@@ -365,7 +365,7 @@ struct State {
     paused_until: Option<Instant>,
     /// The spacing the source's reported quota allows, and until when (see [`Budget::ration`]).
     rationed: Option<(Instant, Duration)>,
-    /// The last `burst` reservations, in order.
+    /// The last `burst` reservations, in order, less those that finished a window ago.
     recent: VecDeque<Reserved>,
     /// This process's reservations so far: the next one's id.
     granted: u64,
@@ -455,11 +455,17 @@ impl Budget {
             // Created before looking, so that a finish in between still wakes it.
             let finished = self.finished.notified();
             let reserved = self.with_state(true, |s| {
+                let now = Instant::now();
+                // A request that finished a window ago bounds no later one: dropped, so that a
+                // budget of a high rate holds (and a shared one reads and writes) its last window
+                // only, not its last `burst` requests.
+                while s.recent.front().is_some_and(|r| r.done.is_some_and(|done| done + WINDOW <= now)) {
+                    s.recent.pop_front();
+                }
                 let full = s.recent.len() >= self.burst;
                 if full && matches!(s.recent.front(), Some(Reserved { done: None, .. })) {
                     return None;
                 }
-                let now = Instant::now();
                 let mut slot = s.next.map_or(now, |n| n.max(now));
                 if let Some(until) = s.paused_until {
                     slot = slot.max(until);
@@ -507,7 +513,8 @@ impl Budget {
 
     fn finish(&self, id: u64) {
         self.with_state(true, |s| {
-            if let Some(entry) = s.recent.iter_mut().find(|r| r.owner == self.owner && r.id == id) {
+            // The newest are at the back.
+            if let Some(entry) = s.recent.iter_mut().rev().find(|r| r.owner == self.owner && r.id == id) {
                 entry.done = Some(Instant::now());
             }
         });
@@ -733,6 +740,20 @@ mod tests {
         let ((), sixth) = tokio::join!(finish_first, sixth);
         assert_eq!(sixth, Duration::from_millis(1900));
         assert!(budget.describe().contains("at most 5 per 1s"), "{}", budget.describe());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_holds_the_requests_of_its_last_window_only() {
+        // 1,000 a second: up to 1,000 requests a window. 3,000 over six seconds, one every 2 ms,
+        // leave those of the last second (500), not the last 1,000: a budget of a high rate
+        // searched, and a shared one read and rewrote, its whole `burst` on every request.
+        let budget = Budget::new(1000.0);
+        for _ in 0..3000 {
+            let _grant = budget.acquire().await;
+            tokio::time::advance(Duration::from_millis(2)).await;
+        }
+        let held = budget.with_state(false, |s| s.recent.len());
+        assert!(held <= 501, "{held} requests held");
     }
 
     #[tokio::test(start_paused = true)]
