@@ -21,7 +21,8 @@
 //! it). The simulator runs on threads of its own and is not counted, so the figures are weir's
 //! read path alone. Beside it, the CPU of all of weir's threads (the process's, less the
 //! simulator's threads, `airtable-sim`): the reading thread and the epoch ticker, and any thread
-//! work might move to. It prints each round, then each path's minimum and median over the rounds.
+//! work might move to. It prints each round, then each path's minimum and median over the rounds,
+//! and the native path taken apart: its requests, the connector, the host reading its Arrow.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -53,6 +54,8 @@ fn thread_cpu_ns() -> u64 {
 struct NativeHost {
     gate: HttpGate,
     tokio: tokio::runtime::Runtime,
+    /// The reading thread's CPU in `send` so far: the gate, the HTTP client, the kernel's receive.
+    send_ns: std::cell::Cell<u64>,
 }
 
 impl Host for NativeHost {
@@ -61,7 +64,10 @@ impl Host for NativeHost {
         r: weir_connector_sdk::Request,
     ) -> Result<weir_connector_sdk::Response, weir_connector_sdk::HttpError> {
         let request = HttpRequest { method: r.method, url: r.url, headers: r.headers, body: r.body };
-        match self.tokio.block_on(self.gate.send(request)).expect("no bound is hit") {
+        let started = thread_cpu_ns();
+        let sent = self.tokio.block_on(self.gate.send(request)).expect("no bound is hit");
+        self.send_ns.set(self.send_ns.get() + thread_cpu_ns() - started);
+        match sent {
             Ok(response) => Ok(weir_connector_sdk::Response {
                 status: response.status,
                 headers: response.headers,
@@ -109,6 +115,8 @@ struct Figures {
     /// All of weir's threads ([`weir_cpu_ns`]).
     weir_ns: u64,
     convert_ns: u64,
+    /// In the connector's requests (native path only; the sandbox's are inside its calls).
+    send_ns: u64,
     wall_s: f64,
 }
 
@@ -144,7 +152,7 @@ fn main() {
     let gate = HttpGate::configure(&airtable.manifest, &connection, runtime.rate_limiters(), redactor)
         .expect("the gate");
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
-    let host = NativeHost { gate, tokio };
+    let host = NativeHost { gate, tokio, send_ns: std::cell::Cell::new(0) };
     let native_options: BTreeMap<String, String> = session.guest_options().iter().cloned().collect();
 
     // A second component to compare, read through its own session on the same connection.
@@ -229,6 +237,21 @@ fn main() {
             println!("  {:<27} {:.2} / {:.2}× native", "", min(&ratio), median(&ratio));
         }
     }
+    // The native path taken apart: its requests (the gate, the HTTP client and the kernel's
+    // receive), the host's reading of the connector's Arrow, and the connector itself (the rest:
+    // scanning the page, shaping its cells, building Arrow, writing IPC).
+    let part = |ns: fn(&Figures) -> u64| {
+        let native = results.iter().map(|paths| &paths[paths.len() - 1].1);
+        let each: Vec<f64> = native.map(|f| per_row(ns(f), f.rows)).collect();
+        format!("{:.2} / {:.2}", min(&each), median(&each))
+    };
+    println!("\n  native, of which, min / median µs/row:");
+    println!("    requests (gate, HTTP, kernel)  {}", part(|f| f.send_ns));
+    println!(
+        "    the connector                  {}",
+        part(|f| f.cpu_ns.saturating_sub(f.send_ns + f.convert_ns))
+    );
+    println!("    the host reading its Arrow     {}", part(|f| f.convert_ns));
     if other.is_some() {
         let ratio: Vec<f64> = results.iter().map(|paths| cpu(&paths[1]) / cpu(&paths[0])).collect();
         println!("  other / bundled component   {:.2} / {:.2}×", min(&ratio), median(&ratio));
@@ -250,7 +273,7 @@ fn median(values: &[f64]) -> f64 {
 fn read_sandboxed(session: &mut Session, schema: &SchemaRef, table_options: &[(String, String)]) -> Figures {
     let mut converter = session.converter(schema.clone());
     let (cpu0, weir0, wall0) = (thread_cpu_ns(), weir_cpu_ns(), Instant::now());
-    let mut f = Figures { rows: 0, pages: 0, cpu_ns: 0, weir_ns: 0, convert_ns: 0, wall_s: 0.0 };
+    let mut f = Figures { rows: 0, pages: 0, cpu_ns: 0, weir_ns: 0, convert_ns: 0, send_ns: 0, wall_s: 0.0 };
     let mut start: Option<String> = None;
     loop {
         let page = session.read_table(TABLE, table_options, start.as_deref(), &mut converter).expect("page");
@@ -277,8 +300,8 @@ fn read_native(
 ) -> Figures {
     let table_opts: BTreeMap<String, String> = table_options.iter().cloned().collect();
     let mut converter = session.converter(schema.clone());
-    let (cpu0, weir0, wall0) = (thread_cpu_ns(), weir_cpu_ns(), Instant::now());
-    let mut f = Figures { rows: 0, pages: 0, cpu_ns: 0, weir_ns: 0, convert_ns: 0, wall_s: 0.0 };
+    let (cpu0, weir0, wall0, send0) = (thread_cpu_ns(), weir_cpu_ns(), Instant::now(), host.send_ns.get());
+    let mut f = Figures { rows: 0, pages: 0, cpu_ns: 0, weir_ns: 0, convert_ns: 0, send_ns: 0, wall_s: 0.0 };
     let mut start: Option<String> = None;
     loop {
         let page = weir_airtable::Airtable::read_table(host, options, TABLE, &table_opts, start.as_deref())
@@ -303,5 +326,6 @@ fn read_native(
     f.cpu_ns = thread_cpu_ns() - cpu0;
     f.weir_ns = weir_cpu_ns().saturating_sub(weir0);
     f.wall_s = wall0.elapsed().as_secs_f64();
+    f.send_ns = host.send_ns.get() - send0;
     f
 }
