@@ -170,8 +170,9 @@ fn read_across_an_expiry(
     // Unpaced: the simulator's limit is off, and 2,200 requests at Airtable's 5 a second would
     // take seven minutes.
     let unpaced = format!(
-        "{}[connections.sim.rate_limits]\n\"base:{{base}}\" = 100000\n\"token:{{bearer_token}}\" = 100000\n",
-        connection(&sim, DEFAULT_TOKEN)
+        "{}[connections.sim.rate_limits]\n{}",
+        connection(&sim, DEFAULT_TOKEN),
+        weir_airtable_sim::UNPACED
     );
     let mut session = open(&runtime, weir_artifacts::AIRTABLE, &unpaced);
     let options = [("page_size".to_string(), page_size.to_string())];

@@ -140,6 +140,11 @@ pub const DEFAULT_TOKEN: &str = "patWeirSim.0123456789abcdef0123456789abcdef";
 /// The id of the simulated *Product Launch* base.
 pub const DEFAULT_BASE_ID: &str = "appProductLaunch";
 
+/// The body of a connection's `[connections.NAME.rate_limits]` table that lifts weir's pacing of
+/// the Airtable connector (5 requests a second a base): for tests and benches against a simulator
+/// whose own limit is off, which would otherwise wait on pacing they do not test.
+pub const UNPACED: &str = "\"base:{base}\" = 100000\n\"token:{bearer_token}\" = 100000\n";
+
 const SEVEN_DAYS: Duration = Duration::from_secs(7 * 86_400);
 
 /// How the simulator behaves.

@@ -130,11 +130,11 @@ fn main() {
 
     let text = format!(
         "[connections.bench]\nconnector = \"airtable\"\nbase_id = \"{}\"\nbase_url = \"{}\"\n\
-         bearer_token = \"{}\"\nallow_loopback = true\n[connections.bench.rate_limits]\n\
-         \"base:{{base}}\" = 100000\n\"token:{{bearer_token}}\" = 100000\n",
+         bearer_token = \"{}\"\nallow_loopback = true\n[connections.bench.rate_limits]\n{}",
         weir_airtable_sim::DEFAULT_BASE_ID,
         sim.base_url(),
         weir_airtable_sim::DEFAULT_TOKEN,
+        weir_airtable_sim::UNPACED,
     );
     let file = ConnectionsFile::parse(&text, Path::new("bench.toml")).expect("valid connections");
     let spec = file.get("bench").expect("the bench connection").clone();

@@ -560,8 +560,8 @@ mod tests {
         // No pacing to speak of, so that requests in quick succession come within the server's idle.
         let text = format!(
             "[connections.t]\nconnector = \"airtable\"\nbase_id = \"appT\"\nbase_url = \"{base_url}\"\n\
-             bearer_token = \"secret\"\nallow_loopback = true\n[connections.t.rate_limits]\n\
-             \"base:{{base}}\" = 100000\n\"token:{{bearer_token}}\" = 100000\n"
+             bearer_token = \"secret\"\nallow_loopback = true\n[connections.t.rate_limits]\n{}",
+            weir_airtable_sim::UNPACED
         );
         let file = ConnectionsFile::parse(&text, Path::new("t.toml")).expect("valid connections");
         let connection = file.get("t").expect("the connection").resolve(&manifest).expect("it resolves");
